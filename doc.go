@@ -1,0 +1,52 @@
+// Package brownout is an LLM gateway core and the chaos-and-cost test
+// harness that proves it.
+//
+// A model API is a downstream like a payment processor: slow, sometimes
+// down, it rate-limits its callers and bills per call. brownout's gateway
+// makes calls to Anthropic, Gemini and OpenAI reliable (per-provider circuit
+// breakers, retries that know a transient failure from a sustained one,
+// failover), cheap (exact-decimal cost that counts reasoning tokens, budgets)
+// and observable (every upstream attempt metered, idempotently, in Postgres).
+// The harness runs that same gateway against programmable fake providers
+// that misbehave on a seeded timeline, and asserts what happened: breaker
+// transitions, a ledger that matches the fakes' own invoices to the last
+// digit, and eval score distributions instead of exact strings.
+//
+// # Packages
+//
+//   - gateway: the product. The request path, routing, the resilience
+//     policies and the OpenAI-compatible HTTP front (`brownout serve`).
+//   - gateway/providers/{anthropic,gemini,openai}: wire adapters, one per
+//     vendor, that normalise usage so reasoning tokens are counted once.
+//   - gateway/pricing: the price table and exact-decimal cost per attempt.
+//   - gateway/ledger: metering. An Attempt per upstream try, a Store
+//     (Postgres or memory) with idempotent writes, and the asynchronous
+//     Writer that batches, retries and spools in front of it.
+//   - fakeprovider: fake vendors shaped like net/http/httptest, with faults
+//     and invoices as data.
+//   - scenarios: fault timelines, traffic and expectations as YAML, run in
+//     virtual time; replay of incidents exported from the ledger.
+//   - evals: scorers, sampling, distributions and cost regression checks.
+//   - cmd/brownout: the CLI (serve, fake, replay, eval, cost compare).
+//   - internal/pgtest: a containerized Postgres for tests.
+//
+// # From a request to a ledger row
+//
+// A client's request reaches gateway.Handler, which authenticates the
+// tenant and hands a canonical request to the gateway. Policies wrap the
+// upstream call, outer to inner:
+//
+//	Idempotency(Budget(Fallback(Retry(Breaker(call)))))
+//
+// Every upstream attempt, successful or not, and every rejection (breaker
+// open, budget exceeded) becomes a ledger.Attempt keyed by (request id,
+// attempt number). The gateway hands it to ledger.Writer.Record, which only
+// validates and enqueues: the request path never waits for the database. The
+// writer's goroutine batches attempts by size or time and inserts each batch
+// in one statement with ON CONFLICT DO NOTHING, so a retried batch, a
+// replayed spool or a client retry with the same Idempotency-Key never
+// counts twice. When Postgres is unreachable the writer appends batches to an
+// fsync'd, checksummed spool on local disk and replays it when Postgres is
+// back; Close flushes everything. Costs are exact decimals from the price
+// table to a NUMERIC(20,12) column: no float64 anywhere on the way.
+package brownout

@@ -1,0 +1,227 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+)
+
+// Outcome is what one upstream attempt came to. The set is closed: a value
+// outside it is rejected by Validate.
+type Outcome string
+
+// The outcomes, one per error class of the request path plus the two kinds of
+// rejection that never reach a provider.
+const (
+	OutcomeOK              Outcome = "ok"
+	OutcomeClientError     Outcome = "client_error"
+	OutcomeThrottled       Outcome = "throttled"
+	OutcomeServerError     Outcome = "server_error"
+	OutcomeTransportError  Outcome = "transport_error"
+	OutcomeCancelled       Outcome = "cancelled"
+	OutcomeRejectedBreaker Outcome = "rejected_breaker"
+	OutcomeRejectedBudget  Outcome = "rejected_budget"
+)
+
+// Outcomes lists every valid Outcome, in a stable order.
+var Outcomes = []Outcome{
+	OutcomeOK, OutcomeClientError, OutcomeThrottled, OutcomeServerError,
+	OutcomeTransportError, OutcomeCancelled, OutcomeRejectedBreaker, OutcomeRejectedBudget,
+}
+
+// Valid reports whether o is one of Outcomes.
+func (o Outcome) Valid() bool {
+	for _, v := range Outcomes {
+		if o == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Limits on the text fields of an Attempt. IDs over the limit are an error;
+// an error message over the limit is truncated (it is diagnostic, not a key).
+const (
+	MaxIDLen      = 128
+	MaxMessageLen = 512
+)
+
+// ErrInvalid is the sentinel of every validation failure; the error returned
+// is an *InvalidError that says which field and why.
+var ErrInvalid = errors.New("ledger: invalid attempt")
+
+// InvalidError says which field of an Attempt is bad and why.
+type InvalidError struct {
+	RequestID string
+	Attempt   int
+	Field     string
+	Reason    string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("ledger: invalid attempt (request_id=%q attempt=%d): %s: %s",
+		e.RequestID, e.Attempt, e.Field, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+// Tokens counts the tokens of one attempt by kind. Output is the visible
+// answer; Reasoning is thinking tokens, never included in Output.
+type Tokens struct {
+	Input      int64 `json:"input"`
+	Output     int64 `json:"output"`
+	Reasoning  int64 `json:"reasoning"`
+	CacheRead  int64 `json:"cache_read"`
+	CacheWrite int64 `json:"cache_write"`
+}
+
+// Add returns the element-wise sum of t and u.
+func (t Tokens) Add(u Tokens) Tokens {
+	return Tokens{
+		Input:      t.Input + u.Input,
+		Output:     t.Output + u.Output,
+		Reasoning:  t.Reasoning + u.Reasoning,
+		CacheRead:  t.CacheRead + u.CacheRead,
+		CacheWrite: t.CacheWrite + u.CacheWrite,
+	}
+}
+
+// Attempt is one upstream attempt of one gateway request: the unit of
+// metering. (RequestID, Attempt) is its identity; recording the same identity
+// twice keeps the first record and counts it once.
+//
+// The JSON form is the ledger's export format (one Attempt per line); its
+// field names are stable.
+type Attempt struct {
+	RequestID      string          `json:"request_id"`
+	Attempt        int             `json:"attempt"` // 1-based, in the order the gateway made them
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	Tenant         string          `json:"tenant"`
+	Route          string          `json:"route"` // the alias the client asked for
+	Provider       string          `json:"provider"`
+	Model          string          `json:"model"`
+	Outcome        Outcome         `json:"outcome"`
+	HTTPStatus     int             `json:"http_status,omitempty"` // the provider's status; 0 when none was received
+	ErrorClass     string          `json:"error_class,omitempty"`
+	ErrorMessage   string          `json:"error_message,omitempty"` // truncated to MaxMessageLen bytes
+	Tokens         Tokens          `json:"tokens"`
+	Cost           decimal.Decimal `json:"cost"` // USD, exact
+	StartedAt      time.Time       `json:"started_at"`
+	FinishedAt     time.Time       `json:"finished_at"`
+	ProviderReqID  string          `json:"provider_request_id,omitempty"`
+}
+
+// Latency is how long the attempt took.
+func (a *Attempt) Latency() time.Duration { return a.FinishedAt.Sub(a.StartedAt) }
+
+// Validate checks a and normalises it the way every Store keeps it: the error
+// message truncated to MaxMessageLen bytes on a rune boundary, times in UTC
+// at microsecond precision (Postgres's). It returns an *InvalidError naming
+// the first bad field.
+func (a *Attempt) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &InvalidError{RequestID: clip(a.RequestID, 64), Attempt: a.Attempt, Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	if err := checkID(a.RequestID, true); err != nil {
+		return bad("request_id", "%s", err)
+	}
+	if a.Attempt < 1 {
+		return bad("attempt", "must be at least 1, got %d", a.Attempt)
+	}
+	for _, f := range []struct{ name, v string }{
+		{"idempotency_key", a.IdempotencyKey},
+		{"tenant", a.Tenant}, {"route", a.Route}, {"provider", a.Provider}, {"model", a.Model},
+		{"error_class", a.ErrorClass}, {"provider_request_id", a.ProviderReqID},
+	} {
+		if err := checkID(f.v, false); err != nil {
+			return bad(f.name, "%s", err)
+		}
+	}
+	if !a.Outcome.Valid() {
+		return bad("outcome", "unknown outcome %q", clip(string(a.Outcome), 32))
+	}
+	if a.HTTPStatus != 0 && (a.HTTPStatus < 100 || a.HTTPStatus > 599) {
+		return bad("http_status", "must be 0 or 100..599, got %d", a.HTTPStatus)
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"tokens.input", a.Tokens.Input}, {"tokens.output", a.Tokens.Output},
+		{"tokens.reasoning", a.Tokens.Reasoning}, {"tokens.cache_read", a.Tokens.CacheRead},
+		{"tokens.cache_write", a.Tokens.CacheWrite},
+	} {
+		if f.v < 0 {
+			return bad(f.name, "must not be negative, got %d", f.v)
+		}
+	}
+	if a.Cost.IsNegative() {
+		return bad("cost", "must not be negative, got %s", a.Cost)
+	}
+	if !a.Cost.Equal(a.Cost.Truncate(CostScale)) {
+		return bad("cost", "has more than %d decimal places: %s", CostScale, a.Cost)
+	}
+	if a.Cost.GreaterThanOrEqual(maxCost) {
+		return bad("cost", "must be below %s, got %s", maxCost, a.Cost)
+	}
+	if a.StartedAt.IsZero() {
+		return bad("started_at", "must be set")
+	}
+	if a.FinishedAt.Before(a.StartedAt) {
+		return bad("finished_at", "%s is before started_at %s", a.FinishedAt.Format(time.RFC3339Nano), a.StartedAt.Format(time.RFC3339Nano))
+	}
+	a.ErrorMessage = truncate(a.ErrorMessage, MaxMessageLen)
+	a.StartedAt = a.StartedAt.UTC().Truncate(time.Microsecond)
+	a.FinishedAt = a.FinishedAt.UTC().Truncate(time.Microsecond)
+	return nil
+}
+
+// CostScale is the number of decimal places the ledger keeps for a cost
+// (NUMERIC(20,12) in Postgres): a millionth of a micro-dollar.
+const CostScale = 12
+
+var maxCost = decimal.New(1, 20-CostScale) // NUMERIC(20,12) holds values below 10^8
+
+func checkID(s string, required bool) error {
+	switch {
+	case s == "" && required:
+		return errors.New("must not be empty")
+	case len(s) > MaxIDLen:
+		return fmt.Errorf("longer than %d bytes (%d)", MaxIDLen, len(s))
+	case !utf8.ValidString(s):
+		return errors.New("not valid UTF-8")
+	case strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return errors.New("contains a control character")
+	}
+	return nil
+}
+
+// truncate cuts s to at most n bytes without splitting a rune, and removes
+// NUL bytes, which Postgres text cannot hold.
+func truncate(s string, n int) string {
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return truncate(s, n) + "..."
+}

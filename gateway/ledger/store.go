@@ -1,0 +1,66 @@
+package ledger
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Store persists attempts. Implementations have the same semantics, which
+// the package's contract tests check against each of them:
+//
+//   - Insert is idempotent per (RequestID, Attempt): the first record of an
+//     identity is kept, later ones are ignored and not counted as inserted.
+//   - Insert validates the whole batch first and writes nothing when any
+//     attempt is invalid (the error wraps ErrInvalid).
+//   - A batch is written atomically: all of it or, on error, none of it.
+//
+// The gateway does not call Insert on its request path; it records through a
+// Writer, which batches, retries and spools in front of a Store.
+type Store interface {
+	// Insert writes the batch and reports how many attempts were new.
+	Insert(ctx context.Context, batch []Attempt) (inserted int, err error)
+	// Totals sums attempts matching q, grouped by q.GroupBy.
+	Totals(ctx context.Context, q Query) ([]Total, error)
+	// RequestAttempts returns the attempts of one request, by attempt number.
+	RequestAttempts(ctx context.Context, requestID string) ([]Attempt, error)
+	// Export writes the attempts that started in [from, to) as JSON lines,
+	// ordered by start time, request id and attempt.
+	Export(ctx context.Context, from, to time.Time, w io.Writer) (n int, err error)
+}
+
+// Dimension is a column that Totals can group by.
+type Dimension string
+
+// The dimensions of Totals.
+const (
+	ByProvider Dimension = "provider"
+	ByModel    Dimension = "model"
+	ByTenant   Dimension = "tenant"
+	ByOutcome  Dimension = "outcome"
+)
+
+// Query selects and groups attempts for Totals. The zero Query sums every
+// attempt into a single Total.
+type Query struct {
+	From, To time.Time // started_at in [From, To); a zero bound is open
+	Tenant   string    // "" matches every tenant
+	Provider string    // "" matches every provider
+	Model    string    // "" matches every model
+	GroupBy  []Dimension
+}
+
+// Total is the sum of the attempts of one group. Fields of dimensions that
+// are not grouped by are empty.
+type Total struct {
+	Provider string          `json:"provider,omitempty"`
+	Model    string          `json:"model,omitempty"`
+	Tenant   string          `json:"tenant,omitempty"`
+	Outcome  Outcome         `json:"outcome,omitempty"`
+	Attempts int64           `json:"attempts"`
+	Requests int64           `json:"requests"` // distinct request ids
+	Tokens   Tokens          `json:"tokens"`
+	Cost     decimal.Decimal `json:"cost"`
+}

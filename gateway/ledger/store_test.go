@@ -1,0 +1,192 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/gateway/ledger"
+)
+
+// stores runs the contract test f against each Store implementation.
+func stores(t *testing.T, f func(t *testing.T, newStore func(t *testing.T) ledger.Store)) {
+	t.Run("memory", func(t *testing.T) {
+		f(t, func(t *testing.T) ledger.Store { return ledger.NewMemoryStore() })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		f(t, func(t *testing.T) ledger.Store { return newPostgresStore(t) })
+	})
+}
+
+func TestStoreInsertIsIdempotent(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(t *testing.T) ledger.Store) {
+		ctx := context.Background()
+		s := newStore(t)
+		batch := attempts(0, 100)
+		n, err := s.Insert(ctx, batch)
+		require.NoError(t, err)
+		assert.Equal(t, 100, n)
+
+		// The same batch again, and a batch that repeats one identity inside
+		// itself with different contents: nothing new, the first record wins.
+		n, err = s.Insert(ctx, batch)
+		require.NoError(t, err)
+		assert.Equal(t, 0, n, "Insert(same batch) inserted")
+		dup := attempt(0)
+		dup.Cost = decimal.RequireFromString("99")
+		n, err = s.Insert(ctx, []ledger.Attempt{attempt(100), attempt(100), dup})
+		require.NoError(t, err)
+		assert.Equal(t, 1, n)
+
+		total := grandTotal(t, s)
+		assert.Equal(t, int64(101), total.Attempts)
+		assert.True(t, total.Cost.Equal(sumCost(attempts(0, 101))), "cost = %s; want %s", total.Cost, sumCost(attempts(0, 101)))
+	})
+}
+
+func TestStoreConcurrentDuplicatesCountOnce(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(t *testing.T) ledger.Store) {
+		s := newStore(t)
+		a := attempt(7)
+		var wg sync.WaitGroup
+		inserted := make([]int, 8)
+		for i := range 8 {
+			wg.Go(func() {
+				n, err := s.Insert(context.Background(), []ledger.Attempt{a})
+				assert.NoError(t, err)
+				inserted[i] = n
+			})
+		}
+		wg.Wait()
+		sum := 0
+		for _, n := range inserted {
+			sum += n
+		}
+		assert.Equal(t, 1, sum, "inserted counts %v", inserted)
+		total := grandTotal(t, s)
+		assert.Equal(t, int64(1), total.Attempts)
+		assert.True(t, total.Cost.Equal(a.Cost))
+	})
+}
+
+func TestStoreRejectsBadBatchWhole(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(t *testing.T) ledger.Store) {
+		s := newStore(t)
+		batch := attempts(0, 10)
+		batch[6].Tokens.Output = -3
+		_, err := s.Insert(context.Background(), batch)
+		require.Error(t, err)
+		assert.True(t, errors.Is(err, ledger.ErrInvalid))
+		assert.Contains(t, err.Error(), "batch item 6")
+		assert.Contains(t, err.Error(), "tokens.output")
+		assert.Equal(t, int64(0), grandTotal(t, s).Attempts, "a rejected batch was partly written")
+	})
+}
+
+func TestStoreTotals(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(t *testing.T) ledger.Store) {
+		ctx := context.Background()
+		s := newStore(t)
+		all := attempts(0, 300)
+		_, err := s.Insert(ctx, all)
+		require.NoError(t, err)
+
+		// Expected totals, computed here by hand from the same attempts.
+		want := map[string]ledger.Total{}
+		for _, a := range all {
+			if a.Tenant != "tenant-1" || a.StartedAt.Before(t0.Add(50*time.Millisecond)) {
+				continue
+			}
+			w := want[a.Provider]
+			w.Provider = a.Provider
+			w.Attempts++
+			w.Tokens = w.Tokens.Add(a.Tokens)
+			w.Cost = w.Cost.Add(a.Cost)
+			want[a.Provider] = w
+		}
+		got, err := s.Totals(ctx, ledger.Query{From: t0.Add(50 * time.Millisecond), Tenant: "tenant-1", GroupBy: []ledger.Dimension{ledger.ByProvider}})
+		require.NoError(t, err)
+		require.Len(t, got, len(want))
+		for i, g := range got {
+			if i > 0 {
+				assert.Less(t, got[i-1].Provider, g.Provider, "totals not sorted")
+			}
+			w := want[g.Provider]
+			assert.Equal(t, w.Attempts, g.Attempts, "%s attempts", g.Provider)
+			assert.Equal(t, w.Tokens, g.Tokens, "%s tokens", g.Provider)
+			assert.True(t, w.Cost.Equal(g.Cost), "%s cost = %s; want %s", g.Provider, g.Cost, w.Cost)
+			assert.Empty(t, g.Tenant, "tenant is not grouped")
+		}
+
+		byOutcome, err := s.Totals(ctx, ledger.Query{GroupBy: []ledger.Dimension{ledger.ByOutcome, ledger.ByModel}})
+		require.NoError(t, err)
+		var n int64
+		for _, g := range byOutcome {
+			n += g.Attempts
+			assert.NotEmpty(t, g.Outcome)
+			assert.NotEmpty(t, g.Model)
+		}
+		assert.Equal(t, int64(300), n)
+
+		none, err := s.Totals(ctx, ledger.Query{Tenant: "nobody"})
+		require.NoError(t, err)
+		assert.Empty(t, none)
+
+		_, err = s.Totals(ctx, ledger.Query{GroupBy: []ledger.Dimension{"colour"}})
+		assert.ErrorContains(t, err, `unknown group-by dimension "colour"`)
+	})
+}
+
+func TestStoreRequestAttempts(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(t *testing.T) ledger.Store) {
+		s := newStore(t)
+		_, err := s.Insert(context.Background(), attempts(0, 10))
+		require.NoError(t, err)
+		got, err := s.RequestAttempts(context.Background(), "req-000003")
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		assert.Equal(t, []int{1, 2}, []int{got[0].Attempt, got[1].Attempt})
+		want := attempt(6)
+		require.NoError(t, want.Validate())
+		assert.Equal(t, want.ProviderReqID, got[0].ProviderReqID)
+		assert.True(t, want.Cost.Equal(got[0].Cost))
+		assert.True(t, want.StartedAt.Equal(got[0].StartedAt))
+	})
+}
+
+// TestStoreExportIsTheSameEverywhere guards the export format: the memory and
+// Postgres stores write byte-identical JSONL for the same attempts.
+func TestStoreExportIsTheSameEverywhere(t *testing.T) {
+	ctx := context.Background()
+	batch := attempts(0, 50)
+	batch[3].ErrorMessage = "upstream said: überlastet"
+	batch[3].Outcome = ledger.OutcomeServerError
+	batch[3].HTTPStatus = 503
+	var exports [][]byte
+	for _, s := range []ledger.Store{ledger.NewMemoryStore(), newPostgresStore(t)} {
+		_, err := s.Insert(ctx, batch)
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		n, err := s.Export(ctx, t0.Add(10*time.Millisecond), t0.Add(40*time.Millisecond), &buf)
+		require.NoError(t, err)
+		assert.Equal(t, 30, n)
+		exports = append(exports, buf.Bytes())
+	}
+	assert.Equal(t, string(exports[0]), string(exports[1]))
+
+	lines := bytes.Split(bytes.TrimSpace(exports[1]), []byte("\n"))
+	require.Len(t, lines, 30)
+	var first ledger.Attempt
+	require.NoError(t, json.Unmarshal(lines[0], &first))
+	want := attempt(10)
+	require.NoError(t, want.Validate())
+	assert.Equal(t, want, first)
+}

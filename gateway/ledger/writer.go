@@ -1,0 +1,418 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("ledger: writer closed")
+
+// WriterConfig configures a Writer. The zero value of every field means the
+// default named in its comment.
+type WriterConfig struct {
+	// QueueSize bounds the in-memory queue between Record and the batcher
+	// (default 65536). When it is full, Record appends the attempt to the
+	// spool synchronously: slower, never lost (Stats.Overflowed counts it).
+	QueueSize int
+	// BatchSize is the most attempts one Insert carries (default 1000).
+	BatchSize int
+	// FlushInterval is the longest a partial batch waits (default 100ms).
+	FlushInterval time.Duration
+	// InsertTimeout bounds one Insert call (default 5s).
+	InsertTimeout time.Duration
+	// Retries is how many times a failed batch is retried, with exponential
+	// backoff and full jitter from RetryBackoff, before it is spooled
+	// (default 3; negative means none).
+	Retries int
+	// RetryBackoff is the base of the backoff (default 50ms; each retry
+	// waits a random duration up to base*2^n, at most 2s).
+	RetryBackoff time.Duration
+	// ReplayInterval is how often the spool is replayed while the store is
+	// failing (default 1s). While it is healthy, spooled attempts are
+	// replayed at every flush tick.
+	ReplayInterval time.Duration
+	// SpoolDir is the directory of the durable spool. Empty means the spool
+	// is kept in memory: it rides out a store outage but not a crash of the
+	// process. Production deployments with Postgres set it.
+	SpoolDir string
+	// Seed seeds the backoff jitter (default 1).
+	Seed uint64
+	// Logger receives the writer's warnings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *WriterConfig) normalize() {
+	if c.QueueSize <= 0 {
+		c.QueueSize = 65536
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 100 * time.Millisecond
+	}
+	if c.InsertTimeout <= 0 {
+		c.InsertTimeout = 5 * time.Second
+	}
+	if c.Retries == 0 {
+		c.Retries = 3
+	} else if c.Retries < 0 {
+		c.Retries = 0
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = 50 * time.Millisecond
+	}
+	if c.ReplayInterval <= 0 {
+		c.ReplayInterval = time.Second
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// WriterStats are a Writer's counters since it started.
+type WriterStats struct {
+	Queued       int    `json:"queued"`        // attempts waiting in the queue now
+	Recorded     uint64 `json:"recorded"`      // attempts Record accepted
+	Inserted     uint64 `json:"inserted"`      // attempts the store took as new
+	Duplicates   uint64 `json:"duplicates"`    // attempts the store already had
+	Overflowed   uint64 `json:"overflowed"`    // Record found the queue full and spooled
+	Spooled      uint64 `json:"spooled"`       // attempts appended to the spool
+	Replayed     uint64 `json:"replayed"`      // spooled attempts since written to the store
+	Corrupt      uint64 `json:"corrupt"`       // spool lines skipped as torn or corrupt
+	SpoolPending int    `json:"spool_pending"` // attempts this writer spooled and not yet replayed
+	InsertErrors uint64 `json:"insert_errors"` // failed Insert calls
+	Unspooled    int    `json:"unspooled"`     // attempts neither stored nor spooled (spool failing)
+}
+
+// Writer meters attempts asynchronously in front of a Store: Record validates
+// and enqueues, and one goroutine batches by size or time, inserts, retries
+// failed batches with backoff and spools what the store cannot take, then
+// replays the spool when the store is back. At-least-once delivery into an
+// idempotent Store gives exactly-once counting.
+//
+// Create it with NewWriter; it is safe for concurrent use. The goroutine
+// exits when Close returns; Close flushes everything it can.
+type Writer struct {
+	store Store
+	cfg   WriterConfig
+	log   *slog.Logger
+	spool spooler
+	rng   *rand.Rand // backoff jitter; only the run goroutine uses it
+
+	mu     sync.RWMutex // held for reading while Record enqueues; Close takes it to stop Record
+	closed bool
+	queue  chan Attempt
+
+	stop   chan struct{} // closed by Close: drain and exit
+	done   chan struct{} // closed by run on exit
+	ctx    context.Context
+	cancel context.CancelFunc // aborts in-flight inserts when Close's ctx expires
+
+	// Owned by the run goroutine.
+	healthy    bool
+	lastReplay time.Time
+	unspooled  []Attempt // attempts the spool refused (disk full); retried every tick
+
+	recorded, inserted, duplicates, overflowed, spooled, replayed, corrupt, insertErrors atomic.Uint64
+	unspooledN                                                                           atomic.Int64
+}
+
+// spooler is what the Writer needs of a spool: the file spool or, without
+// a SpoolDir, the memory one.
+type spooler interface {
+	append(batch []Attempt) error
+	rotate() ([]string, error)
+	read(name string) ([]Attempt, int, error)
+	remove(name string) error
+	pending() int
+	close() error
+}
+
+// NewWriter starts a Writer over store. Attempts left in cfg.SpoolDir by an
+// earlier process are replayed as soon as the store answers.
+func NewWriter(store Store, cfg WriterConfig) (*Writer, error) {
+	cfg.normalize()
+	var sp spooler = &memSpool{}
+	if cfg.SpoolDir != "" {
+		fs, err := openSpool(cfg.SpoolDir, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		sp = fs
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Writer{
+		store: store, cfg: cfg, log: cfg.Logger, spool: sp,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x6c6564676572)),
+		queue: make(chan Attempt, cfg.QueueSize),
+		stop:  make(chan struct{}), done: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
+		healthy: true,
+	}
+	go w.run()
+	return w, nil
+}
+
+// Record validates a and queues it for the store. It does not wait for the
+// store: it returns after a channel send, or, when the queue is full, after
+// an fsync'd append to the spool. It returns an error wrapping ErrInvalid
+// for a bad attempt, ErrClosed after Close, or a spool error if the queue is
+// full and the spool cannot take the attempt.
+func (w *Writer) Record(a Attempt) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrClosed
+	}
+	select {
+	case w.queue <- a:
+		w.recorded.Add(1)
+		return nil
+	default:
+	}
+	if err := w.spool.append([]Attempt{a}); err != nil {
+		return fmt.Errorf("ledger: queue full and %w", err)
+	}
+	w.recorded.Add(1)
+	w.overflowed.Add(1)
+	w.spooled.Add(1)
+	return nil
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() WriterStats {
+	st := WriterStats{
+		Queued:       len(w.queue),
+		Recorded:     w.recorded.Load(),
+		Inserted:     w.inserted.Load(),
+		Duplicates:   w.duplicates.Load(),
+		Overflowed:   w.overflowed.Load(),
+		Spooled:      w.spooled.Load(),
+		Replayed:     w.replayed.Load(),
+		Corrupt:      w.corrupt.Load(),
+		InsertErrors: w.insertErrors.Load(),
+		Unspooled:    int(w.unspooledN.Load()),
+	}
+	st.SpoolPending = w.spool.pending()
+	return st
+}
+
+// Close stops Record, writes everything queued to the store (or, if the
+// store still fails, to the spool) and replays the spool once more. If ctx
+// ends first, in-flight inserts are aborted and what remains is spooled.
+// Close returns an error when attempts remain in the spool (they are safe
+// there if it is a directory, and are replayed by the next Writer) or could
+// not be made durable at all.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.closed = true
+	w.mu.Unlock()
+	close(w.stop)
+	var ctxErr error
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+		w.cancel()
+		<-w.done // bounded: with inserts aborted, only local spooling remains
+	}
+	w.cancel()
+	var errs []error
+	if ctxErr != nil {
+		errs = append(errs, fmt.Errorf("ledger: close: %w", ctxErr))
+	}
+	if n := w.unspooledN.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("ledger: close: %d attempts could not be stored or spooled", n))
+	}
+	if n := w.spool.pending(); n > 0 {
+		where := "the memory spool (lost with this process)"
+		if w.cfg.SpoolDir != "" {
+			where = "spool " + w.cfg.SpoolDir + " (replayed by the next writer)"
+		}
+		errs = append(errs, fmt.Errorf("ledger: close: %d attempts remain in %s", n, where))
+	}
+	if err := w.spool.close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// run is the writer's goroutine; it exits when Close closes w.stop, after
+// draining the queue.
+func (w *Writer) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.cfg.FlushInterval)
+	defer tick.Stop()
+	batch := make([]Attempt, 0, w.cfg.BatchSize)
+	flush := func() {
+		if len(batch) > 0 {
+			w.flush(batch)
+			batch = batch[:0]
+		}
+	}
+	w.maybeReplay(time.Now())
+	for {
+		select {
+		case a := <-w.queue:
+			batch = append(batch, a)
+			if len(batch) >= w.cfg.BatchSize {
+				flush()
+			}
+		case now := <-tick.C:
+			flush()
+			w.maybeReplay(now)
+		case <-w.stop:
+			// Record can no longer enqueue (closed is set under the lock), so
+			// the queue only shrinks from here.
+			for {
+				select {
+				case a := <-w.queue:
+					batch = append(batch, a)
+					if len(batch) >= w.cfg.BatchSize {
+						flush()
+					}
+					continue
+				default:
+				}
+				break
+			}
+			flush()
+			w.lastReplay = time.Time{}
+			w.maybeReplay(time.Now())
+			return
+		}
+	}
+}
+
+// flush inserts a batch, retrying with backoff while the store is healthy;
+// a batch the store does not take is spooled.
+func (w *Writer) flush(batch []Attempt) {
+	if w.healthy {
+		for try := 0; ; try++ {
+			err := w.insert(batch)
+			if err == nil {
+				return
+			}
+			if try >= w.cfg.Retries || w.ctx.Err() != nil {
+				w.healthy = false
+				w.log.Warn("ledger: store failing; spooling attempts until it answers", "error", err, "batch", len(batch))
+				break
+			}
+			if !w.sleep(w.backoff(try)) {
+				break
+			}
+		}
+	}
+	w.toSpool(batch)
+}
+
+func (w *Writer) insert(batch []Attempt) error {
+	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.InsertTimeout)
+	defer cancel()
+	n, err := w.store.Insert(ctx, batch)
+	if err != nil {
+		w.insertErrors.Add(1)
+		return err
+	}
+	w.inserted.Add(uint64(n))
+	w.duplicates.Add(uint64(len(batch) - n))
+	return nil
+}
+
+func (w *Writer) toSpool(batch []Attempt) {
+	if err := w.spool.append(batch); err != nil {
+		// Keep them in memory and try again every tick; Close reports any left.
+		w.log.Error("ledger: spool refused attempts; holding them in memory", "error", err, "batch", len(batch))
+		w.unspooled = append(w.unspooled, batch...)
+		w.unspooledN.Store(int64(len(w.unspooled)))
+		return
+	}
+	w.spooled.Add(uint64(len(batch)))
+}
+
+// maybeReplay writes spooled attempts back to the store: at every tick while
+// the store is healthy, every ReplayInterval while it is failing.
+func (w *Writer) maybeReplay(now time.Time) {
+	if len(w.unspooled) > 0 {
+		held := w.unspooled
+		w.unspooled = nil
+		w.unspooledN.Store(0)
+		w.flush(held)
+	}
+	if !w.healthy && now.Sub(w.lastReplay) < w.cfg.ReplayInterval {
+		return
+	}
+	if w.spool.pending() == 0 {
+		return
+	}
+	w.lastReplay = now
+	names, err := w.spool.rotate()
+	if err != nil {
+		w.log.Error("ledger: spool rotate failed", "error", err)
+		return
+	}
+	for _, name := range names {
+		attempts, corrupt, err := w.spool.read(name)
+		w.corrupt.Add(uint64(corrupt))
+		if err != nil {
+			w.log.Error("ledger: spool read failed; will retry", "segment", name, "error", err)
+			return
+		}
+		for chunk := range slices.Chunk(attempts, w.cfg.BatchSize) {
+			if err := w.insert(chunk); err != nil {
+				if w.healthy {
+					w.log.Warn("ledger: store failing during spool replay", "error", err)
+				}
+				w.healthy = false
+				return // the segment stays; a later replay reads it again, idempotently
+			}
+		}
+		if err := w.spool.remove(name); err != nil {
+			w.log.Error("ledger: spool remove failed", "segment", name, "error", err)
+			return
+		}
+		w.replayed.Add(uint64(len(attempts)))
+	}
+	if !w.healthy {
+		w.log.Info("ledger: store answers again; spool replayed")
+	}
+	w.healthy = true
+}
+
+// backoff returns the wait before retry try+1: full jitter over an
+// exponentially growing cap (base*2^try, at most 2s).
+func (w *Writer) backoff(try int) time.Duration {
+	limit := min(w.cfg.RetryBackoff<<min(try, 16), 2*time.Second)
+	return time.Duration(w.rng.Int64N(int64(limit) + 1))
+}
+
+// sleep waits d or until Close's deadline aborts the writer.
+func (w *Writer) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-w.ctx.Done():
+		return false
+	}
+}

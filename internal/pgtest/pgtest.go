@@ -1,0 +1,320 @@
+// Package pgtest gives tests a real Postgres: one container per test binary,
+// started on first use through testcontainers-go, and a fresh database per
+// test cloned from a migrated template (CREATE DATABASE ... TEMPLATE), so
+// tests are isolated and cheap. Tests that stop and restart Postgres get a
+// container of their own (Start).
+//
+// Environment:
+//
+//   - BROWNOUT_POSTGRES_IMAGE: the image (default postgres:16-alpine; `make
+//     test` builds and sets brownout/postgres:15 where no registry answers).
+//   - BROWNOUT_TEST_DATABASE_URL: use this server instead of a container. Its
+//     user must be allowed to create databases. Start is not available then.
+//
+// Under `go test -short` tests that need Postgres skip; in a full run, a
+// missing Docker daemon fails the test with a message saying how to fix it.
+//
+// A package that uses pgtest calls it from TestMain so the shared container
+// is removed when the tests end:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for the SQL wait strategy
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/modules/postgres"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+// DefaultImage is the image used when BROWNOUT_POSTGRES_IMAGE is unset.
+const DefaultImage = "postgres:16-alpine"
+
+const (
+	user     = "brownout"
+	password = "brownout-test"
+	dbName   = "brownout"
+)
+
+// Template is a database setup shared by many tests: Setup runs once per
+// server on a database named after Name, which then serves as the template
+// of every database New creates for it.
+type Template struct {
+	Name  string                                             // [a-z0-9_]+, unique per setup
+	Setup func(ctx context.Context, connString string) error // e.g. ledger.Migrate; nil means an empty database
+}
+
+// Server is a Postgres server for tests: a container, or the server named by
+// BROWNOUT_TEST_DATABASE_URL.
+type Server struct {
+	admin     string // connection string to the maintenance database
+	container *postgres.PostgresContainer
+
+	mu        sync.Mutex
+	templates map[string]error // template name -> setup result
+}
+
+var (
+	shared     *Server
+	sharedErr  error
+	sharedOnce sync.Once
+	dbSeq      atomic.Int64
+)
+
+// Main runs the package's tests and then removes the shared container, if
+// one was started. Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared != nil && shared.container != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := shared.container.Terminate(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: terminate shared container: %v\n", err)
+		}
+		cancel()
+	}
+	os.Exit(code)
+}
+
+// Shared returns the test binary's shared server, starting it on first use.
+// It skips the test under -short and fails it when no server can be had.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	skipShort(t)
+	sharedOnce.Do(func() {
+		if u := os.Getenv("BROWNOUT_TEST_DATABASE_URL"); u != "" {
+			shared = &Server{admin: u, templates: map[string]error{}}
+			return
+		}
+		shared, sharedErr = startContainer(context.Background(), "")
+	})
+	if sharedErr != nil {
+		t.Fatalf("%v", sharedErr)
+	}
+	return shared
+}
+
+// Start starts a container for this test alone, removed when it ends. Use
+// it to stop and restart Postgres (Stop, Restart) without disturbing other
+// tests. Its host port stays the same across restarts, so clients reconnect.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	skipShort(t)
+	if os.Getenv("BROWNOUT_TEST_DATABASE_URL") != "" {
+		t.Skip("pgtest: this test stops and restarts Postgres, which needs a container; " +
+			"it does not run against BROWNOUT_TEST_DATABASE_URL (unset it and run `make test`)")
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	s, err := startContainer(context.Background(), strconv.Itoa(port))
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.container.Terminate(ctx); err != nil {
+			t.Errorf("pgtest: terminate container: %v", err)
+		}
+	})
+	return s
+}
+
+// New returns the connection string of a fresh database on the shared
+// server, cloned from tmpl. The database is dropped when the test ends.
+func New(t testing.TB, tmpl Template) string {
+	t.Helper()
+	return Shared(t).NewDatabase(t, tmpl)
+}
+
+// NewPool is New plus a pgx pool on the database, closed when the test ends.
+func NewPool(t testing.TB, tmpl Template) *pgxpool.Pool {
+	t.Helper()
+	return Pool(t, New(t, tmpl))
+}
+
+// Pool opens a pgx pool on connString, closed when the test ends.
+func Pool(t testing.TB, connString string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), connString)
+	if err != nil {
+		t.Fatalf("pgtest: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// NewDatabase creates a fresh database cloned from tmpl and returns its
+// connection string. It is dropped when the test ends.
+func (s *Server) NewDatabase(t testing.TB, tmpl Template) string {
+	t.Helper()
+	ctx := context.Background()
+	tmplDB, err := s.template(ctx, tmpl)
+	if err != nil {
+		t.Fatalf("pgtest: template %q: %v", tmpl.Name, err)
+	}
+	name := fmt.Sprintf("t_%d_%d", os.Getpid(), dbSeq.Add(1))
+	if err := s.exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tmplDB)); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		// WITH (FORCE) ends sessions a test left open (a pool not yet closed).
+		if err := s.exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("pgtest: drop database %s: %v", name, err)
+		}
+	})
+	return s.dsn(name)
+}
+
+// ConnString returns the connection string of the server's main database.
+func (s *Server) ConnString() string { return s.admin }
+
+// Stop stops the container (a fast shutdown), so clients see the database
+// go away. It fails the test for a server it does not own.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	timeout := 10 * time.Second
+	if err := s.container.Stop(context.Background(), &timeout); err != nil {
+		t.Fatalf("pgtest: stop: %v", err)
+	}
+}
+
+// Restart starts a stopped container again on the same host port and waits
+// until it accepts queries.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.container.Start(context.Background()); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
+}
+
+func (s *Server) template(ctx context.Context, tmpl Template) (string, error) {
+	name := "tmpl_" + tmpl.Name
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err, ok := s.templates[name]; ok {
+		return name, err
+	}
+	err := s.exec(ctx, "CREATE DATABASE "+name)
+	if err == nil && tmpl.Setup != nil {
+		err = tmpl.Setup(ctx, s.dsn(name))
+	}
+	s.templates[name] = err
+	return name, err
+}
+
+func (s *Server) exec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// dsn returns the connection string of database name on this server.
+func (s *Server) dsn(name string) string {
+	u, err := url.Parse(s.admin)
+	if err != nil {
+		// Keyword/value form: the last dbname wins.
+		return s.admin + " dbname=" + name
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func startContainer(ctx context.Context, hostPort string) (*Server, error) {
+	image := os.Getenv("BROWNOUT_POSTGRES_IMAGE")
+	if image == "" {
+		image = DefaultImage
+	}
+	opts := []testcontainers.ContainerCustomizer{
+		postgres.WithUsername(user), postgres.WithPassword(password), postgres.WithDatabase(dbName),
+		// A query that succeeds over the mapped port is the readiness both the
+		// official image (which logs "ready" twice) and the local one agree on.
+		testcontainers.WithWaitStrategyAndDeadline(90*time.Second,
+			wait.ForSQL("5432/tcp", "pgx", func(host string, port network.Port) string {
+				return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password,
+					net.JoinHostPort(host, port.Port()), dbName)
+			}).WithPollInterval(200*time.Millisecond)),
+	}
+	if hostPort != "" {
+		opts = append(opts, testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hc.PortBindings = network.PortMap{
+				network.MustParsePort("5432/tcp"): {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: hostPort}},
+			}
+		}))
+	}
+	c, err := postgres.Run(ctx, image, opts...)
+	if err != nil {
+		if c != nil {
+			_ = c.Terminate(context.Background())
+		}
+		return nil, explain(image, err)
+	}
+	dsn, err := c.ConnectionString(ctx, "sslmode=disable")
+	if err != nil {
+		_ = c.Terminate(context.Background())
+		return nil, fmt.Errorf("pgtest: connection string: %w", err)
+	}
+	return &Server{admin: dsn, container: c, templates: map[string]error{}}, nil
+}
+
+func explain(image string, err error) error {
+	msg := err.Error()
+	hint := "run `make test`, which starts Docker and provides the image, or set BROWNOUT_TEST_DATABASE_URL to an existing server"
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("pgtest: postgres container (%s) did not become ready: %w; %s", image, err, hint)
+	case containsAny(msg, "Cannot connect to the Docker daemon", "docker host", "rootless Docker not found", "cannot connect"):
+		return fmt.Errorf("pgtest: no Docker daemon answered: %w; %s", err, hint)
+	default:
+		return fmt.Errorf("pgtest: start postgres container (%s): %w; %s", image, err, hint)
+	}
+}
+
+func containsAny(s string, subs ...string) bool {
+	s = strings.ToLower(s)
+	for _, sub := range subs {
+		if strings.Contains(s, strings.ToLower(sub)) {
+			return true
+		}
+	}
+	return false
+}
+
+func skipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("pgtest: needs Postgres; skipped under -short")
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
