@@ -1,0 +1,56 @@
+package fakeprovider
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+)
+
+// control serves the fake's own API under /_fake/:
+//
+//	GET  /_fake/faults    the current faults, as JSON
+//	PUT  /_fake/faults    replace them (a JSON array of Fault; durations in nanoseconds)
+//	GET  /_fake/invoice   what the fake has billed
+//	GET  /_fake/requests  the request journal
+//	POST /_fake/reset     clear journal and invoice, restart clock and dice
+func (s *Server) control(w http.ResponseWriter, r *http.Request) {
+	route := r.Method + " " + r.URL.Path
+	switch route {
+	case "GET /_fake/faults":
+		writeJSON(w, http.StatusOK, s.Faults())
+	case "PUT /_fake/faults":
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		var faults []Fault
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&faults); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "faults: " + err.Error()})
+			return
+		}
+		if err := s.SetFaults(faults); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Faults())
+	case "GET /_fake/invoice":
+		writeJSON(w, http.StatusOK, s.Invoice())
+	case "GET /_fake/requests":
+		writeJSON(w, http.StatusOK, s.Journal())
+	case "POST /_fake/reset":
+		s.Reset()
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no control endpoint " + route})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
