@@ -187,7 +187,10 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 		if p.resetAfterBytes >= 0 {
 			limit := p.resetAfterBytes
 			if limit == 0 {
-				limit = len(events[0].frame)
+				for _, e := range events {
+					limit += len(e.frame)
+				}
+				limit /= 2
 			}
 			if sentBytes+len(frame) > limit {
 				_, _ = c.w.Write(frame[:limit-sentBytes])

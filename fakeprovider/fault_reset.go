@@ -3,8 +3,7 @@ package fakeprovider
 import "github.com/brownout-dev/brownout/internal/strictyaml"
 
 // FaultReset sends a 200 and the first AfterBytes bytes of the body (0: half
-// of a non-streamed body, or the first event of a stream), then drops the
-// connection. The client sees an unexpected EOF or a reset mid-body.
+// of it, streamed or not), then drops the connection. The client sees an unexpected EOF or a reset mid-body.
 const FaultReset FaultKind = "reset"
 
 func init() {

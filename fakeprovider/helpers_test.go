@@ -18,6 +18,11 @@ var (
 		ReasoningTokens: fakeprovider.Fixed(24),
 		Thinking:        "The capital of France is Paris.",
 	}
+	// longModel thinks and then answers in 8 tokens: streams of many events.
+	longModel = fakeprovider.Model{
+		Answers:         []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}},
+		ReasoningTokens: fakeprovider.Fixed(24),
+	}
 )
 
 func vendorConfig(v fakeprovider.Vendor, faults ...fakeprovider.Fault) fakeprovider.Config {
@@ -26,6 +31,7 @@ func vendorConfig(v fakeprovider.Vendor, faults ...fakeprovider.Fault) fakeprovi
 		fakeprovider.Gemini:    {"gemini-2.5-flash": thinkingModel, "gemini-2.5-flash-lite": plainModel},
 		fakeprovider.OpenAI:    {"gpt-4o-mini": plainModel, "o4-mini": thinkingModel},
 	}
+	models[v]["long-answer"] = longModel
 	return fakeprovider.Config{Vendor: v, Seed: 7, APIKey: testKey, Models: models[v], Faults: faults}
 }
 

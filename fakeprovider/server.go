@@ -46,6 +46,8 @@ type Server struct {
 	invoice  []InvoiceLine
 	started  bool
 	closed   bool
+	inflight int           // requests being served
+	drained  chan struct{} // closed when inflight reaches 0 after Close
 	serveErr chan error
 }
 
@@ -77,6 +79,7 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		api:     vendorFor(cfg.Vendor),
 		closing: make(chan struct{}),
+		drained: make(chan struct{}),
 		start:   time.Now(),
 	}
 	s.setFaults(cfg.Faults)
@@ -88,15 +91,18 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 }
 
 // Start serves loopback TCP on 127.0.0.1 with a random port and sets URL.
-func (s *Server) Start() error {
+func (s *Server) Start() error { return s.StartAt("127.0.0.1:0") }
+
+// StartAt serves TCP on addr (host:port; port 0 picks a free one) and sets URL.
+func (s *Server) StartAt(addr string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started || s.closed {
 		return errors.New("fakeprovider: Start called twice or after Close")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("fakeprovider: listen: %w", err)
+		return fmt.Errorf("fakeprovider: listen on %s: %w", addr, err)
 	}
 	s.tcp = &outageListener{Listener: l, srv: s}
 	s.started = true
@@ -105,8 +111,9 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Close stops accepting, ends hung requests and running streams, and waits
-// for in-flight requests to finish.
+// Close ends hung requests and running streams, waits for in-flight
+// requests to finish, and closes every connection. Requests that arrive
+// after Close get their connection cut.
 func (s *Server) Close() {
 	s.mu.Lock()
 	if s.closed {
@@ -114,9 +121,33 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	if s.inflight == 0 {
+		close(s.drained)
+	}
 	s.mu.Unlock()
 	close(s.closing)
-	_ = s.httpSrv.Shutdown(context.Background())
+	<-s.drained
+	_ = s.httpSrv.Close()
+}
+
+// enter counts a request in, unless the fake is closed.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight++
+	return true
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight--
+	if s.inflight == 0 && s.closed {
+		close(s.drained)
+	}
 }
 
 // Client returns an HTTP client for the fake: over loopback TCP once the
@@ -225,6 +256,10 @@ func (s *Server) outageNow() bool {
 // ServeHTTP implements http.Handler: the control API under /_fake/, the
 // vendor's API elsewhere.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.enter() {
+		panic(http.ErrAbortHandler)
+	}
+	defer s.leave()
 	if strings.HasPrefix(r.URL.Path, "/_fake/") {
 		s.control(w, r)
 		return

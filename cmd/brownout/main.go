@@ -1,0 +1,70 @@
+// Command brownout is the CLI of the brownout gateway and harness.
+//
+//	brownout fake --config FILE [--addr 127.0.0.1:0]   serve fake vendors
+//
+// Exit status: 0 on success, 1 when the command fails, 2 for bad input
+// (flags, files, values).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "brownout:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError marks bad input: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `usage: brownout <command> [flags]
+
+commands:
+  fake     serve programmable fake Anthropic, Gemini and OpenAI APIs
+
+Run 'brownout <command> -h' for a command's flags.`
+
+// run executes the command in args until it is done or ctx ends (SIGINT,
+// SIGTERM).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return usagef("no command given")
+	}
+	switch args[0] {
+	case "fake":
+		return runFake(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	fmt.Fprintln(stderr, usage)
+	return usagef("unknown command %q", args[0])
+}
