@@ -8,11 +8,25 @@ import (
 )
 
 // call is one request to the vendor API, from parsing to billing.
+//
+// The invoice line and the journal entry are recorded before the last byte
+// of the answer is written, so a client that has the whole answer finds
+// them in Invoice and Journal.
 type call struct {
-	s     *Server
-	w     http.ResponseWriter
-	r     *http.Request
-	entry JournalEntry
+	s        *Server
+	w        http.ResponseWriter
+	r        *http.Request
+	entry    JournalEntry
+	recorded bool
+	billed   bool
+}
+
+// record adds the call's journal entry, once.
+func (c *call) record() {
+	if !c.recorded {
+		c.recorded = true
+		c.s.addJournal(c.entry)
+	}
 }
 
 func (s *Server) newCall(w http.ResponseWriter, r *http.Request) *call {
@@ -88,6 +102,7 @@ func (c *call) fail(e *apiError, requestID string) {
 		h.Set("retry-after-ms", strconv.FormatInt(e.retryAfter.Milliseconds(), 10))
 	}
 	h.Set("Content-Type", "application/json")
+	c.record()
 	c.w.WriteHeader(e.status)
 	_, _ = c.w.Write(c.s.api.errorBody(e, requestID))
 }
@@ -126,11 +141,13 @@ func (c *call) respond(req *request, p *plan, g *generation) {
 			n = len(body) / 2
 		}
 		c.entry.Outcome = OutcomeReset
+		c.record()
 		c.w.WriteHeader(http.StatusOK)
 		_, _ = c.w.Write(body[:n])
 		http.NewResponseController(c.w).Flush()
 		panic(http.ErrAbortHandler)
 	}
+	c.record()
 	c.w.WriteHeader(http.StatusOK)
 	_, _ = c.w.Write(body)
 }
@@ -157,13 +174,19 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 
 	sentBytes, reasoning, output := 0, 0, 0
 	outcome := OutcomeOK
-	defer func() {
+	// finish bills and journals the stream as it stands; the last event and
+	// the cuts call it before their final write, the deferred call covers
+	// the client leaving.
+	finish := func() {
 		c.entry.Outcome = outcome
 		c.billTokens(g, req, reasoning, output, outcome == OutcomeOK)
-	}()
+		c.record()
+	}
+	defer finish()
 	for i, ev := range events {
 		if i == p.truncateAfter {
 			outcome = OutcomeTruncated
+			finish()
 			return
 		}
 		if i == p.streamErrorAfter {
@@ -171,9 +194,10 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 			if status == 0 {
 				status = c.s.api.defaultStreamErrorStatus()
 			}
+			outcome = OutcomeStreamError
+			finish()
 			_, _ = c.w.Write(c.s.api.errorEvent(serverError(status), g.requestID))
 			_ = rc.Flush()
-			outcome = OutcomeStreamError
 			return
 		}
 		if !c.s.sleep(c.r.Context(), ev.delay) {
@@ -193,12 +217,17 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 				limit /= 2
 			}
 			if sentBytes+len(frame) > limit {
-				_, _ = c.w.Write(frame[:limit-sentBytes])
-				_ = rc.Flush()
 				reasoning, output = ev.reasoning, ev.output
 				outcome = OutcomeReset
-				panic(http.ErrAbortHandler) // the deferred bill runs first
+				finish()
+				_, _ = c.w.Write(frame[:limit-sentBytes])
+				_ = rc.Flush()
+				panic(http.ErrAbortHandler)
 			}
+		}
+		if i == len(events)-1 {
+			reasoning, output = ev.reasoning, ev.output
+			finish()
 		}
 		if _, err := c.w.Write(frame); err != nil {
 			outcome = OutcomeClientGone
@@ -214,6 +243,10 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 }
 
 func (c *call) billTokens(g *generation, req *request, reasoning, output int, complete bool) {
+	if c.billed {
+		return
+	}
+	c.billed = true
 	c.s.bill(InvoiceLine{
 		RequestID:       g.requestID,
 		Model:           g.model,

@@ -265,13 +265,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.newCall(w, r)
+	defer c.record() // for the paths that end without a last write
 	c.serve()
+}
+
+func (s *Server) addJournal(e JournalEntry) {
 	s.mu.Lock()
-	s.journal = append(s.journal, c.entry)
+	defer s.mu.Unlock()
+	s.journal = append(s.journal, e)
 	if len(s.journal) > maxJournal {
 		s.journal = slices.Delete(s.journal, 0, len(s.journal)-maxJournal)
 	}
-	s.mu.Unlock()
 }
 
 // admit assigns the request its sequence number and its dice, and runs the
