@@ -2,6 +2,8 @@ package fakeprovider
 
 import (
 	"bytes"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
 	"net/http"
 	"strconv"
 	"time"
@@ -247,16 +249,20 @@ func (c *call) billTokens(g *generation, req *request, reasoning, output int, co
 		return
 	}
 	c.billed = true
-	c.s.bill(InvoiceLine{
+	line := InvoiceLine{
 		RequestID:       g.requestID,
 		Model:           g.model,
-		InputTokens:     int64(g.input),
+		InputTokens:     int64(g.input - g.cacheRead),
 		OutputTokens:    int64(output),
 		ReasoningTokens: int64(reasoning),
 		CacheReadTokens: int64(g.cacheRead),
 		Stream:          req.stream,
 		Complete:        complete,
-	})
+	}
+	cost, err := c.s.prices.Cost("", g.model, llm.Usage{Input: line.InputTokens, Output: line.OutputTokens,
+		Reasoning: line.ReasoningTokens, CacheRead: line.CacheReadTokens})
+	line.Cost, line.Unpriced = cost, err != nil
+	c.s.bill(line)
 }
 
 // garble cuts a JSON body in the middle of a token and appends junk.

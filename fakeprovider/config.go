@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/brownout-dev/brownout/gateway/pricing"
 	"github.com/brownout-dev/brownout/internal/strictyaml"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	Models map[string]Model `yaml:"models" json:"models"`
 	// Faults are injected in order of this list (see Fault).
 	Faults []Fault `yaml:"faults" json:"faults"`
+	// Prices prices the invoice (nil: pricing.Default()). Lines for models
+	// the table does not price are marked Unpriced, with a zero cost.
+	Prices *pricing.Table `yaml:"-" json:"-"`
 	// Epoch is the wall-clock time the fake's clock reads at its start, used
 	// for timestamps in responses (default 2026-01-01T00:00:00Z), so bodies
 	// do not depend on when the test ran.

@@ -1,6 +1,10 @@
 package fakeprovider
 
-import "time"
+import (
+	"time"
+
+	"github.com/shopspring/decimal"
+)
 
 // InvoiceLine is what the vendor would bill for one request. The rules
 // follow the vendors': an error answer (4xx, 5xx) bills nothing; a
@@ -9,8 +13,10 @@ import "time"
 type InvoiceLine struct {
 	// RequestID is the provider's id as the client saw it: the request-id
 	// header (Anthropic), x-request-id (OpenAI) or responseId (Gemini).
-	RequestID        string        `json:"request_id"`
-	Model            string        `json:"model"`
+	RequestID string `json:"request_id"`
+	Model     string `json:"model"`
+	// InputTokens are the prompt tokens billed at the input rate: cache
+	// reads excluded, as in the gateway's normalised usage.
 	InputTokens      int64         `json:"input_tokens"`
 	OutputTokens     int64         `json:"output_tokens"`    // visible answer tokens
 	ReasoningTokens  int64         `json:"reasoning_tokens"` // thinking tokens, billed as output
@@ -19,6 +25,10 @@ type InvoiceLine struct {
 	Stream           bool          `json:"stream"`
 	Complete         bool          `json:"complete"` // false when cut short
 	At               time.Duration `json:"at"`       // on the fake's clock
+	// Cost is the line's exact cost at the fake's price table; zero and
+	// Unpriced when the table has no price for the model.
+	Cost     decimal.Decimal `json:"cost"`
+	Unpriced bool            `json:"unpriced,omitempty"`
 }
 
 // Invoice is everything a fake has billed since it started (or was reset).
@@ -30,12 +40,14 @@ type Invoice struct {
 
 // InvoiceTotals sums an invoice's lines.
 type InvoiceTotals struct {
-	Requests         int   `json:"requests"`
-	InputTokens      int64 `json:"input_tokens"`
-	OutputTokens     int64 `json:"output_tokens"`
-	ReasoningTokens  int64 `json:"reasoning_tokens"`
-	CacheReadTokens  int64 `json:"cache_read_tokens"`
-	CacheWriteTokens int64 `json:"cache_write_tokens"`
+	Requests         int             `json:"requests"`
+	InputTokens      int64           `json:"input_tokens"`
+	OutputTokens     int64           `json:"output_tokens"`
+	ReasoningTokens  int64           `json:"reasoning_tokens"`
+	CacheReadTokens  int64           `json:"cache_read_tokens"`
+	CacheWriteTokens int64           `json:"cache_write_tokens"`
+	Cost             decimal.Decimal `json:"cost"`
+	UnpricedLines    int             `json:"unpriced_lines,omitempty"`
 }
 
 func newInvoice(v Vendor, lines []InvoiceLine) Invoice {
@@ -47,6 +59,10 @@ func newInvoice(v Vendor, lines []InvoiceLine) Invoice {
 		inv.Totals.ReasoningTokens += l.ReasoningTokens
 		inv.Totals.CacheReadTokens += l.CacheReadTokens
 		inv.Totals.CacheWriteTokens += l.CacheWriteTokens
+		inv.Totals.Cost = inv.Totals.Cost.Add(l.Cost)
+		if l.Unpriced {
+			inv.Totals.UnpricedLines++
+		}
 	}
 	return inv
 }

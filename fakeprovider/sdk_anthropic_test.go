@@ -68,6 +68,9 @@ func TestAnthropicSDKThinkingStreamed(t *testing.T) {
 	assert.Equal(t, int64(24), inv.Lines[0].ReasoningTokens)
 	assert.Equal(t, int64(1), inv.Lines[0].OutputTokens)
 	assert.True(t, inv.Lines[0].Complete)
+	// Priced with the default table: 10*3.00 + (24+1)*15.00 per million.
+	assert.Equal(t, "0.000405", inv.Lines[0].Cost.String())
+	assert.Equal(t, "0.000405", inv.Totals.Cost.String())
 }
 
 func TestAnthropicSDKTypedErrors(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/brownout-dev/brownout/gateway/pricing"
 )
 
 // maxBody is the largest request body the fake reads; larger is a 413.
@@ -31,6 +33,7 @@ type Server struct {
 	URL string
 
 	cfg     Config
+	prices  *pricing.Table
 	api     vendorAPI
 	httpSrv *http.Server
 	tcp     net.Listener
@@ -78,9 +81,13 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 		URL:     "http://fake." + string(cfg.Vendor) + ".invalid",
 		cfg:     cfg,
 		api:     vendorFor(cfg.Vendor),
+		prices:  cfg.Prices,
 		closing: make(chan struct{}),
 		drained: make(chan struct{}),
 		start:   time.Now(),
+	}
+	if s.prices == nil {
+		s.prices = pricing.Default()
 	}
 	s.setFaults(cfg.Faults)
 	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}

@@ -1,0 +1,126 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Class is what a failed provider call means for the gateway: whether it is
+// retried, counted against the breaker, and failed over. The table:
+//
+//	class       examples                                  retried  breaker failure  fallback
+//	client      400 401 403 404 413 422                   no       no               no
+//	throttled   429, RESOURCE_EXHAUSTED                   yes      no (cool down)   yes
+//	server      500 502 503 504 529, UNAVAILABLE          yes      yes              yes
+//	transport   timeout, refused, reset, malformed body   yes      yes              yes
+//	cancelled   the client went away                      no       no               no
+type Class string
+
+// The classes.
+const (
+	ClassClient    Class = "client"
+	ClassThrottled Class = "throttled"
+	ClassServer    Class = "server"
+	ClassTransport Class = "transport"
+	ClassCancelled Class = "cancelled"
+)
+
+// Retryable reports whether a call that failed with c may be tried again.
+func (c Class) Retryable() bool {
+	return c == ClassThrottled || c == ClassServer || c == ClassTransport
+}
+
+// BreakerFailure reports whether c counts against the provider's breaker.
+func (c Class) BreakerFailure() bool { return c == ClassServer || c == ClassTransport }
+
+// FailOver reports whether the gateway may try the route's next target.
+func (c Class) FailOver() bool { return c.Retryable() }
+
+// ClassOfStatus maps an upstream HTTP status to its class.
+func ClassOfStatus(status int) Class {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return ClassThrottled
+	case status == http.StatusRequestTimeout:
+		return ClassTransport
+	case status >= 500:
+		return ClassServer
+	case status >= 400:
+		return ClassClient
+	}
+	return ClassServer // a non-error status reported as an error is the provider's fault
+}
+
+// ErrProvider is the sentinel of every *ProviderError.
+var ErrProvider = errors.New("llm: provider error")
+
+// ProviderError is a failed call to a vendor: an error status, a transport
+// failure, or a response the adapter could not understand.
+type ProviderError struct {
+	Provider   string
+	Class      Class
+	Status     int           // the vendor's HTTP status; 0 when none was received
+	Type       string        // the vendor's error type or status name
+	Message    string        // the vendor's message (no secrets: request bodies and keys never go here)
+	RetryAfter time.Duration // how long the vendor asked to wait; 0 when it did not say
+	RequestID  string        // the vendor's request id, when it sent one
+	Err        error         // the underlying error, for transport failures
+}
+
+func (e *ProviderError) Error() string {
+	msg := fmt.Sprintf("%s: %s error", e.Provider, e.Class)
+	if e.Status != 0 {
+		msg += fmt.Sprintf(" (HTTP %d", e.Status)
+		if e.Type != "" {
+			msg += " " + e.Type
+		}
+		msg += ")"
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrProvider) true.
+func (e *ProviderError) Is(target error) bool { return target == ErrProvider }
+
+// Unwrap returns the transport error, if any.
+func (e *ProviderError) Unwrap() error { return e.Err }
+
+// Classify returns the class of err from a call made with ctx: cancelled
+// when ctx was cancelled (the client went away, whatever the call then
+// returned); the ProviderError's class; transport for anything else (a
+// failure the adapter did not type, a per-attempt deadline: the provider's
+// fault, never the client's).
+func Classify(ctx context.Context, err error) Class {
+	if err == nil {
+		return ""
+	}
+	if ctx != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return ClassCancelled
+	}
+	var pe *ProviderError
+	if errors.As(err, &pe) {
+		return pe.Class
+	}
+	return ClassTransport
+}
+
+// Malformed returns the error of a response the adapter could not parse: a
+// provider fault of class transport.
+func Malformed(provider string, status int, requestID string, err error) *ProviderError {
+	return &ProviderError{Provider: provider, Class: ClassTransport, Status: status, Type: "malformed_response",
+		Message: "malformed response", RequestID: requestID, Err: err}
+}
+
+// Transport returns the error of a call that got no usable answer.
+func Transport(provider string, err error) *ProviderError {
+	return &ProviderError{Provider: provider, Class: ClassTransport, Err: err}
+}

@@ -1,0 +1,89 @@
+// Package llm holds the gateway's canonical model-API types: the request
+// every vendor adapter translates from, the response and stream chunks it
+// translates back to, the Usage that normalises the vendors' token
+// conventions, and the typed errors of a provider call. It is a leaf: the
+// gateway, the adapters and the pricing table all import it.
+package llm
+
+import (
+	"context"
+	"time"
+)
+
+// Message is one turn of a conversation.
+type Message struct {
+	Role    string `json:"role"` // system, user or assistant
+	Content string `json:"content"`
+}
+
+// Request is a chat completion request in canonical form.
+type Request struct {
+	Model     string    // the vendor's model name (the route's target, not the alias)
+	Messages  []Message // at least one
+	MaxTokens int       // 0: the adapter's default
+	// Temperature is nil when the client did not set it.
+	Temperature *float64
+	// Stop sequences; empty for none.
+	Stop []string
+}
+
+// Usage counts the tokens of one upstream call, normalised across vendors:
+//
+//   - Input: prompt tokens billed at the input rate (cache reads and writes
+//     excluded; OpenAI and Gemini count cached tokens inside the prompt,
+//     so their adapters subtract them).
+//   - Output: the visible answer tokens, reasoning excluded.
+//   - Reasoning: thinking tokens, billed at the reasoning rate.
+//   - CacheRead, CacheWrite: prompt tokens read from or written to a cache.
+//
+// Streamed usage is the final cumulative count, never a sum of deltas.
+type Usage struct {
+	Input      int64 `json:"input"`
+	Output     int64 `json:"output"`
+	Reasoning  int64 `json:"reasoning"`
+	CacheRead  int64 `json:"cache_read"`
+	CacheWrite int64 `json:"cache_write"`
+}
+
+// Response is a complete answer.
+type Response struct {
+	ID           string // the vendor's message id
+	Model        string // the model that answered, as the vendor names it
+	Content      string
+	FinishReason string // canonical: stop, length, content_filter, or the vendor's own
+	Usage        Usage
+	// ProviderRequestID is the vendor's id of the request (a header, or
+	// Gemini's responseId): what the vendor's invoice is keyed by.
+	ProviderRequestID string
+}
+
+// Chunk is one piece of a streamed answer.
+type Chunk struct {
+	Content string
+	// Final is set on the last chunk, which carries FinishReason and Usage.
+	Final        bool
+	FinishReason string
+	Usage        Usage
+}
+
+// Stream is a streamed answer. Next returns chunks until the final one,
+// then io.EOF; a stream that ends without its vendor's terminal event
+// returns an error of class ClassTransport. Usage returns the usage seen
+// so far (for metering a stream cut short). Close releases the connection.
+type Stream interface {
+	Next() (Chunk, error)
+	Usage() Usage
+	ProviderRequestID() string
+	Close() error
+}
+
+// Provider is one vendor's adapter. Implementations are safe for
+// concurrent use and do not retry: the gateway's retry loop is the only one.
+type Provider interface {
+	Complete(ctx context.Context, req *Request) (*Response, error)
+	Stream(ctx context.Context, req *Request) (Stream, error)
+}
+
+// Clock is the time source of the gateway's policies; tests pass a fake
+// or run under testing/synctest.
+type Clock interface{ Now() time.Time }

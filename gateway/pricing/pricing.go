@@ -1,0 +1,156 @@
+// Package pricing is brownout's price table and the exact cost of an
+// attempt: decimal from the YAML (or LiteLLM JSON) text to the ledger's
+// NUMERIC column, never a float.
+//
+// Prices are USD per million tokens, per model, optionally per provider
+// ("provider/model" overrides "model"). Reasoning tokens are billed at the
+// reasoning rate, which defaults to the output rate; cache reads and writes
+// at their rates, which default to the input rate. A model with no price
+// is an error (ErrUnpriced), never a silent $0.
+package pricing
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/strictyaml"
+)
+
+// ErrUnpriced is returned for a model the table has no price for.
+var ErrUnpriced = errors.New("pricing: model has no price")
+
+var million = decimal.New(1, 6)
+
+// Price is one model's rates, USD per million tokens. A nil rate takes its
+// default (Reasoning: Output; CacheRead, CacheWrite: Input).
+type Price struct {
+	Input      Rate  `yaml:"input" json:"input"`
+	Output     Rate  `yaml:"output" json:"output"`
+	Reasoning  *Rate `yaml:"reasoning,omitempty" json:"reasoning,omitempty"`
+	CacheRead  *Rate `yaml:"cache_read,omitempty" json:"cache_read,omitempty"`
+	CacheWrite *Rate `yaml:"cache_write,omitempty" json:"cache_write,omitempty"`
+}
+
+func (p Price) reasoning() decimal.Decimal  { return or(p.Reasoning, p.Output) }
+func (p Price) cacheRead() decimal.Decimal  { return or(p.CacheRead, p.Input) }
+func (p Price) cacheWrite() decimal.Decimal { return or(p.CacheWrite, p.Input) }
+
+func or(r *Rate, def Rate) decimal.Decimal {
+	if r != nil {
+		return r.Decimal
+	}
+	return def.Decimal
+}
+
+// Cost is the exact cost of u at p.
+func (p Price) Cost(u llm.Usage) decimal.Decimal {
+	sum := p.Input.Mul(decimal.NewFromInt(u.Input)).
+		Add(p.Output.Mul(decimal.NewFromInt(u.Output))).
+		Add(p.reasoning().Mul(decimal.NewFromInt(u.Reasoning))).
+		Add(p.cacheRead().Mul(decimal.NewFromInt(u.CacheRead))).
+		Add(p.cacheWrite().Mul(decimal.NewFromInt(u.CacheWrite)))
+	return sum.Div(million) // exact: a division by a power of ten
+}
+
+// Table maps models to prices. The zero Table is empty; it is safe for
+// concurrent reads once built.
+type Table struct {
+	Source string           `yaml:"source" json:"source,omitempty"`
+	AsOf   string           `yaml:"as_of" json:"as_of,omitempty"`
+	Models map[string]Price `yaml:"models" json:"models"`
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the shipped table (default.yaml, with its source and date).
+func Default() *Table {
+	t, err := Parse("pricing/default.yaml", defaultYAML)
+	if err != nil {
+		panic(err) // the embedded table is tested
+	}
+	return t
+}
+
+// Load reads a YAML price table.
+func Load(path string) (*Table, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pricing: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes a YAML price table strictly; name is used in errors.
+func Parse(name string, data []byte) (*Table, error) {
+	var t Table
+	if err := strictyaml.Decode(name, data, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Validate implements strictyaml.Validator.
+func (t *Table) Validate() error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(t.Models)) {
+		p := t.Models[k]
+		path := "$.models." + strictyaml.Key(k)
+		for _, r := range []struct {
+			field string
+			rate  *Rate
+		}{{"input", &p.Input}, {"output", &p.Output}, {"reasoning", p.Reasoning}, {"cache_read", p.CacheRead}, {"cache_write", p.CacheWrite}} {
+			if r.rate != nil && r.rate.IsNegative() {
+				errs = append(errs, strictyaml.Errorf(path+"."+r.field, "must not be negative, got %s", r.rate))
+			}
+		}
+		if !p.Input.set || !p.Output.set {
+			errs = append(errs, strictyaml.Errorf(path, "input and output prices are required"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Lookup returns the price of model served by provider: "provider/model"
+// if the table has it, else "model".
+func (t *Table) Lookup(provider, model string) (Price, error) {
+	if p, ok := t.Models[provider+"/"+model]; ok {
+		return p, nil
+	}
+	if p, ok := t.Models[model]; ok {
+		return p, nil
+	}
+	return Price{}, fmt.Errorf("%w: %s/%s", ErrUnpriced, provider, model)
+}
+
+// Cost prices u for provider and model.
+func (t *Table) Cost(provider, model string, u llm.Usage) (decimal.Decimal, error) {
+	p, err := t.Lookup(provider, model)
+	if err != nil {
+		return decimal.Zero, err
+	}
+	return p.Cost(u), nil
+}
+
+// Merge returns a table with t's prices overridden and extended by o's.
+func (t *Table) Merge(o *Table) *Table {
+	out := &Table{Source: t.Source, AsOf: t.AsOf, Models: maps.Clone(t.Models)}
+	if out.Models == nil {
+		out.Models = map[string]Price{}
+	}
+	if o != nil {
+		maps.Copy(out.Models, o.Models)
+		if o.Source != "" {
+			out.Source = strings.TrimPrefix(out.Source+"; "+o.Source, "; ")
+		}
+	}
+	return out
+}

@@ -1,0 +1,127 @@
+package pricing_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/pricing"
+)
+
+// Costs computed by hand from the default table (USD per million tokens).
+func TestDefaultTableCosts(t *testing.T) {
+	table := pricing.Default()
+	tests := []struct {
+		model string
+		usage llm.Usage
+		want  string
+		why   string
+	}{
+		{"claude-haiku-4-5", llm.Usage{Input: 10, Output: 4}, "0.00003", "10*1.00 + 4*5.00 = 30"},
+		{"gemini-2.5-flash", llm.Usage{Input: 10, Output: 1, Reasoning: 24}, "0.0000655", "10*0.30 + 1*2.50 + 24*2.50 = 65.5"},
+		{"gemini-2.5-flash", llm.Usage{Input: 10, Output: 1}, "0.0000055", "the same answer without the 24 thinking tokens"},
+		{"o4-mini", llm.Usage{Input: 10, Output: 1, Reasoning: 24}, "0.000121", "10*1.10 + 25*4.40 = 121"},
+		{"gpt-4o-mini", llm.Usage{Input: 10, Output: 1, CacheRead: 100}, "0.0000096", "10*0.15 + 1*0.60 + 100*0.075 = 9.6"},
+		{"claude-sonnet-4-5", llm.Usage{Input: 2, CacheWrite: 1000, CacheRead: 3}, "0.0037569", "2*3 + 1000*3.75 + 3*0.30 = 3756.9"},
+		{"gemini-2.5-flash-lite", llm.Usage{Input: 1, Output: 1}, "0.0000005", "0.10 + 0.40"},
+		{"claude-haiku-4-5", llm.Usage{}, "0", "nothing used, nothing billed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model+" "+tt.why, func(t *testing.T) {
+			got, err := table.Cost("anthropic", tt.model, tt.usage)
+			require.NoError(t, err)
+			want := decimal.RequireFromString(tt.want)
+			assert.True(t, got.Equal(want), "Cost(%s, %+v) = %s; want %s", tt.model, tt.usage, got, want)
+		})
+	}
+}
+
+// TestThinkingTax is the project's motivating case: gemini-2.5-flash is
+// cheaper per token than claude-haiku-4-5 and costs more per request once
+// its reasoning tokens are billed as output.
+func TestThinkingTax(t *testing.T) {
+	table := pricing.Default()
+	haiku, err := table.Cost("anthropic", "claude-haiku-4-5", llm.Usage{Input: 10, Output: 1})
+	require.NoError(t, err)
+	flash, err := table.Cost("gemini", "gemini-2.5-flash", llm.Usage{Input: 10, Output: 1, Reasoning: 24})
+	require.NoError(t, err)
+	ratio := flash.Div(haiku)
+	assert.Equal(t, "0.0000150", haiku.StringFixed(7))
+	assert.Equal(t, "4.3667", ratio.StringFixed(4), "flash costs %s per request, haiku %s", flash, haiku)
+}
+
+func TestUnpricedModelIsAnError(t *testing.T) {
+	_, err := pricing.Default().Cost("openai", "gpt-99", llm.Usage{Input: 1})
+	require.True(t, errors.Is(err, pricing.ErrUnpriced))
+	assert.Contains(t, err.Error(), "openai/gpt-99")
+}
+
+func TestProviderSpecificPriceWins(t *testing.T) {
+	table, err := pricing.Parse("p.yaml", []byte(`models:
+  m: {input: 1, output: 2}
+  bedrock/m: {input: 3, output: 4, reasoning: 10}
+`))
+	require.NoError(t, err)
+	direct, _ := table.Cost("anthropic", "m", llm.Usage{Input: 1, Reasoning: 1})
+	viaBedrock, _ := table.Cost("bedrock", "m", llm.Usage{Input: 1, Reasoning: 1})
+	assert.Equal(t, "0.000003", direct.String(), "reasoning defaults to the output rate")
+	assert.Equal(t, "0.000013", viaBedrock.String())
+}
+
+func TestYAMLRatesAreExact(t *testing.T) {
+	// 0.1 and 0.075 have no exact float64; the table must not pass through one.
+	table, err := pricing.Parse("p.yaml", []byte("models:\n  m: {input: 0.1, output: 0.075}\n"))
+	require.NoError(t, err)
+	got, err := table.Cost("x", "m", llm.Usage{Input: 3_000_000_000, Output: 7})
+	require.NoError(t, err)
+	assert.Equal(t, "300.000000525", got.String())
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"models:\n  m: {input: abc, output: 1}\n", `p.yaml:2:`},
+		{"models:\n  m: {input: -1, output: 1}\n", `field models.m.input: must not be negative`},
+		{"models:\n  m: {output: 1}\n", `field models.m: input and output prices are required`},
+		{"models:\n  m: {input: 1, output: 1, reasonng: 2}\n", `unknown field "reasonng"`},
+	}
+	for _, tt := range tests {
+		_, err := pricing.Parse("p.yaml", []byte(tt.src))
+		require.Error(t, err, tt.src)
+		assert.Contains(t, err.Error(), tt.want)
+	}
+}
+
+func TestParseLiteLLM(t *testing.T) {
+	table, err := pricing.ParseLiteLLM("prices.json", []byte(`{
+  "sample_spec": {"max_tokens": "LEGACY parameter", "input_cost_per_token": 0.0},
+  "o4-mini": {"input_cost_per_token": 1.1e-06, "output_cost_per_token": 4.4e-06, "cache_read_input_token_cost": 2.75e-07, "litellm_provider": "openai"},
+  "claude-haiku-4-5": {"input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06, "cache_creation_input_token_cost": 1.25e-06, "cache_read_input_token_cost": 1e-07},
+  "gemini/gemini-2.5-flash": {"input_cost_per_token": 3e-07, "output_cost_per_token": 2.5e-06, "output_cost_per_reasoning_token": 2.5e-06},
+  "dall-e-3": {"output_cost_per_image": 0.04}
+}`))
+	require.NoError(t, err)
+	assert.Len(t, table.Models, 3)
+	got, err := table.Cost("openai", "o4-mini", llm.Usage{Input: 10, Output: 1, Reasoning: 24, CacheRead: 4})
+	require.NoError(t, err)
+	assert.Equal(t, "0.0001221", got.String(), "10*1.10 + 25*4.40 + 4*0.275 = 122.1")
+	got, err = table.Cost("gemini", "gemini/gemini-2.5-flash", llm.Usage{Input: 10, Output: 1, Reasoning: 24})
+	require.NoError(t, err)
+	assert.Equal(t, "0.0000655", got.String())
+
+	_, err = pricing.ParseLiteLLM("bad.json", []byte(`[1,2]`))
+	assert.ErrorContains(t, err, "bad.json: not a LiteLLM price file")
+}
+
+func TestDefaultTableHasSourceAndDate(t *testing.T) {
+	table := pricing.Default()
+	assert.NotEmpty(t, table.Source)
+	assert.NotEmpty(t, table.AsOf)
+	for _, m := range []string{"claude-haiku-4-5", "claude-sonnet-4-5", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gpt-4o-mini", "o4-mini"} {
+		_, err := table.Lookup("", m)
+		assert.NoError(t, err, m)
+	}
+}
