@@ -1,0 +1,374 @@
+// Package anthropic is the gateway's adapter for the Anthropic Messages API
+// (POST {base}/v1/messages), plain and streamed.
+//
+// Usage: output_tokens includes the thinking tokens; when the response says
+// how many (output_tokens_details.thinking_tokens) they are split out as
+// Reasoning, otherwise all of output_tokens is Output (billed at the output
+// rate either way). input_tokens excludes cache reads and writes, which are
+// their own counts.
+package anthropic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
+	"github.com/brownout-dev/brownout/internal/sse"
+)
+
+// Version is the anthropic-version header the adapter sends.
+const Version = "2023-06-01"
+
+// DefaultMaxTokens is sent when the request sets none (the API requires it).
+const DefaultMaxTokens = 4096
+
+// Config configures an Adapter.
+type Config struct {
+	Name    string // the provider's name in the gateway config
+	BaseURL string // default https://api.anthropic.com
+	APIKey  string // sent in x-api-key; never logged
+	Client  *http.Client
+	Now     func() time.Time
+	// ThinkingBudget enables extended thinking for the models it names,
+	// with that many budget tokens (at least 1024, below max_tokens).
+	ThinkingBudget map[string]int
+}
+
+// Adapter calls the Messages API. It is safe for concurrent use.
+type Adapter struct {
+	cfg Config
+	url string
+}
+
+var _ llm.Provider = (*Adapter)(nil)
+
+// New returns an Adapter.
+func New(cfg Config) *Adapter {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "https://api.anthropic.com"
+	}
+	if cfg.Client == nil {
+		cfg.Client = http.DefaultClient
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Name == "" {
+		cfg.Name = "anthropic"
+	}
+	return &Adapter{cfg: cfg, url: strings.TrimSuffix(cfg.BaseURL, "/") + "/v1/messages"}
+}
+
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type messagesRequest struct {
+	Model         string    `json:"model"`
+	MaxTokens     int       `json:"max_tokens"`
+	System        string    `json:"system,omitempty"`
+	Messages      []message `json:"messages"`
+	Temperature   *float64  `json:"temperature,omitempty"`
+	StopSequences []string  `json:"stop_sequences,omitempty"`
+	Stream        bool      `json:"stream,omitempty"`
+	Thinking      *thinking `json:"thinking,omitempty"`
+}
+
+type thinking struct {
+	Type         string `json:"type"`
+	BudgetTokens int    `json:"budget_tokens"`
+}
+
+func (a *Adapter) body(req *llm.Request, stream bool) messagesRequest {
+	b := messagesRequest{Model: req.Model, MaxTokens: req.MaxTokens, Temperature: req.Temperature,
+		StopSequences: req.Stop, Stream: stream}
+	if b.MaxTokens == 0 {
+		b.MaxTokens = DefaultMaxTokens
+	}
+	var system []string
+	for _, m := range req.Messages {
+		if m.Role == "system" || m.Role == "developer" {
+			system = append(system, m.Content)
+			continue
+		}
+		b.Messages = append(b.Messages, message{Role: m.Role, Content: m.Content})
+	}
+	b.System = strings.Join(system, "\n\n")
+	if budget := a.cfg.ThinkingBudget[req.Model]; budget > 0 {
+		b.Thinking = &thinking{Type: "enabled", BudgetTokens: budget}
+		b.MaxTokens = max(b.MaxTokens, budget+1)
+	}
+	return b
+}
+
+func (a *Adapter) post(ctx context.Context, req *llm.Request, stream bool) (*http.Response, string, error) {
+	h := wire.Header("x-api-key", a.cfg.APIKey, "anthropic-version", Version)
+	resp, err := wire.Post(ctx, a.cfg.Client, a.cfg.Name, a.url, h, a.body(req, stream))
+	if err != nil {
+		return nil, "", err
+	}
+	reqID := resp.Header.Get("request-id")
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		typ, msg := errorOf(body)
+		if msg == "" {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		return nil, reqID, wire.StatusError(a.cfg.Name, resp.StatusCode, typ, msg, wire.RetryAfter(resp.Header, a.cfg.Now()), reqID)
+	}
+	return resp, reqID, nil
+}
+
+type errorBody struct {
+	Error *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func errorOf(body []byte) (typ, msg string) {
+	var e errorBody
+	if json.Unmarshal(body, &e) == nil && e.Error != nil {
+		return e.Error.Type, e.Error.Message
+	}
+	return "", ""
+}
+
+type usage struct {
+	InputTokens              *int64 `json:"input_tokens"`
+	OutputTokens             *int64 `json:"output_tokens"`
+	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
+	OutputTokensDetails      *struct {
+		ThinkingTokens int64 `json:"thinking_tokens"`
+	} `json:"output_tokens_details"`
+}
+
+// normalise splits output_tokens, which includes thinking, into Output and
+// Reasoning when the response says how much was thinking.
+func (u *usage) normalise() (llm.Usage, error) {
+	if u.InputTokens == nil || u.OutputTokens == nil {
+		return llm.Usage{}, errors.New("usage without input_tokens or output_tokens")
+	}
+	out := llm.Usage{Input: *u.InputTokens, Output: *u.OutputTokens,
+		CacheRead: u.CacheReadInputTokens, CacheWrite: u.CacheCreationInputTokens}
+	if d := u.OutputTokensDetails; d != nil {
+		out.Reasoning = d.ThinkingTokens
+		out.Output -= d.ThinkingTokens
+	}
+	if out.Input < 0 || out.Output < 0 || out.Reasoning < 0 || out.CacheRead < 0 || out.CacheWrite < 0 {
+		return llm.Usage{}, fmt.Errorf("inconsistent usage: output_tokens %d, thinking_tokens %d", *u.OutputTokens, out.Reasoning)
+	}
+	return out, nil
+}
+
+type messageResponse struct {
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Model      string `json:"model"`
+	StopReason string `json:"stop_reason"`
+	Content    []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"content"`
+	Usage *usage `json:"usage"`
+}
+
+func finishReason(stop string) string {
+	switch stop {
+	case "end_turn", "stop_sequence":
+		return "stop"
+	case "max_tokens":
+		return "length"
+	case "refusal":
+		return "content_filter"
+	}
+	return stop
+}
+
+// Complete implements llm.Provider.
+func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response, error) {
+	resp, reqID, err := a.post(ctx, req, false)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := wire.ReadBody(a.cfg.Name, resp, reqID)
+	if err != nil {
+		return nil, err
+	}
+	var m messageResponse
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, reqID, err)
+	}
+	if m.Type != "message" || m.Usage == nil {
+		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, reqID, errors.New("not a message with usage"))
+	}
+	u, err := m.Usage.normalise()
+	if err != nil {
+		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, reqID, err)
+	}
+	var text strings.Builder
+	for _, b := range m.Content {
+		if b.Type == "text" {
+			text.WriteString(b.Text)
+		}
+	}
+	return &llm.Response{ID: m.ID, Model: m.Model, Content: text.String(), FinishReason: finishReason(m.StopReason),
+		Usage: u, ProviderRequestID: reqID}, nil
+}
+
+// Stream implements llm.Provider.
+func (a *Adapter) Stream(ctx context.Context, req *llm.Request) (llm.Stream, error) {
+	resp, reqID, err := a.post(ctx, req, true)
+	if err != nil {
+		return nil, err
+	}
+	return &stream{a: a, body: resp.Body, events: sse.NewReader(resp.Body), reqID: reqID}, nil
+}
+
+type stream struct {
+	a      *Adapter
+	body   io.ReadCloser
+	events *sse.Reader
+	reqID  string
+
+	start          *usage // from message_start
+	last           *usage // from the latest message_delta
+	finish         string
+	textDeltas     int64
+	thinkingDeltas int64
+	done           bool
+}
+
+type event struct {
+	Type    string `json:"type"`
+	Message *struct {
+		Usage *usage `json:"usage"`
+	} `json:"message"`
+	Delta *struct {
+		Type       string `json:"type"`
+		Text       string `json:"text"`
+		StopReason string `json:"stop_reason"`
+	} `json:"delta"`
+	Usage *usage `json:"usage"`
+	Error *struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (s *stream) Next() (llm.Chunk, error) {
+	if s.done {
+		return llm.Chunk{}, io.EOF
+	}
+	for {
+		ev, err := s.events.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("stream ended before message_stop")
+			}
+			return llm.Chunk{}, llm.Transport(s.a.cfg.Name, fmt.Errorf("stream cut: %w", err))
+		}
+		var e event
+		if err := json.Unmarshal(ev.Data, &e); err != nil {
+			return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
+		}
+		switch e.Type {
+		case "message_start":
+			if e.Message == nil || e.Message.Usage == nil {
+				return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, errors.New("message_start without usage"))
+			}
+			s.start = e.Message.Usage
+		case "content_block_delta":
+			if e.Delta == nil {
+				continue
+			}
+			switch e.Delta.Type {
+			case "text_delta":
+				s.textDeltas++
+				return llm.Chunk{Content: e.Delta.Text}, nil
+			case "thinking_delta":
+				s.thinkingDeltas++
+			}
+		case "message_delta":
+			if e.Delta != nil {
+				s.finish = finishReason(e.Delta.StopReason)
+			}
+			if e.Usage != nil {
+				s.last = e.Usage
+			}
+		case "message_stop":
+			u, err := s.final()
+			if err != nil {
+				return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
+			}
+			s.done = true
+			return llm.Chunk{Final: true, FinishReason: s.finish, Usage: u}, nil
+		case "error":
+			typ, msg := "", ""
+			if e.Error != nil {
+				typ, msg = e.Error.Type, e.Error.Message
+			}
+			return llm.Chunk{}, &llm.ProviderError{Provider: s.a.cfg.Name, Class: classOfType(typ), Status: http.StatusOK,
+				Type: typ, Message: wire.Clip(msg), RequestID: s.reqID}
+		}
+	}
+}
+
+// final combines message_start's input counts with the cumulative output
+// counts of the last message_delta.
+func (s *stream) final() (llm.Usage, error) {
+	if s.start == nil || s.last == nil {
+		return llm.Usage{}, errors.New("message_stop without message_start and message_delta usage")
+	}
+	merged := *s.start
+	merged.OutputTokens = s.last.OutputTokens
+	merged.OutputTokensDetails = s.last.OutputTokensDetails
+	if s.last.InputTokens != nil {
+		merged.InputTokens = s.last.InputTokens
+	}
+	if s.last.CacheReadInputTokens != 0 || s.last.CacheCreationInputTokens != 0 {
+		merged.CacheReadInputTokens, merged.CacheCreationInputTokens = s.last.CacheReadInputTokens, s.last.CacheCreationInputTokens
+	}
+	return merged.normalise()
+}
+
+// classOfType maps a mid-stream error type to its class.
+func classOfType(typ string) llm.Class {
+	switch typ {
+	case "rate_limit_error":
+		return llm.ClassThrottled
+	case "invalid_request_error", "authentication_error", "permission_error", "not_found_error", "request_too_large":
+		return llm.ClassClient
+	}
+	return llm.ClassServer
+}
+
+// Usage returns the final usage after message_stop; before that, what is
+// known: message_start's input and cache counts, and one output token per
+// text delta and one reasoning token per thinking delta received.
+func (s *stream) Usage() llm.Usage {
+	if s.done {
+		u, _ := s.final()
+		return u
+	}
+	var u llm.Usage
+	if s.start != nil && s.start.InputTokens != nil {
+		u.Input, u.CacheRead, u.CacheWrite = *s.start.InputTokens, s.start.CacheReadInputTokens, s.start.CacheCreationInputTokens
+	}
+	u.Output, u.Reasoning = s.textDeltas, s.thinkingDeltas
+	return u
+}
+
+func (s *stream) ProviderRequestID() string { return s.reqID }
+func (s *stream) Close() error              { return s.body.Close() }

@@ -1,0 +1,116 @@
+// Package wire is what the vendor adapters share: posting JSON, reading
+// bounded bodies, the Retry-After headers, and turning error answers into
+// *llm.ProviderError.
+package wire
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
+)
+
+// MaxBody bounds a non-streamed response body.
+const MaxBody = 16 << 20
+
+// MaxMessage bounds the vendor message kept in an error.
+const MaxMessage = 512
+
+// Post sends body as JSON to url. A failure to get a response is a
+// transport error; the caller reads and closes resp.Body.
+func Post(ctx context.Context, c *http.Client, provider, url string, header http.Header, body any) (*http.Response, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode request: %w", provider, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: build request: %w", provider, err)
+	}
+	req.Header = header
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, llm.Transport(provider, scrub(err))
+	}
+	return resp, nil
+}
+
+// scrub drops the URL from a *url.Error, so no query string (a Gemini key
+// may travel as ?key=) reaches an error message or a log.
+func scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// ReadBody reads a whole non-streamed body, at most MaxBody bytes. A body
+// cut short is a transport error.
+func ReadBody(provider string, resp *http.Response, requestID string) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if err != nil {
+		return nil, llm.Transport(provider, fmt.Errorf("read body: %w", err))
+	}
+	if len(body) > MaxBody {
+		return nil, llm.Malformed(provider, resp.StatusCode, requestID, fmt.Errorf("body over %d bytes", MaxBody))
+	}
+	return body, nil
+}
+
+// RetryAfter reads how long the answer asks the client to wait: the
+// retry-after-ms header, else retry-after in seconds or as an HTTP date
+// (relative to now). 0 when neither says.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("retry-after"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// StatusError is the error of an answer with an error status.
+func StatusError(provider string, status int, typ, msg string, retryAfter time.Duration, requestID string) *llm.ProviderError {
+	return &llm.ProviderError{
+		Provider: provider, Class: llm.ClassOfStatus(status), Status: status, Type: typ,
+		Message: Clip(msg), RetryAfter: retryAfter, RequestID: requestID,
+	}
+}
+
+// Clip truncates a vendor message to MaxMessage bytes.
+func Clip(s string) string {
+	if len(s) <= MaxMessage {
+		return s
+	}
+	return strings.ToValidUTF8(s[:MaxMessage], "") + "..."
+}
+
+// Header returns a header with the given key/value pairs.
+func Header(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
