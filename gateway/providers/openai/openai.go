@@ -196,11 +196,11 @@ type stream struct {
 	events *sse.Reader
 	reqID  string
 
-	usage   llm.Usage
-	final   bool // the usage chunk arrived
-	finish  string
-	deltas  int64
-	done    bool
+	usage  llm.Usage
+	final  bool // the usage chunk arrived
+	finish string
+	deltas int64
+	done   bool
 }
 
 type chunk struct {
