@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/pricing"
+	"github.com/brownout-dev/brownout/gateway/providers/anthropic"
+	"github.com/brownout-dev/brownout/gateway/providers/gemini"
+	"github.com/brownout-dev/brownout/gateway/providers/openai"
+	"github.com/brownout-dev/brownout/internal/strictyaml"
+)
+
+// Config is the `brownout serve` configuration file:
+//
+//	providers:
+//	  anthropic:
+//	    vendor: anthropic                  # anthropic | gemini | openai
+//	    base_url: https://api.anthropic.com
+//	    api_key_env: ANTHROPIC_API_KEY     # the key is read from this variable
+//	    thinking_budget: {claude-sonnet-4-5: 2048}
+//	routes:
+//	  chat: [anthropic/claude-haiku-4-5, gemini/gemini-2.5-flash]
+//	prices:                                # on top of the shipped table
+//	  file: prices.yaml                    # a brownout price table
+//	  litellm: model_prices_and_context_window.json
+//	  models: {my-model: {input: "1.00", output: "2.00"}}
+//	tenants:
+//	  - {name: acme, api_key_env: BROWNOUT_KEY_ACME}
+//	  - {name: beta, api_key_sha256: 9f86d08...}
+//	max_body_bytes: 1048576
+//	ledger:
+//	  spool_dir: /var/lib/brownout/spool
+//
+// Relative paths are relative to the config file.
+type Config struct {
+	Providers    map[string]ProviderConfig `yaml:"providers"`
+	Routes       map[string][]string       `yaml:"routes"`
+	Prices       PricesConfig              `yaml:"prices"`
+	Tenants      []TenantConfig            `yaml:"tenants"`
+	MaxBodyBytes int64                     `yaml:"max_body_bytes"`
+	Ledger       LedgerConfig              `yaml:"ledger"`
+
+	dir string // the config file's directory
+}
+
+// ProviderConfig is one upstream vendor account.
+type ProviderConfig struct {
+	Vendor         string         `yaml:"vendor"`
+	BaseURL        string         `yaml:"base_url"`
+	APIKeyEnv      string         `yaml:"api_key_env"`
+	ThinkingBudget map[string]int `yaml:"thinking_budget"`
+	// Timeout bounds one upstream HTTP call, headers to last byte (default 10m).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// PricesConfig extends the shipped price table.
+type PricesConfig struct {
+	File    string                   `yaml:"file"`
+	LiteLLM string                   `yaml:"litellm"`
+	Models  map[string]pricing.Price `yaml:"models"`
+}
+
+// TenantConfig is a client of the gateway; exactly one key source is set.
+type TenantConfig struct {
+	Name         string `yaml:"name"`
+	APIKeyEnv    string `yaml:"api_key_env"`
+	APIKeySHA256 string `yaml:"api_key_sha256"`
+}
+
+// LedgerConfig configures metering.
+type LedgerConfig struct {
+	// SpoolDir is the writer's durable spool; empty keeps it in memory.
+	SpoolDir string `yaml:"spool_dir"`
+}
+
+// LoadConfig reads and strictly validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig is LoadConfig on bytes; name is used in errors and to
+// resolve relative paths.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	var c Config
+	if err := strictyaml.Decode(name, data, &c); err != nil {
+		return nil, err
+	}
+	c.dir = filepath.Dir(name)
+	return &c, nil
+}
+
+// Validate implements strictyaml.Validator: the structure only; keys from
+// the environment and prices are checked by Build.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) { errs = append(errs, strictyaml.Errorf(path, format, args...)) }
+	if len(c.Providers) == 0 {
+		bad("$.providers", "at least one provider is required")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Providers)) {
+		p := c.Providers[name]
+		path := "$.providers." + strictyaml.Key(name)
+		switch p.Vendor {
+		case "anthropic", "gemini", "openai":
+		default:
+			bad(path+".vendor", "unknown vendor %q (want anthropic, gemini or openai)", p.Vendor)
+		}
+		if p.APIKeyEnv == "" {
+			bad(path+".api_key_env", "is required: the environment variable that holds the provider key")
+		}
+		if len(p.ThinkingBudget) > 0 && p.Vendor != "anthropic" {
+			bad(path+".thinking_budget", "only anthropic providers take a thinking budget")
+		}
+		if p.Timeout < 0 {
+			bad(path+".timeout", "must not be negative")
+		}
+	}
+	if len(c.Routes) == 0 {
+		bad("$.routes", "at least one route is required")
+	}
+	for _, alias := range slices.Sorted(maps.Keys(c.Routes)) {
+		path := "$.routes." + strictyaml.Key(alias)
+		if len(c.Routes[alias]) == 0 {
+			bad(path, "a route needs at least one provider/model target")
+		}
+		for i, s := range c.Routes[alias] {
+			t, err := ParseTarget(s)
+			if err != nil {
+				bad(fmt.Sprintf("%s[%d]", path, i), "%v", err)
+				continue
+			}
+			if _, ok := c.Providers[t.Provider]; !ok {
+				bad(fmt.Sprintf("%s[%d]", path, i), "unknown provider %q", t.Provider)
+			}
+		}
+	}
+	if len(c.Tenants) == 0 {
+		bad("$.tenants", "at least one tenant is required (every request needs an API key)")
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tenants {
+		path := fmt.Sprintf("$.tenants[%d]", i)
+		if t.Name == "" {
+			bad(path+".name", "is required")
+		}
+		if seen[t.Name] {
+			bad(path+".name", "tenant %q appears twice", t.Name)
+		}
+		seen[t.Name] = true
+		if (t.APIKeyEnv == "") == (t.APIKeySHA256 == "") {
+			bad(path, "set exactly one of api_key_env and api_key_sha256")
+		}
+		if t.APIKeySHA256 != "" {
+			if _, err := ParseKeyHash(t.APIKeySHA256); err != nil {
+				bad(path+".api_key_sha256", "%v", err)
+			}
+		}
+	}
+	if c.MaxBodyBytes < 0 {
+		bad("$.max_body_bytes", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// Built is what a Config builds: the parts of a Gateway and its front.
+type Built struct {
+	Providers map[string]llm.Provider
+	Routes    map[string][]Target
+	Prices    *pricing.Table
+	Tenants   []Tenant
+}
+
+// Build resolves keys from getenv, loads the price tables and constructs
+// the adapters. Missing keys and unpriced routed models are errors here.
+// client, if not nil, is the HTTP client of every adapter (tests pass a
+// fake's in-memory one); otherwise each provider gets its own with its timeout.
+func (c *Config) Build(getenv func(string) string, client *http.Client) (*Built, error) {
+	b := &Built{Providers: map[string]llm.Provider{}, Routes: map[string][]Target{}}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(c.Providers)) {
+		p := c.Providers[name]
+		key := getenv(p.APIKeyEnv)
+		if key == "" {
+			errs = append(errs, fmt.Errorf("providers.%s.api_key_env: environment variable %s is not set", name, p.APIKeyEnv))
+			continue
+		}
+		hc := client
+		if hc == nil {
+			timeout := p.Timeout
+			if timeout == 0 {
+				timeout = 10 * time.Minute
+			}
+			hc = &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: true}}
+		}
+		switch p.Vendor {
+		case "anthropic":
+			b.Providers[name] = anthropic.New(anthropic.Config{Name: name, BaseURL: p.BaseURL, APIKey: key, Client: hc, ThinkingBudget: p.ThinkingBudget})
+		case "gemini":
+			b.Providers[name] = gemini.New(gemini.Config{Name: name, BaseURL: p.BaseURL, APIKey: key, Client: hc})
+		case "openai":
+			b.Providers[name] = openai.New(openai.Config{Name: name, BaseURL: p.BaseURL, APIKey: key, Client: hc})
+		}
+	}
+	for alias, targets := range c.Routes {
+		for _, s := range targets {
+			t, _ := ParseTarget(s) // validated
+			b.Routes[alias] = append(b.Routes[alias], t)
+		}
+	}
+	prices, err := c.priceTable()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	b.Prices = prices
+	for _, t := range c.Tenants {
+		var h [32]byte
+		if t.APIKeyEnv != "" {
+			key := getenv(t.APIKeyEnv)
+			if key == "" {
+				errs = append(errs, fmt.Errorf("tenants %s: environment variable %s is not set", t.Name, t.APIKeyEnv))
+				continue
+			}
+			h = HashKey(key)
+		} else {
+			h, _ = ParseKeyHash(t.APIKeySHA256) // validated
+		}
+		b.Tenants = append(b.Tenants, Tenant{Name: t.Name, KeySHA256: h})
+	}
+	if prices != nil {
+		for _, alias := range slices.Sorted(maps.Keys(b.Routes)) {
+			for _, t := range b.Routes[alias] {
+				if _, err := prices.Lookup(t.Provider, t.Model); err != nil {
+					errs = append(errs, fmt.Errorf("routes.%s: %w (add it under prices:)", alias, err))
+				}
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (c *Config) priceTable() (*pricing.Table, error) {
+	t := pricing.Default()
+	rel := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(c.dir, p)
+	}
+	if c.Prices.LiteLLM != "" {
+		l, err := pricing.LoadLiteLLM(rel(c.Prices.LiteLLM))
+		if err != nil {
+			return nil, err
+		}
+		t = t.Merge(l)
+	}
+	if c.Prices.File != "" {
+		f, err := pricing.Load(rel(c.Prices.File))
+		if err != nil {
+			return nil, err
+		}
+		t = t.Merge(f)
+	}
+	if len(c.Prices.Models) > 0 {
+		t = t.Merge(&pricing.Table{Source: "inline prices", Models: c.Prices.Models})
+	}
+	return t, nil
+}

@@ -1,0 +1,221 @@
+// Package gateway is brownout's request path: it routes a client's request
+// to a provider and model, calls the vendor through its adapter, prices
+// the attempt exactly and meters it in the ledger.
+//
+// Policies wrap the upstream call, outer to inner:
+//
+//	Idempotency(Budget(Fallback(Retry(Breaker(call)))))
+//
+// Every upstream attempt, and every rejection, becomes one ledger.Attempt
+// keyed by (request id, attempt number), recorded through a Recorder (the
+// ledger's asynchronous Writer) so the request path never waits for the
+// database.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/pricing"
+)
+
+// ErrUnknownRoute is returned for a request naming an alias with no route:
+// a client error.
+var ErrUnknownRoute = errors.New("gateway: unknown model")
+
+// Target is one (provider, model) of a route.
+type Target struct {
+	Provider string
+	Model    string
+}
+
+func (t Target) String() string { return t.Provider + "/" + t.Model }
+
+// ParseTarget parses "provider/model" (the model may contain slashes).
+func ParseTarget(s string) (Target, error) {
+	p, m, ok := strings.Cut(s, "/")
+	if !ok || p == "" || m == "" {
+		return Target{}, fmt.Errorf("target %q is not provider/model", s)
+	}
+	return Target{Provider: p, Model: m}, nil
+}
+
+// Request is a client's request as the gateway handles it.
+type Request struct {
+	ID             string // the ledger's request_id
+	Tenant         string
+	IdempotencyKey string
+	Route          string // the alias the client named as its model
+	LLM            llm.Request
+}
+
+// Result is a completed request.
+type Result struct {
+	Response *llm.Response
+	Target   Target
+	Attempts int
+	Cost     decimal.Decimal
+}
+
+// Recorder meters attempts; *ledger.Writer is the production one.
+type Recorder interface {
+	Record(a ledger.Attempt) error
+}
+
+// Options are the parts of a Gateway.
+type Options struct {
+	Providers map[string]llm.Provider
+	Routes    map[string][]Target
+	Prices    *pricing.Table
+	Ledger    Recorder
+	Metrics   *Metrics         // nil: no metrics
+	Logger    *slog.Logger     // nil: slog.Default()
+	Now       func() time.Time // nil: time.Now
+}
+
+// Gateway routes, calls, prices and meters. It is safe for concurrent use.
+type Gateway struct {
+	providers map[string]llm.Provider
+	routes    map[string][]Target
+	prices    *pricing.Table
+	ledger    Recorder
+	metrics   *Metrics
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// New checks the options and returns a Gateway: every route names known
+// providers, and every routed model has a price (an unpriced model is an
+// error here, never a silent $0 later).
+func New(opts Options) (*Gateway, error) {
+	if opts.Prices == nil {
+		return nil, errors.New("gateway: no price table")
+	}
+	if opts.Ledger == nil {
+		return nil, errors.New("gateway: no ledger")
+	}
+	var errs []error
+	for _, alias := range slices.Sorted(maps.Keys(opts.Routes)) {
+		targets := opts.Routes[alias]
+		if len(targets) == 0 {
+			errs = append(errs, fmt.Errorf("gateway: route %q has no targets", alias))
+		}
+		for _, t := range targets {
+			if _, ok := opts.Providers[t.Provider]; !ok {
+				errs = append(errs, fmt.Errorf("gateway: route %q: unknown provider %q", alias, t.Provider))
+			}
+			if _, err := opts.Prices.Lookup(t.Provider, t.Model); err != nil {
+				errs = append(errs, fmt.Errorf("gateway: route %q: %w", alias, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	g := &Gateway{providers: opts.Providers, routes: opts.Routes, prices: opts.Prices, ledger: opts.Ledger,
+		metrics: opts.Metrics, log: opts.Logger, now: opts.Now}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	return g, nil
+}
+
+// Routes returns the aliases, sorted.
+func (g *Gateway) Routes() []string { return slices.Sorted(maps.Keys(g.routes)) }
+
+func (g *Gateway) targets(alias string) ([]Target, error) {
+	ts, ok := g.routes[alias]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, alias)
+	}
+	return ts, nil
+}
+
+// Complete serves a non-streamed request. The route's first target serves
+// it; the returned error is ErrUnknownRoute or the provider's error.
+func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
+	targets, err := g.targets(req.Route)
+	if err != nil {
+		return nil, err
+	}
+	t := targets[0]
+	call := req.LLM
+	call.Model = t.Model
+	started := g.now()
+	resp, err := g.providers[t.Provider].Complete(ctx, &call)
+	var usage llm.Usage
+	var provReqID string
+	if err == nil {
+		usage, provReqID = resp.Usage, resp.ProviderRequestID
+	} else {
+		var pe *llm.ProviderError
+		if errors.As(err, &pe) {
+			provReqID = pe.RequestID
+		}
+	}
+	cost := g.meter(ctx, req, t, 1, started, usage, provReqID, err)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Response: resp, Target: t, Attempts: 1, Cost: cost}, nil
+}
+
+// meter records one upstream attempt and returns its cost.
+func (g *Gateway) meter(ctx context.Context, req *Request, t Target, n int, started time.Time, usage llm.Usage, provReqID string, err error) decimal.Decimal {
+	finished := g.now()
+	cost, perr := g.prices.Cost(t.Provider, t.Model, usage)
+	if perr != nil {
+		// New checked every routed model; this is a bug, not a free call.
+		g.log.Error("gateway: unpriced attempt", "target", t.String(), "error", perr)
+	}
+	a := ledger.Attempt{
+		RequestID: req.ID, Attempt: n, IdempotencyKey: req.IdempotencyKey, Tenant: req.Tenant, Route: req.Route,
+		Provider: t.Provider, Model: t.Model, Outcome: ledger.OutcomeOK,
+		Tokens:    ledger.Tokens{Input: usage.Input, Output: usage.Output, Reasoning: usage.Reasoning, CacheRead: usage.CacheRead, CacheWrite: usage.CacheWrite},
+		Cost:      cost.Truncate(ledger.CostScale), StartedAt: started, FinishedAt: finished, ProviderReqID: provReqID,
+	}
+	if err != nil {
+		class := llm.Classify(ctx, err)
+		a.Outcome = outcomeOf(class)
+		a.ErrorClass = string(class)
+		a.ErrorMessage = err.Error()
+		var pe *llm.ProviderError
+		if errors.As(err, &pe) {
+			a.HTTPStatus = pe.Status
+		}
+	} else {
+		a.HTTPStatus = 200
+	}
+	if rerr := g.ledger.Record(a); rerr != nil {
+		g.log.Error("gateway: ledger refused an attempt", "request_id", req.ID, "attempt", n, "error", rerr)
+	}
+	g.metrics.attempt(t, a.Outcome, usage, cost, finished.Sub(started))
+	return cost
+}
+
+func outcomeOf(c llm.Class) ledger.Outcome {
+	switch c {
+	case llm.ClassClient:
+		return ledger.OutcomeClientError
+	case llm.ClassThrottled:
+		return ledger.OutcomeThrottled
+	case llm.ClassServer:
+		return ledger.OutcomeServerError
+	case llm.ClassCancelled:
+		return ledger.OutcomeCancelled
+	}
+	return ledger.OutcomeTransportError
+}
