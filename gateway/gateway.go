@@ -184,8 +184,8 @@ func (g *Gateway) meter(ctx context.Context, req *Request, t Target, n int, star
 	a := ledger.Attempt{
 		RequestID: req.ID, Attempt: n, IdempotencyKey: req.IdempotencyKey, Tenant: req.Tenant, Route: req.Route,
 		Provider: t.Provider, Model: t.Model, Outcome: ledger.OutcomeOK,
-		Tokens:    ledger.Tokens{Input: usage.Input, Output: usage.Output, Reasoning: usage.Reasoning, CacheRead: usage.CacheRead, CacheWrite: usage.CacheWrite},
-		Cost:      cost.Truncate(ledger.CostScale), StartedAt: started, FinishedAt: finished, ProviderReqID: provReqID,
+		Tokens: ledger.Tokens{Input: usage.Input, Output: usage.Output, Reasoning: usage.Reasoning, CacheRead: usage.CacheRead, CacheWrite: usage.CacheWrite},
+		Cost:   cost.Truncate(ledger.CostScale), StartedAt: started, FinishedAt: finished, ProviderReqID: provReqID,
 	}
 	if err != nil {
 		class := llm.Classify(ctx, err)

@@ -129,4 +129,3 @@ func ask(model string) openai.ChatCompletionNewParams {
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is the capital of France? One word.")},
 	}
 }
-

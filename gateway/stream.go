@@ -30,7 +30,6 @@ type Stream struct {
 	err  error
 }
 
-
 // Stream starts a streamed request on the route's first target. The
 // returned error (no stream) is ErrUnknownRoute or the provider's error
 // before any byte of the answer; it is metered.
