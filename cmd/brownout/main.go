@@ -1,6 +1,7 @@
 // Command brownout is the CLI of the brownout gateway and harness.
 //
-//	brownout fake --config FILE [--addr 127.0.0.1:0]   serve fake vendors
+//	brownout serve --config FILE [--addr 127.0.0.1:0] [--database-url URL]   the gateway
+//	brownout fake --config FILE [--addr 127.0.0.1:0]                         fake vendors
 //
 // Exit status: 0 on success, 1 when the command fails, 2 for bad input
 // (flags, files, values).
@@ -47,6 +48,7 @@ func exitCode(err error) int {
 const usage = `usage: brownout <command> [flags]
 
 commands:
+  serve    run the gateway: an OpenAI-compatible endpoint in front of Anthropic, Gemini and OpenAI
   fake     serve programmable fake Anthropic, Gemini and OpenAI APIs
 
 Run 'brownout <command> -h' for a command's flags.`
@@ -59,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("no command given")
 	}
 	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "fake":
 		return runFake(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/ledger"
+)
+
+// shutdownGrace bounds draining requests and flushing the ledger on SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+// runServe runs the gateway until ctx ends, then drains requests and
+// flushes the ledger.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("brownout serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "gateway config YAML (required)")
+	addr := fs.String("addr", "127.0.0.1:0", "host:port to listen on (port 0 picks a free one)")
+	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "Postgres URL of the ledger (default $DATABASE_URL; empty: in-memory ledger)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *config == "" {
+		return usagef("serve: --config is required")
+	}
+	cfg, err := gateway.LoadConfig(*config)
+	if err != nil {
+		return usageError{err}
+	}
+	built, err := cfg.Build(os.Getenv, nil)
+	if err != nil {
+		return usageError{fmt.Errorf("serve: %s: %w", *config, err)}
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+
+	var store ledger.Store
+	if *dbURL != "" {
+		if err := ledger.Migrate(ctx, *dbURL); err != nil {
+			return fmt.Errorf("serve: ledger: %w", err)
+		}
+		pool, err := pgxpool.New(ctx, *dbURL)
+		if err != nil {
+			return fmt.Errorf("serve: ledger: %w", err)
+		}
+		defer pool.Close()
+		store = ledger.NewPostgresStore(pool)
+		log.Info("ledger: Postgres")
+	} else {
+		store = ledger.NewMemoryStore()
+		log.Warn("ledger: in memory; metering is not durable (set --database-url or DATABASE_URL)")
+	}
+	if cfg.Ledger.SpoolDir == "" && *dbURL != "" {
+		log.Warn("ledger: no spool_dir; attempts spooled during a database outage are lost if the process dies")
+	}
+	writer, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: cfg.Ledger.SpoolDir, Logger: log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := gateway.NewMetrics(reg, func() float64 { return float64(writer.Stats().Queued) })
+	gw, err := gateway.New(gateway.Options{Providers: built.Providers, Routes: built.Routes, Prices: built.Prices,
+		Ledger: writer, Metrics: metrics, Logger: log})
+	if err != nil {
+		_ = writer.Close(context.Background())
+		return usageError{fmt.Errorf("serve: %w", err)}
+	}
+	var draining atomic.Bool
+	handler := gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: cfg.MaxBodyBytes, Gatherer: reg,
+		Ready: func() error {
+			if draining.Load() {
+				return errors.New("draining")
+			}
+			return nil
+		}})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		_ = writer.Close(context.Background())
+		return fmt.Errorf("serve: listen on %s: %w", *addr, err)
+	}
+	line, _ := json.Marshal(map[string]string{"addr": "http://" + ln.Addr().String()})
+	fmt.Fprintf(stdout, "%s\n", line)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "routes", gw.Routes())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		_ = writer.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	}
+	draining.Store(true)
+	log.Info("shutting down: draining requests, then flushing the ledger")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("serve: drain: %w", err))
+	}
+	if err := writer.Close(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("serve: ledger flush: %w", err))
+	}
+	st := writer.Stats()
+	log.Info("ledger flushed", "recorded", st.Recorded, "inserted", st.Inserted, "spooled", st.Spooled)
+	return errors.Join(errs...)
+}
