@@ -171,11 +171,10 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Brownout-Provider", res.Target.String())
 	w.Header().Set("X-Brownout-Cost-USD", res.Cost.String())
 	resp := res.Response
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": "chatcmpl-" + id, "object": "chat.completion", "created": time.Now().Unix(), "model": res.Target.Model,
-		"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": resp.Content},
-			"finish_reason": resp.FinishReason, "logprobs": nil}},
-		"usage": openaiUsage(resp.Usage),
+	writeJSON(w, http.StatusOK, &chatCompletion{
+		ID: "chatcmpl-" + id, Object: "chat.completion", Created: time.Now().Unix(), Model: res.Target.Model,
+		Choices: []chatChoice{{Message: &chatMessage{Role: "assistant", Content: &resp.Content}, FinishReason: &resp.FinishReason}},
+		Usage:   openaiUsage(resp.Usage),
 	})
 }
 
@@ -192,20 +191,17 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *Request, i
 	rc := http.NewResponseController(w)
 	id, created, model := "chatcmpl-"+req.ID, time.Now().Unix(), st.Target().Model
 	started := false
-	send := func(choices []any, usage any) error {
-		c := map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": choices}
-		if usage != nil {
-			c["usage"] = usage
-		}
-		b, _ := json.Marshal(c)
+	send := func(choices []chatChoice, usage *chatUsage) error {
+		b, _ := json.Marshal(&chatCompletion{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: choices, Usage: usage})
 		if _, err := w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	delta := func(d map[string]any, finish any) []any {
-		return []any{map[string]any{"index": 0, "delta": d, "finish_reason": finish, "logprobs": nil}}
+	delta := func(d chatMessage, finish *string) []chatChoice {
+		return []chatChoice{{Delta: &d, FinishReason: finish}}
 	}
+	empty := ""
 	for {
 		c, err := st.Next()
 		if err != nil {
@@ -225,20 +221,20 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *Request, i
 			w.Header().Set("Cache-Control", "no-cache")
 			w.Header().Set("X-Brownout-Provider", st.Target().String())
 			w.WriteHeader(http.StatusOK)
-			if send(delta(map[string]any{"role": "assistant", "content": ""}, nil), nil) != nil {
+			if send(delta(chatMessage{Role: "assistant", Content: &empty}, nil), nil) != nil {
 				return "client_gone"
 			}
 		}
 		if c.Content != "" {
-			if send(delta(map[string]any{"content": c.Content}, nil), nil) != nil {
+			if send(delta(chatMessage{Content: &c.Content}, nil), nil) != nil {
 				return "client_gone"
 			}
 		}
 		if c.Final {
-			if send(delta(map[string]any{}, c.FinishReason), nil) != nil {
+			if send(delta(chatMessage{}, &c.FinishReason), nil) != nil {
 				return "client_gone"
 			}
-			if includeUsage && send([]any{}, openaiUsage(c.Usage)) != nil {
+			if includeUsage && send([]chatChoice{}, openaiUsage(c.Usage)) != nil {
 				return "client_gone"
 			}
 			_, _ = io.WriteString(w, "data: [DONE]\n\n")

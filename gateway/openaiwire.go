@@ -149,14 +149,50 @@ func clipStr(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// openaiUsage renders normalised usage as OpenAI's: prompt_tokens includes
-// cached tokens, completion_tokens includes reasoning.
-func openaiUsage(u llm.Usage) map[string]any {
-	prompt := u.Input + u.CacheRead + u.CacheWrite
-	completion := u.Output + u.Reasoning
-	return map[string]any{
-		"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-		"prompt_tokens_details":     map[string]any{"cached_tokens": u.CacheRead},
-		"completion_tokens_details": map[string]any{"reasoning_tokens": u.Reasoning},
-	}
+// chatUsage is OpenAI's usage object: prompt_tokens includes cached
+// tokens, completion_tokens includes reasoning.
+type chatUsage struct {
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	TotalTokens         int64 `json:"total_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+}
+
+func openaiUsage(u llm.Usage) *chatUsage {
+	var c chatUsage
+	c.PromptTokens = u.Input + u.CacheRead + u.CacheWrite
+	c.CompletionTokens = u.Output + u.Reasoning
+	c.TotalTokens = c.PromptTokens + c.CompletionTokens
+	c.PromptTokensDetails.CachedTokens = u.CacheRead
+	c.CompletionTokensDetails.ReasoningTokens = u.Reasoning
+	return &c
+}
+
+// chatCompletion is the non-streamed answer; structs, not maps, because
+// this is the hot path.
+type chatCompletion struct {
+	ID      string       `json:"id"`
+	Object  string       `json:"object"`
+	Created int64        `json:"created"`
+	Model   string       `json:"model"`
+	Choices []chatChoice `json:"choices"`
+	Usage   *chatUsage   `json:"usage"`
+}
+
+type chatChoice struct {
+	Index        int          `json:"index"`
+	Message      *chatMessage `json:"message,omitempty"`
+	Delta        *chatMessage `json:"delta,omitempty"`
+	FinishReason *string      `json:"finish_reason"`
+	Logprobs     *struct{}    `json:"logprobs"`
+}
+
+type chatMessage struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
 }

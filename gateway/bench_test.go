@@ -1,0 +1,175 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/pricing"
+	"github.com/brownout-dev/brownout/gateway/providers/openai"
+	"github.com/brownout-dev/brownout/internal/pgtest"
+)
+
+// BenchmarkOverhead measures what the gateway adds to a call, as
+// shared/BENCHMARKS.md describes: the same chat request to a zero-latency
+// fake, three ways, interleaved (direct, gateway, reverse proxy, direct,
+// ...) in one open-loop run at 1,000 requests/s, then one at a time
+// (unloaded). The ledger is on: the async writer over memory or Postgres.
+//
+//	go test -run '^$' -bench Overhead -benchtime 1x ./gateway/
+func BenchmarkOverhead(b *testing.B) {
+	for _, store := range []string{"memory", "postgres"} {
+		b.Run(store, func(b *testing.B) {
+			var st ledger.Store = ledger.NewMemoryStore()
+			if store == "postgres" {
+				st = ledger.NewPostgresStore(pgtest.NewPool(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
+			}
+			for range b.N {
+				runOverhead(b, st)
+			}
+		})
+	}
+}
+
+const (
+	overheadRate     = 1000 // requests per second, all paths together
+	overheadLoaded   = 9000 // requests in the loaded run (3,000 per path)
+	overheadUnloaded = 1500 // requests in the sequential run (500 per path)
+)
+
+func runOverhead(b *testing.B, store ledger.Store) {
+	fake, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
+		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := fake.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer fake.Close()
+
+	w, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	upstream := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+	gw, err := gateway.New(gateway.Options{
+		Providers: map[string]llm.Provider{"openai": openai.New(openai.Config{BaseURL: fake.URL, APIKey: "k", Client: upstream})},
+		Routes:    map[string][]gateway.Target{"chat": {{Provider: "openai", Model: "gpt-4o-mini"}}},
+		Prices:    pricing.Default(), Ledger: w, Metrics: gateway.NewMetrics(prometheus.NewRegistry(), nil),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	gwSrv := httptest.NewServer(gw.Handler(gateway.HandlerOptions{Tenants: []gateway.Tenant{{Name: "t", KeySHA256: gateway.HashKey("key")}}}))
+	defer gwSrv.Close()
+	target, _ := url.Parse(fake.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 512}
+	proxySrv := httptest.NewServer(proxy)
+	defer proxySrv.Close()
+
+	paths := []struct {
+		name, url, model string
+	}{
+		{"direct", fake.URL, "gpt-4o-mini"},
+		{"gateway", gwSrv.URL, "chat"},
+		{"proxy", proxySrv.URL, "gpt-4o-mini"},
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+	do := func(i int) (int, time.Duration) {
+		p := paths[i%len(paths)]
+		body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`, p.model)
+		req, _ := http.NewRequest("POST", p.url+"/v1/chat/completions", bytes.NewReader([]byte(body)))
+		req.Header.Set("Authorization", "Bearer key")
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Error(err)
+			return i % len(paths), 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(start)
+		if resp.StatusCode != 200 {
+			b.Errorf("%s: status %d", p.name, resp.StatusCode)
+		}
+		return i % len(paths), d
+	}
+
+	// Warm up connections on every path.
+	for i := range 300 {
+		do(i)
+	}
+
+	// Unloaded: one request at a time.
+	seq := make([][]time.Duration, len(paths))
+	for i := range overheadUnloaded {
+		k, d := do(i)
+		seq[k] = append(seq[k], d)
+	}
+
+	// Loaded: open loop, request i due at start + i/rate, each on its own goroutine.
+	loaded := make([][]time.Duration, len(paths))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range overheadLoaded {
+		if wait := time.Until(start.Add(time.Duration(i) * time.Second / overheadRate)); wait > 0 {
+			time.Sleep(wait)
+		}
+		wg.Go(func() {
+			k, d := do(i)
+			mu.Lock()
+			loaded[k] = append(loaded[k], d)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err := w.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if st := w.Stats(); st.Inserted < uint64(overheadLoaded/3) {
+		b.Fatalf("ledger wrote %d attempts; want at least %d", st.Inserted, overheadLoaded/3)
+	}
+
+	report := func(prefix string, lat [][]time.Duration) {
+		q := func(k int, p float64) float64 {
+			d := slices.Clone(lat[k])
+			slices.Sort(d)
+			return float64(d[int(p*float64(len(d)-1))].Microseconds())
+		}
+		for _, p := range []struct {
+			name string
+			q    float64
+		}{{"p50", 0.50}, {"p99", 0.99}} {
+			direct, gwv, px := q(0, p.q), q(1, p.q), q(2, p.q)
+			b.ReportMetric(direct, prefix+"direct-"+p.name+"-us")
+			b.ReportMetric(gwv, prefix+"gateway-"+p.name+"-us")
+			b.ReportMetric(px, prefix+"proxy-"+p.name+"-us")
+			b.ReportMetric(gwv-direct, prefix+"gateway-overhead-"+p.name+"-us")
+			b.ReportMetric(px-direct, prefix+"proxy-overhead-"+p.name+"-us")
+			if px-direct > 0 {
+				b.ReportMetric((gwv-direct)/(px-direct), prefix+"ratio-"+p.name)
+			}
+		}
+	}
+	report("loaded-", loaded)
+	report("seq-", seq)
+}
