@@ -1,5 +1,5 @@
 # brownout: `make test` is the one test command (CI runs it and nothing else).
-.PHONY: test bench mocks
+.PHONY: test bench mocks demo
 
 test:
 	scripts/test.sh
@@ -7,6 +7,12 @@ test:
 # Benchmarks need Docker for Postgres, as tests do; see each package's bench_test.go.
 bench:
 	scripts/with-postgres.sh go test -run '^$$' -bench . -benchtime 200000x ./gateway/ledger/
+	go test -run '^$$' -bench Serve -benchtime 20000x ./fakeprovider/
+	scripts/with-postgres.sh go test -run '^$$' -bench Overhead -benchtime 1x ./gateway/
 
 mocks:
 	go tool mockery
+
+# The gateway in front of fake vendors, in-memory ledger: no Docker needed.
+demo:
+	scripts/demo.sh

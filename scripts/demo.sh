@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# demo.sh is `make demo`: the gateway in front of fake vendors, with the
+# in-memory ledger. It asks both models of the thinking-tax pair the same
+# one-word question through `brownout serve` and shows what each costs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/brownout" ./cmd/brownout
+
+"$work/brownout" fake --config examples/fakes.yaml >"$work/fake.out" 2>"$work/fake.err" &
+pids+=($!)
+until [ -s "$work/fake.out" ]; do sleep 0.1; done
+anthropic=$(head -1 "$work/fake.out" | jq -r .providers.anthropic)
+gemini=$(head -1 "$work/fake.out" | jq -r .providers.gemini)
+sed -e "s|@ANTHROPIC_URL@|$anthropic|" -e "s|@GEMINI_URL@|$gemini|" examples/serve.yaml.tmpl >"$work/serve.yaml"
+
+export DEMO_PROVIDER_KEY=demo-provider-key DEMO_TENANT_KEY=demo-tenant-key
+"$work/brownout" serve --config "$work/serve.yaml" >"$work/serve.out" 2>"$work/serve.err" &
+pids+=($!)
+until [ -s "$work/serve.out" ]; do sleep 0.1; done
+gw=$(head -1 "$work/serve.out" | jq -r .addr)
+echo "brownout serve at $gw, in front of fake Anthropic ($anthropic) and Gemini ($gemini)"
+echo
+
+ask() {
+  curl -sS -D "$work/headers" -H "Authorization: Bearer $DEMO_TENANT_KEY" -H "Content-Type: application/json" \
+    -d "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of France? One word.\"}]}" \
+    "$gw/v1/chat/completions" >"$work/body"
+  cost=$(grep -i '^x-brownout-cost-usd:' "$work/headers" | tr -d '\r' | awk '{print $2}')
+  jq -r --arg route "$1" --arg cost "$cost" \
+    '"\($route)\t\(.model)\tanswer=\(.choices[0].message.content)\tprompt=\(.usage.prompt_tokens)\tcompletion=\(.usage.completion_tokens)\treasoning=\(.usage.completion_tokens_details.reasoning_tokens)\tcost=$\($cost)"' "$work/body"
+  echo "$cost" >>"$work/costs.$1"
+}
+printf 'route\tmodel\t\t\tanswer\t\tprompt\tcompletion\treasoning\tcost\n'
+for i in 1 2 3; do ask haiku; ask flash; done
+echo
+sum() { paste -sd+ "$1" | bc -l | sed 's/^\./0./'; }
+haiku=$(sum "$work/costs.haiku")
+flash=$(sum "$work/costs.flash")
+echo "3 requests each: haiku \$$haiku, flash \$$flash; flash costs $(echo "scale=2; $flash / $haiku" | bc -l)x haiku per request,"
+echo "although its price per token is lower: its reasoning tokens bill as output."
+echo
+echo "Metered attempts (from /metrics):"
+curl -sS "$gw/metrics" | grep -E '^brownout_(attempts_total|tokens_total)' | sed 's/^/  /'
