@@ -136,35 +136,39 @@ func New(opts Options) (*Gateway, error) {
 // Routes returns the aliases, sorted.
 func (g *Gateway) Routes() []string { return slices.Sorted(maps.Keys(g.routes)) }
 
-func (g *Gateway) targets(alias string) ([]Target, error) {
-	ts, ok := g.routes[alias]
+// firstTarget returns the route's first target and the request for it.
+func (g *Gateway) firstTarget(req *Request) (Target, llm.Request, error) {
+	ts, ok := g.routes[req.Route]
 	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, alias)
+		return Target{}, llm.Request{}, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
 	}
-	return ts, nil
+	call := req.LLM
+	call.Model = ts[0].Model
+	return ts[0], call, nil
+}
+
+// providerRequestID is the vendor's request id carried by err, if any.
+func providerRequestID(err error) string {
+	var pe *llm.ProviderError
+	if errors.As(err, &pe) {
+		return pe.RequestID
+	}
+	return ""
 }
 
 // Complete serves a non-streamed request. The route's first target serves
 // it; the returned error is ErrUnknownRoute or the provider's error.
 func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
-	targets, err := g.targets(req.Route)
+	t, call, err := g.firstTarget(req)
 	if err != nil {
 		return nil, err
 	}
-	t := targets[0]
-	call := req.LLM
-	call.Model = t.Model
 	started := g.now()
 	resp, err := g.providers[t.Provider].Complete(ctx, &call)
 	var usage llm.Usage
-	var provReqID string
+	provReqID := providerRequestID(err)
 	if err == nil {
 		usage, provReqID = resp.Usage, resp.ProviderRequestID
-	} else {
-		var pe *llm.ProviderError
-		if errors.As(err, &pe) {
-			provReqID = pe.RequestID
-		}
 	}
 	cost := g.meter(ctx, req, t, 1, started, usage, provReqID, err)
 	if err != nil {

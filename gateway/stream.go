@@ -34,22 +34,14 @@ type Stream struct {
 // returned error (no stream) is ErrUnknownRoute or the provider's error
 // before any byte of the answer; it is metered.
 func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
-	targets, err := g.targets(req.Route)
+	t, call, err := g.firstTarget(req)
 	if err != nil {
 		return nil, err
 	}
-	t := targets[0]
-	call := req.LLM
-	call.Model = t.Model
 	started := g.now()
 	up, err := g.providers[t.Provider].Stream(ctx, &call)
 	if err != nil {
-		var pe *llm.ProviderError
-		reqID := ""
-		if errors.As(err, &pe) {
-			reqID = pe.RequestID
-		}
-		g.meter(ctx, req, t, 1, started, llm.Usage{}, reqID, err)
+		g.meter(ctx, req, t, 1, started, llm.Usage{}, providerRequestID(err), err)
 		return nil, err
 	}
 	return &Stream{g: g, ctx: ctx, req: req, target: t, n: 1, started: started, up: up}, nil

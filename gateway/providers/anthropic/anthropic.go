@@ -51,18 +51,7 @@ var _ llm.Provider = (*Adapter)(nil)
 
 // New returns an Adapter.
 func New(cfg Config) *Adapter {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://api.anthropic.com"
-	}
-	if cfg.Client == nil {
-		cfg.Client = http.DefaultClient
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Name == "" {
-		cfg.Name = "anthropic"
-	}
+	wire.Defaults(&cfg.Name, &cfg.BaseURL, &cfg.Client, &cfg.Now, "anthropic", "https://api.anthropic.com")
 	return &Adapter{cfg: cfg, url: strings.TrimSuffix(cfg.BaseURL, "/") + "/v1/messages"}
 }
 

@@ -44,18 +44,7 @@ var _ llm.Provider = (*Adapter)(nil)
 
 // New returns an Adapter.
 func New(cfg Config) *Adapter {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://generativelanguage.googleapis.com"
-	}
-	if cfg.Client == nil {
-		cfg.Client = http.DefaultClient
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Name == "" {
-		cfg.Name = "gemini"
-	}
+	wire.Defaults(&cfg.Name, &cfg.BaseURL, &cfg.Client, &cfg.Now, "gemini", "https://generativelanguage.googleapis.com")
 	return &Adapter{cfg: cfg, base: strings.TrimSuffix(cfg.BaseURL, "/") + "/v1beta/models/"}
 }
 

@@ -40,18 +40,7 @@ var _ llm.Provider = (*Adapter)(nil)
 
 // New returns an Adapter.
 func New(cfg Config) *Adapter {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://api.openai.com"
-	}
-	if cfg.Client == nil {
-		cfg.Client = http.DefaultClient
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Name == "" {
-		cfg.Name = "openai"
-	}
+	wire.Defaults(&cfg.Name, &cfg.BaseURL, &cfg.Client, &cfg.Now, "openai", "https://api.openai.com")
 	return &Adapter{cfg: cfg, url: strings.TrimSuffix(cfg.BaseURL, "/") + "/v1/chat/completions"}
 }
 

@@ -114,3 +114,20 @@ func Header(kv ...string) http.Header {
 	}
 	return h
 }
+
+// Defaults fills an adapter's unset settings: its name, the vendor's base
+// URL, http.DefaultClient and time.Now.
+func Defaults(name *string, baseURL *string, client **http.Client, now *func() time.Time, defName, defBase string) {
+	if *name == "" {
+		*name = defName
+	}
+	if *baseURL == "" {
+		*baseURL = defBase
+	}
+	if *client == nil {
+		*client = http.DefaultClient
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+}
