@@ -79,6 +79,10 @@ type Options struct {
 	Prices    *pricing.Table
 	Ledger    Recorder
 	Metrics   *Metrics         // nil: no metrics
+	// Breakers are the breaker settings by provider name; the "" entry is
+	// the default of providers not named.
+	Breakers map[string]BreakerSettings
+	Retry    RetrySettings
 	Logger    *slog.Logger     // nil: slog.Default()
 	Now       func() time.Time // nil: time.Now
 }
@@ -92,6 +96,10 @@ type Gateway struct {
 	metrics   *Metrics
 	log       *slog.Logger
 	now       func() time.Time
+	retry     RetrySettings
+	breakers  *breakers
+	jitter    *jitter
+	cooldowns cooldowns
 }
 
 // New checks the options and returns a Gateway: every route names known
@@ -130,22 +138,26 @@ func New(opts Options) (*Gateway, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.retry = opts.Retry.withDefaults()
+	g.jitter = newJitter(g.retry.Seed)
+	g.breakers = newBreakers(opts.Breakers, g.now)
 	return g, nil
 }
 
+// Close stops the goroutine that publishes breaker events.
+func (g *Gateway) Close() { g.breakers.close() }
+
+// SubscribeBreakers delivers every breaker transition to ch, in order.
+// The subscriber must keep reading: a full channel delays the events of
+// every subscriber (never the breakers themselves, whose events queue).
+func (g *Gateway) SubscribeBreakers(ch chan<- BreakerEvent) { g.breakers.subscribe(ch) }
+
+// BreakerState returns the state of the breaker guarding target:
+// closed, open or half_open.
+func (g *Gateway) BreakerState(t Target) string { return g.breakers.state(t) }
+
 // Routes returns the aliases, sorted.
 func (g *Gateway) Routes() []string { return slices.Sorted(maps.Keys(g.routes)) }
-
-// firstTarget returns the route's first target and the request for it.
-func (g *Gateway) firstTarget(req *Request) (Target, llm.Request, error) {
-	ts, ok := g.routes[req.Route]
-	if !ok {
-		return Target{}, llm.Request{}, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
-	}
-	call := req.LLM
-	call.Model = ts[0].Model
-	return ts[0], call, nil
-}
 
 // providerRequestID is the vendor's request id carried by err, if any.
 func providerRequestID(err error) string {
@@ -156,26 +168,34 @@ func providerRequestID(err error) string {
 	return ""
 }
 
-// Complete serves a non-streamed request. The route's first target serves
-// it; the returned error is ErrUnknownRoute or the provider's error.
+// Complete serves a non-streamed request through the policies (see the
+// package doc). The error is ErrUnknownRoute or the last provider error.
 func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
-	t, call, err := g.firstTarget(req)
+	var res *Result
+	err := g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
+		actx, cancel := context.WithTimeout(ctx, g.attemptTimeout())
+		defer cancel()
+		started := g.now()
+		resp, err := g.providers[t.Provider].Complete(actx, call)
+		done(err)
+		var usage llm.Usage
+		provReqID := providerRequestID(err)
+		if err == nil {
+			usage, provReqID = resp.Usage, resp.ProviderRequestID
+		}
+		cost := g.meter(ctx, req, t, n, started, usage, provReqID, err)
+		if err == nil {
+			res = &Result{Response: resp, Target: t, Attempts: n, Cost: cost}
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	started := g.now()
-	resp, err := g.providers[t.Provider].Complete(ctx, &call)
-	var usage llm.Usage
-	provReqID := providerRequestID(err)
-	if err == nil {
-		usage, provReqID = resp.Usage, resp.ProviderRequestID
-	}
-	cost := g.meter(ctx, req, t, 1, started, usage, provReqID, err)
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Response: resp, Target: t, Attempts: 1, Cost: cost}, nil
+	return res, nil
 }
+
+var zeroCost = decimal.Zero
 
 // meter records one upstream attempt and returns its cost.
 func (g *Gateway) meter(ctx context.Context, req *Request, t Target, n int, started time.Time, usage llm.Usage, provReqID string, err error) decimal.Decimal {

@@ -96,9 +96,11 @@ func TestSDKErrorsPerVendor(t *testing.T) {
 			assert.Equal(t, 503, apiErr.StatusCode)
 			assert.Equal(t, "upstream_overloaded", apiErr.Code)
 			as := r.attempts(t, "e503-"+v.vendor)
-			require.Len(t, as, 1)
-			assert.Equal(t, ledger.OutcomeServerError, as[0].Outcome)
-			assert.True(t, as[0].Cost.IsZero())
+			require.Len(t, as, 3, "a 503 is retried: three attempts, three rows")
+			for _, a := range as {
+				assert.Equal(t, ledger.OutcomeServerError, a.Outcome)
+				assert.True(t, a.Cost.IsZero())
+			}
 
 			var raw *http.Response
 			_, err = r.client.Chat.Completions.New(context.Background(), ask(v.plain), option.WithResponseInto(&raw))

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -107,8 +108,11 @@ func newRig(t testing.TB, store ledger.Store, rec gateway.Recorder, faults map[s
 	}
 	reg := prometheus.NewRegistry()
 	r.gw, err = gateway.New(gateway.Options{Providers: built.Providers, Routes: built.Routes, Prices: built.Prices,
-		Ledger: rec, Metrics: gateway.NewMetrics(reg, nil)})
+		Ledger: rec, Metrics: gateway.NewMetrics(reg, nil),
+		// Fast retries; a Retry-After beyond the deadline is not waited for.
+		Retry: gateway.RetrySettings{BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Deadline: 2 * time.Second}})
 	require.NoError(t, err)
+	t.Cleanup(r.gw.Close)
 	r.server = httptest.NewServer(r.gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, Gatherer: reg}))
 	t.Cleanup(r.server.Close)
 	c := openai.NewClient(option.WithBaseURL(r.server.URL+"/v1"), option.WithAPIKey(tenantKey), option.WithMaxRetries(0))

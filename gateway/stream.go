@@ -13,45 +13,81 @@ import (
 )
 
 // Stream is a streamed answer being relayed. Next returns the upstream's
-// chunks; the attempt is metered once, when the stream ends: at its final
-// chunk, at an error (with the partial usage), or at Close (the client
-// left: cancelled, with the partial usage). Call Close when done.
+// chunks; the attempt is metered, and its breaker told, once, when the
+// stream ends: at its final chunk, at an error (with the partial usage),
+// or at Close (the client left: cancelled, with the partial usage).
 type Stream struct {
 	g       *Gateway
 	ctx     context.Context
+	cancel  context.CancelFunc
 	req     *Request
 	target  Target
 	n       int
 	started time.Time
 	up      llm.Stream
+	done    func(error)
+	first   *llm.Chunk // read before the stream was handed over
 
 	once sync.Once
 	cost decimal.Decimal
-	err  error
 }
 
-// Stream starts a streamed request on the route's first target. The
-// returned error (no stream) is ErrUnknownRoute or the provider's error
-// before any byte of the answer; it is metered.
+// Stream starts a streamed request. It fails over, like Complete, until an
+// upstream answers with its first chunk; after that the stream is the
+// client's, and a failure is the stream's error. The returned error (no
+// stream) is ErrUnknownRoute or the last provider error.
 func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
-	t, call, err := g.firstTarget(req)
+	var out *Stream
+	client := ctx
+	err := g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
+		// The stream outlives the retry loop and its deadline: it lives on
+		// the client's context until Close, bounded only by the attempt
+		// timeout until its first chunk.
+		sctx, cancel := context.WithCancel(client)
+		timer := time.AfterFunc(g.attemptTimeout(), cancel)
+		started := g.now()
+		up, err := g.providers[t.Provider].Stream(sctx, call)
+		if err != nil {
+			timer.Stop()
+			cancel()
+			done(err)
+			g.meter(ctx, req, t, n, started, llm.Usage{}, providerRequestID(err), err)
+			return err
+		}
+		s := &Stream{g: g, ctx: client, cancel: cancel, req: req, target: t, n: n, started: started, up: up, done: done}
+		c, err := up.Next()
+		timer.Stop()
+		if err != nil {
+			s.finish(err)
+			_ = up.Close()
+			return err
+		}
+		if c.Final {
+			s.finish(nil)
+		}
+		s.first = &c
+		out = s
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	started := g.now()
-	up, err := g.providers[t.Provider].Stream(ctx, &call)
-	if err != nil {
-		g.meter(ctx, req, t, 1, started, llm.Usage{}, providerRequestID(err), err)
-		return nil, err
-	}
-	return &Stream{g: g, ctx: ctx, req: req, target: t, n: 1, started: started, up: up}, nil
+	return out, nil
 }
 
 // Target returns the provider and model serving the stream.
 func (s *Stream) Target() Target { return s.target }
 
+// Attempts is the number of attempts it took to start the stream.
+func (s *Stream) Attempts() int { return s.n }
+
 // Next returns the next chunk; after the final chunk, io.EOF.
 func (s *Stream) Next() (llm.Chunk, error) {
+	if s.first != nil {
+		c := *s.first
+		s.first = nil
+		return c, nil
+	}
 	c, err := s.up.Next()
 	switch {
 	case errors.Is(err, io.EOF):
@@ -69,7 +105,7 @@ func (s *Stream) Cost() decimal.Decimal { return s.cost }
 
 func (s *Stream) finish(err error) {
 	s.once.Do(func() {
-		s.err = err
+		s.done(err)
 		s.cost = s.g.meter(s.ctx, s.req, s.target, s.n, s.started, s.up.Usage(), s.up.ProviderRequestID(), err)
 	})
 }
@@ -78,5 +114,6 @@ func (s *Stream) finish(err error) {
 // cancelled with the usage seen so far.
 func (s *Stream) Close() error {
 	s.finish(&llm.ProviderError{Provider: s.target.Provider, Class: llm.ClassCancelled, Message: "the client stopped reading the stream"})
+	s.cancel()
 	return s.up.Close()
 }
