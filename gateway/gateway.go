@@ -78,13 +78,13 @@ type Options struct {
 	Routes    map[string][]Target
 	Prices    *pricing.Table
 	Ledger    Recorder
-	Metrics   *Metrics         // nil: no metrics
+	Metrics   *Metrics // nil: no metrics
 	// Breakers are the breaker settings by provider name; the "" entry is
 	// the default of providers not named.
 	Breakers map[string]BreakerSettings
 	Retry    RetrySettings
-	Logger    *slog.Logger     // nil: slog.Default()
-	Now       func() time.Time // nil: time.Now
+	Logger   *slog.Logger     // nil: slog.Default()
+	Now      func() time.Time // nil: time.Now
 }
 
 // Gateway routes, calls, prices and meters. It is safe for concurrent use.
@@ -141,6 +141,22 @@ func New(opts Options) (*Gateway, error) {
 	g.retry = opts.Retry.withDefaults()
 	g.jitter = newJitter(g.retry.Seed)
 	g.breakers = newBreakers(opts.Breakers, g.now)
+	// The gateway's own subscriber: the state gauge and a log line per
+	// transition. It exits when Close stops the fan-out.
+	events := make(chan BreakerEvent, 256)
+	g.breakers.subscribe(events)
+	go func() {
+		for {
+			select {
+			case ev := <-events:
+				g.metrics.breakerState(ev)
+				g.log.Warn("gateway: circuit breaker", "provider", ev.Provider, "model", ev.Model, "from", ev.From, "to", ev.To,
+					"consecutive_failures", ev.ConsecutiveFailures, "total_failures", ev.TotalFailures, "requests", ev.Requests)
+			case <-g.breakers.done:
+				return
+			}
+		}
+	}()
 	return g, nil
 }
 

@@ -291,6 +291,9 @@ func errorFields(err error) (status int, typ, code, msg string) {
 	case llm.ClassThrottled:
 		return 429, "rate_limit_error", "rate_limit_exceeded", msg
 	case llm.ClassServer:
+		if pe.Type == "circuit_open" {
+			return 503, "upstream_error", "circuit_open", msg
+		}
 		if pe.Status == 503 || pe.Status == 529 {
 			return 503, "upstream_error", "upstream_overloaded", msg
 		}

@@ -19,6 +19,7 @@ type Metrics struct {
 	tokens     *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	upstream   *prometheus.HistogramVec
+	breaker    *prometheus.GaugeVec
 	queueDepth prometheus.GaugeFunc
 }
 
@@ -40,7 +41,9 @@ func NewMetrics(reg prometheus.Registerer, queueDepth func() float64) *Metrics {
 		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "brownout_attempt_duration_seconds",
 			Help: "Upstream attempt latency by provider.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"provider"}),
 	}
-	reg.MustRegister(m.requests, m.attempts, m.cost, m.tokens, m.latency, m.upstream)
+	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "brownout_breaker_state",
+		Help: "Circuit breaker state by provider (and model for per-model breakers): 0 closed, 1 half-open, 2 open."}, []string{"provider", "model"})
+	reg.MustRegister(m.requests, m.attempts, m.cost, m.tokens, m.latency, m.upstream, m.breaker)
 	if queueDepth != nil {
 		m.queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "brownout_ledger_queue_depth",
 			Help: "Attempts waiting in the ledger writer's queue."}, queueDepth)
@@ -72,4 +75,12 @@ func (m *Metrics) request(route, outcome string, d time.Duration) {
 	}
 	m.requests.WithLabelValues(route, outcome).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *Metrics) breakerState(ev BreakerEvent) {
+	if m == nil {
+		return
+	}
+	v := map[string]float64{"closed": 0, "half_open": 1, "open": 2}[ev.To]
+	m.breaker.WithLabelValues(ev.Provider, ev.Model).Set(v)
 }
