@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
@@ -22,10 +21,7 @@ type attemptFunc func(ctx context.Context, t Target, n int, call *llm.Request, d
 // client leaving ends the request at once. Every attempt and every breaker
 // rejection is a ledger row, numbered across targets.
 func (g *Gateway) run(ctx context.Context, req *Request, attempt attemptFunc) error {
-	targets, ok := g.routes[req.Route]
-	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
-	}
+	targets := g.routes[req.Route] // admit checked the route
 	ctx, cancel := context.WithTimeout(ctx, g.retry.Deadline)
 	defer cancel()
 	n := 0

@@ -83,6 +83,10 @@ type Options struct {
 	// the default of providers not named.
 	Breakers map[string]BreakerSettings
 	Retry    RetrySettings
+	// Budgets are the tenants' spend limits, kept in BudgetStore (nil:
+	// memory). Tenants not named have no limit.
+	Budgets     map[string]Budget
+	BudgetStore BudgetStore
 	Logger   *slog.Logger     // nil: slog.Default()
 	Now      func() time.Time // nil: time.Now
 }
@@ -100,6 +104,9 @@ type Gateway struct {
 	breakers  *breakers
 	jitter    *jitter
 	cooldowns cooldowns
+
+	budgets     map[string]Budget
+	budgetStore BudgetStore
 }
 
 // New checks the options and returns a Gateway: every route names known
@@ -139,6 +146,15 @@ func New(opts Options) (*Gateway, error) {
 		g.now = time.Now
 	}
 	g.retry = opts.Retry.withDefaults()
+	g.budgets, g.budgetStore = opts.Budgets, opts.BudgetStore
+	if g.budgetStore == nil {
+		g.budgetStore = NewMemoryBudgets()
+	}
+	for tenant, b := range g.budgets {
+		if b.Window <= 0 || b.Limit.IsNegative() {
+			return nil, fmt.Errorf("gateway: budget of tenant %q: needs a positive window and a non-negative limit", tenant)
+		}
+	}
 	g.jitter = newJitter(g.retry.Seed)
 	g.breakers = newBreakers(opts.Breakers, g.now)
 	// The gateway's own subscriber: the state gauge and a log line per
@@ -187,8 +203,14 @@ func providerRequestID(err error) string {
 // Complete serves a non-streamed request through the policies (see the
 // package doc). The error is ErrUnknownRoute or the last provider error.
 func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
+	resv, err := g.admit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	var res *Result
-	err := g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
+	spent := decimal.Zero
+	defer func() { g.settle(resv, spent) }()
+	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
 		actx, cancel := context.WithTimeout(ctx, g.attemptTimeout())
 		defer cancel()
 		started := g.now()
@@ -200,6 +222,7 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 			usage, provReqID = resp.Usage, resp.ProviderRequestID
 		}
 		cost := g.meter(ctx, req, t, n, started, usage, provReqID, err)
+		spent = spent.Add(cost)
 		if err == nil {
 			res = &Result{Response: resp, Target: t, Attempts: n, Cost: cost}
 		}
@@ -212,6 +235,20 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 }
 
 var zeroCost = decimal.Zero
+
+// admit checks the route and reserves the request's worst case on its
+// tenant's budget; a refusal is metered as a rejection at zero cost.
+func (g *Gateway) admit(ctx context.Context, req *Request) (*reservation, error) {
+	targets, ok := g.routes[req.Route]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
+	}
+	resv, err := g.reserve(ctx, req)
+	if errors.Is(err, ErrBudgetExceeded) {
+		g.reject(req, targets[0], 1, ledger.OutcomeRejectedBudget, err.Error())
+	}
+	return resv, err
+}
 
 // meter records one upstream attempt and returns its cost.
 func (g *Gateway) meter(ctx context.Context, req *Request, t Target, n int, started time.Time, usage llm.Usage, provReqID string, err error) decimal.Decimal {

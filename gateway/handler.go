@@ -34,6 +34,8 @@ type HandlerOptions struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports readiness for /readyz; nil is always ready.
 	Ready func() error
+	// Idempotency keeps Idempotency-Key records; nil ignores the header.
+	Idempotency IdempotencyStore
 }
 
 // Handler is the gateway's OpenAI-compatible HTTP front:
@@ -158,14 +160,33 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route = in.Model
+	includeUsage := in.StreamOptions != nil && in.StreamOptions.IncludeUsage
 	req := &Request{ID: id, Tenant: tenant, IdempotencyKey: r.Header.Get("Idempotency-Key"), Route: in.Model, LLM: call}
+	if req.IdempotencyKey != "" && h.opts.Idempotency != nil {
+		if cerr := checkIdempotencyKey(req.IdempotencyKey); cerr != nil {
+			fail(cerr)
+			return
+		}
+		cw, release, err := h.claim(w, r, req, in.Stream, includeUsage)
+		if err != nil {
+			if errors.Is(err, errReplayed) {
+				outcome = "replayed"
+			} else {
+				fail(err)
+			}
+			return
+		}
+		w = cw
+		defer func() { release(outcome) }()
+	}
 	if in.Stream {
-		outcome = h.stream(w, r, req, in.StreamOptions != nil && in.StreamOptions.IncludeUsage)
+		outcome = h.stream(w, r, req, includeUsage)
 		return
 	}
 	res, err := h.g.Complete(r.Context(), req)
 	if err != nil {
-		fail(err)
+		outcome = errorOutcome(err)
+		writeError(w, err)
 		return
 	}
 	w.Header().Set("X-Brownout-Provider", res.Target.String())
@@ -247,8 +268,10 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *Request, i
 func errorOutcome(err error) string {
 	var ce *clientError
 	switch {
-	case errors.As(err, &ce), errors.Is(err, ErrUnknownRoute):
+	case errors.As(err, &ce), errors.Is(err, ErrUnknownRoute), errors.Is(err, ErrIdempotencyMismatch):
 		return "client_error"
+	case errors.Is(err, ErrBudgetExceeded):
+		return "budget_exceeded"
 	}
 	var pe *llm.ProviderError
 	if errors.As(err, &pe) {
@@ -272,6 +295,16 @@ func errorFields(err error) (status int, typ, code, msg string) {
 	}
 	if errors.Is(err, ErrUnknownRoute) {
 		return 404, "invalid_request_error", "model_not_found", err.Error()
+	}
+	if errors.Is(err, ErrBudgetExceeded) {
+		return 429, "insufficient_quota", "budget_exceeded", err.Error()
+	}
+	if errors.Is(err, ErrIdempotencyMismatch) {
+		return 422, "invalid_request_error", "idempotency_key_mismatch",
+			"This Idempotency-Key was used with a different request; use a new key for a new request."
+	}
+	if errors.Is(err, errIdempotencyUnavailable) {
+		return 503, "server_error", "idempotency_unavailable", err.Error()
 	}
 	var pe *llm.ProviderError
 	if !errors.As(err, &pe) {

@@ -28,6 +28,9 @@ type Stream struct {
 	done    func(error)
 	first   *llm.Chunk // read before the stream was handed over
 
+	resv   *reservation    // settled when the stream ends
+	before decimal.Decimal // cost of the attempts before this one
+
 	once sync.Once
 	cost decimal.Decimal
 }
@@ -37,9 +40,14 @@ type Stream struct {
 // client's, and a failure is the stream's error. The returned error (no
 // stream) is ErrUnknownRoute or the last provider error.
 func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
+	resv, err := g.admit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	var out *Stream
+	spent := decimal.Zero // attempts that failed before the stream started
 	client := ctx
-	err := g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
+	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
 		// The stream outlives the retry loop and its deadline: it lives on
 		// the client's context until Close, bounded only by the attempt
 		// timeout until its first chunk.
@@ -51,14 +59,17 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 			timer.Stop()
 			cancel()
 			done(err)
-			g.meter(ctx, req, t, n, started, llm.Usage{}, providerRequestID(err), err)
+			spent = spent.Add(g.meter(ctx, req, t, n, started, llm.Usage{}, providerRequestID(err), err))
 			return err
 		}
-		s := &Stream{g: g, ctx: client, cancel: cancel, req: req, target: t, n: n, started: started, up: up, done: done}
+		s := &Stream{g: g, ctx: client, cancel: cancel, req: req, target: t, n: n, started: started, up: up, done: done,
+			resv: resv, before: spent}
 		c, err := up.Next()
 		timer.Stop()
 		if err != nil {
+			s.resv = nil // settled below, with the other failed attempts
 			s.finish(err)
+			spent = spent.Add(s.cost)
 			_ = up.Close()
 			return err
 		}
@@ -70,6 +81,7 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 		return nil
 	})
 	if err != nil {
+		g.settle(resv, spent)
 		return nil, err
 	}
 	return out, nil
@@ -107,6 +119,7 @@ func (s *Stream) finish(err error) {
 	s.once.Do(func() {
 		s.done(err)
 		s.cost = s.g.meter(s.ctx, s.req, s.target, s.n, s.started, s.up.Usage(), s.up.ProviderRequestID(), err)
+		s.g.settle(s.resv, s.before.Add(s.cost))
 	})
 }
 

@@ -39,9 +39,14 @@ type Price struct {
 	CacheWrite *Rate `yaml:"cache_write,omitempty" json:"cache_write,omitempty"`
 }
 
-func (p Price) reasoning() decimal.Decimal  { return or(p.Reasoning, p.Output) }
-func (p Price) cacheRead() decimal.Decimal  { return or(p.CacheRead, p.Input) }
-func (p Price) cacheWrite() decimal.Decimal { return or(p.CacheWrite, p.Input) }
+// ReasoningRate is the reasoning rate, defaulting to the output rate.
+func (p Price) ReasoningRate() decimal.Decimal { return or(p.Reasoning, p.Output) }
+
+// CacheReadRate is the cache-read rate, defaulting to the input rate.
+func (p Price) CacheReadRate() decimal.Decimal { return or(p.CacheRead, p.Input) }
+
+// CacheWriteRate is the cache-write rate, defaulting to the input rate.
+func (p Price) CacheWriteRate() decimal.Decimal { return or(p.CacheWrite, p.Input) }
 
 func or(r *Rate, def Rate) decimal.Decimal {
 	if r != nil {
@@ -54,9 +59,9 @@ func or(r *Rate, def Rate) decimal.Decimal {
 func (p Price) Cost(u llm.Usage) decimal.Decimal {
 	sum := p.Input.Mul(decimal.NewFromInt(u.Input)).
 		Add(p.Output.Mul(decimal.NewFromInt(u.Output))).
-		Add(p.reasoning().Mul(decimal.NewFromInt(u.Reasoning))).
-		Add(p.cacheRead().Mul(decimal.NewFromInt(u.CacheRead))).
-		Add(p.cacheWrite().Mul(decimal.NewFromInt(u.CacheWrite)))
+		Add(p.ReasoningRate().Mul(decimal.NewFromInt(u.Reasoning))).
+		Add(p.CacheReadRate().Mul(decimal.NewFromInt(u.CacheRead))).
+		Add(p.CacheWriteRate().Mul(decimal.NewFromInt(u.CacheWrite)))
 	return sum.Div(million) // exact: a division by a power of ten
 }
 

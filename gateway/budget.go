@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/brownout-dev/brownout/gateway/ledger"
+)
+
+// ErrBudgetExceeded is returned when a tenant's budget cannot cover a
+// request's worst-case cost: a 429 with code budget_exceeded.
+var ErrBudgetExceeded = errors.New("gateway: budget exceeded")
+
+// Budget is a tenant's spend limit per window. Windows are fixed and aligned
+// to the Unix epoch (a 24h window runs midnight to midnight UTC).
+type Budget struct {
+	Limit  decimal.Decimal
+	Window time.Duration
+}
+
+// DefaultBudgetMaxTokens is the max_tokens the gateway sets on a budgeted
+// request that has none, so its worst case is bounded.
+const DefaultBudgetMaxTokens = 4096
+
+// BudgetStore keeps spend and reservations per tenant and window.
+// MemoryBudgets and PostgresBudgets implement it with the same semantics;
+// the Postgres one holds across gateway processes.
+type BudgetStore interface {
+	// Reserve adds amount to the window's reservations if spent + reserved
+	// + amount stays within limit, atomically; it reports whether it did.
+	Reserve(ctx context.Context, tenant string, window time.Time, amount, limit decimal.Decimal) (bool, error)
+	// Settle replaces a reservation by the actual cost.
+	Settle(ctx context.Context, tenant string, window time.Time, reserved, actual decimal.Decimal) error
+	// Spent returns the window's settled spend and outstanding reservations.
+	Spent(ctx context.Context, tenant string, window time.Time) (spent, reserved decimal.Decimal, err error)
+}
+
+// reservation is one request's hold on its tenant's budget.
+type reservation struct {
+	tenant string
+	window time.Time
+	amount decimal.Decimal
+}
+
+// reserve holds the worst-case cost of req on its tenant's budget. A
+// request with no max_tokens gets DefaultBudgetMaxTokens, so the worst
+// case is bounded: input at most one token per byte plus 8 per message, at
+// the dearest input rate of the route, and max_tokens of output at the
+// dearest output or reasoning rate. nil when the tenant has no budget.
+func (g *Gateway) reserve(ctx context.Context, req *Request) (*reservation, error) {
+	b, ok := g.budgets[req.Tenant]
+	if !ok {
+		return nil, nil
+	}
+	if req.LLM.MaxTokens == 0 {
+		req.LLM.MaxTokens = DefaultBudgetMaxTokens
+	}
+	var input int64
+	for _, m := range req.LLM.Messages {
+		input += int64(len(m.Content)) + 8
+	}
+	worst := decimal.Zero
+	for _, t := range g.routes[req.Route] {
+		p, err := g.prices.Lookup(t.Provider, t.Model)
+		if err != nil {
+			return nil, err
+		}
+		in := decimal.Max(p.Input.Decimal, p.CacheWriteRate(), p.CacheReadRate())
+		out := decimal.Max(p.Output.Decimal, p.ReasoningRate())
+		c := in.Mul(decimal.NewFromInt(input)).Add(out.Mul(decimal.NewFromInt(int64(req.LLM.MaxTokens)))).Div(decimal.New(1, 6))
+		worst = decimal.Max(worst, c)
+	}
+	worst = worst.RoundUp(ledger.CostScale)
+	window := g.now().UTC().Truncate(b.Window)
+	ok, err := g.budgetStore.Reserve(ctx, req.Tenant, window, worst, b.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: budget: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: tenant %s cannot cover this request's worst case of $%s within its $%s per %s",
+			ErrBudgetExceeded, req.Tenant, worst, b.Limit, b.Window)
+	}
+	return &reservation{tenant: req.Tenant, window: window, amount: worst}, nil
+}
+
+// settle replaces a reservation with what the request really cost.
+func (g *Gateway) settle(r *reservation, actual decimal.Decimal) {
+	if r == nil {
+		return
+	}
+	// Settling must not depend on the client still being there.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.budgetStore.Settle(ctx, r.tenant, r.window, r.amount, actual); err != nil {
+		g.log.Error("gateway: budget settle failed; the reservation stays held", "tenant", r.tenant, "error", err)
+	}
+}
+
+// MemoryBudgets is a BudgetStore in process memory. Safe for concurrent use.
+type MemoryBudgets struct {
+	mu sync.Mutex
+	w  map[budgetKey]*budgetWindow
+}
+
+type budgetKey struct {
+	tenant string
+	window time.Time
+}
+
+type budgetWindow struct{ spent, reserved decimal.Decimal }
+
+var _ BudgetStore = (*MemoryBudgets)(nil)
+
+// NewMemoryBudgets returns an empty store.
+func NewMemoryBudgets() *MemoryBudgets { return &MemoryBudgets{w: map[budgetKey]*budgetWindow{}} }
+
+func (m *MemoryBudgets) window(tenant string, w time.Time) *budgetWindow {
+	k := budgetKey{tenant, w.UTC()}
+	bw := m.w[k]
+	if bw == nil {
+		bw = &budgetWindow{}
+		m.w[k] = bw
+	}
+	return bw
+}
+
+// Reserve implements BudgetStore.
+func (m *MemoryBudgets) Reserve(_ context.Context, tenant string, w time.Time, amount, limit decimal.Decimal) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bw := m.window(tenant, w)
+	if bw.spent.Add(bw.reserved).Add(amount).GreaterThan(limit) {
+		return false, nil
+	}
+	bw.reserved = bw.reserved.Add(amount)
+	return true, nil
+}
+
+// Settle implements BudgetStore.
+func (m *MemoryBudgets) Settle(_ context.Context, tenant string, w time.Time, reserved, actual decimal.Decimal) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bw := m.window(tenant, w)
+	bw.reserved = bw.reserved.Sub(reserved)
+	bw.spent = bw.spent.Add(actual)
+	return nil
+}
+
+// Spent implements BudgetStore.
+func (m *MemoryBudgets) Spent(_ context.Context, tenant string, w time.Time) (decimal.Decimal, decimal.Decimal, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bw := m.window(tenant, w)
+	return bw.spent, bw.reserved, nil
+}
+
+// PostgresBudgets is a BudgetStore in Postgres (the table of the ledger's
+// migration 0003). The reservation is one conditional UPDATE, which row
+// locking makes atomic across connections and processes.
+type PostgresBudgets struct{ pool *pgxpool.Pool }
+
+var _ BudgetStore = (*PostgresBudgets)(nil)
+
+// NewPostgresBudgets returns a store over pool (ledger.Migrate first).
+func NewPostgresBudgets(pool *pgxpool.Pool) *PostgresBudgets { return &PostgresBudgets{pool: pool} }
+
+// Reserve implements BudgetStore.
+func (p *PostgresBudgets) Reserve(ctx context.Context, tenant string, w time.Time, amount, limit decimal.Decimal) (bool, error) {
+	if _, err := p.pool.Exec(ctx, `INSERT INTO budget_windows (tenant, window_start) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tenant, w); err != nil {
+		return false, err
+	}
+	tag, err := p.pool.Exec(ctx, `UPDATE budget_windows SET reserved = reserved + $3::numeric
+		WHERE tenant = $1 AND window_start = $2 AND spent + reserved + $3::numeric <= $4::numeric`,
+		tenant, w, amount.String(), limit.String())
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Settle implements BudgetStore.
+func (p *PostgresBudgets) Settle(ctx context.Context, tenant string, w time.Time, reserved, actual decimal.Decimal) error {
+	_, err := p.pool.Exec(ctx, `UPDATE budget_windows SET reserved = reserved - $3::numeric, spent = spent + $4::numeric
+		WHERE tenant = $1 AND window_start = $2`, tenant, w, reserved.String(), actual.String())
+	return err
+}
+
+// Spent implements BudgetStore.
+func (p *PostgresBudgets) Spent(ctx context.Context, tenant string, w time.Time) (decimal.Decimal, decimal.Decimal, error) {
+	var spent, reserved string
+	err := p.pool.QueryRow(ctx, `SELECT spent::text, reserved::text FROM budget_windows WHERE tenant = $1 AND window_start = $2`,
+		tenant, w).Scan(&spent, &reserved)
+	if err != nil {
+		return decimal.Zero, decimal.Zero, err
+	}
+	return decimal.RequireFromString(spent), decimal.RequireFromString(reserved), nil
+}

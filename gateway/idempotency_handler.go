@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// errReplayed tells chat that claim answered the request from the store.
+var errReplayed = errors.New("gateway: replayed")
+
+// errIdempotencyUnavailable is a store that failed: a 503, never a silent
+// second execution.
+var errIdempotencyUnavailable = errors.New("gateway: idempotency store unavailable")
+
+func checkIdempotencyKey(k string) *clientError {
+	if len(k) > 255 || strings.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return &clientError{status: 400, param: "Idempotency-Key", code: "invalid_idempotency_key",
+			msg: "Invalid Idempotency-Key: at most 255 printable ASCII characters, no spaces."}
+	}
+	return nil
+}
+
+// requestHash is the identity of a request for its Idempotency-Key: the
+// canonical request, so a client that re-encodes the same JSON differently
+// still matches.
+func requestHash(req *Request, stream, includeUsage bool) []byte {
+	b, _ := json.Marshal(struct {
+		Route        string
+		LLM          any
+		Stream       bool
+		IncludeUsage bool
+	}{req.Route, req.LLM, stream, includeUsage})
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
+// claim runs the Idempotency-Key protocol for a request. A key completed
+// before is replayed here (errReplayed), with no upstream call and no
+// ledger row; a duplicate in flight waits for the first and gets its
+// response; a key used with another request is a 422. When the caller owns
+// the key, claim returns a writer that keeps a copy of the response, and a
+// release func that stores it (a final answer, or a client error) or
+// forgets the key (a failure worth retrying).
+func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, stream, includeUsage bool) (http.ResponseWriter, func(string), error) {
+	store := h.opts.Idempotency
+	stored, err := store.Begin(r.Context(), req.Tenant, req.IdempotencyKey, requestHash(req, stream, includeUsage))
+	switch {
+	case errors.Is(err, ErrIdempotencyMismatch):
+		return nil, nil, err
+	case err != nil && r.Context().Err() != nil:
+		return nil, nil, errReplayed // the client left while waiting; nothing to answer
+	case err != nil:
+		return nil, nil, fmt.Errorf("%w: %v", errIdempotencyUnavailable, err)
+	case stored != nil:
+		w.Header().Set("Content-Type", stored.ContentType)
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(stored.Status)
+		_, _ = w.Write(stored.Body)
+		return nil, nil, errReplayed
+	}
+	cw := &captureWriter{ResponseWriter: w}
+	release := func(outcome string) {
+		ctx := context.WithoutCancel(r.Context())
+		keep := outcome == "ok" || outcome == "client_error"
+		var err error
+		if keep {
+			err = store.Complete(ctx, req.Tenant, req.IdempotencyKey,
+				StoredResponse{Status: cw.status, ContentType: cw.Header().Get("Content-Type"), Body: cw.body.Bytes()})
+		} else {
+			err = store.Release(ctx, req.Tenant, req.IdempotencyKey)
+		}
+		if err != nil {
+			h.g.log.Error("gateway: idempotency store", "request_id", req.ID, "keep", keep, "error", err)
+		}
+	}
+	return cw, release, nil
+}
+
+// captureWriter passes a response through and keeps a copy of it.
+type captureWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (c *captureWriter) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	c.body.Write(b)
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush.
+func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
