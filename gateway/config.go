@@ -33,8 +33,16 @@ import (
 //	  litellm: model_prices_and_context_window.json
 //	  models: {my-model: {input: "1.00", output: "2.00"}}
 //	tenants:
-//	  - {name: acme, api_key_env: BROWNOUT_KEY_ACME}
+//	  - {name: acme, api_key_env: BROWNOUT_KEY_ACME, budget_usd: "25.00", budget_window: 24h}
 //	  - {name: beta, api_key_sha256: 9f86d08...}
+//	breaker:                               # defaults of every provider
+//	  consecutive_failures: 5
+//	  open_for: 30s
+//	  half_open_probes: 1
+//	  providers:                           # per-provider overrides (whole settings)
+//	    gemini: {failure_ratio: 0.5, min_requests: 20, interval: 60s, open_for: 1m}
+//	retry: {max_attempts: 3, base_backoff: 200ms, max_backoff: 10s, attempt_timeout: 60s, deadline: 120s}
+//	idempotency: {retention: 24h}
 //	max_body_bytes: 1048576
 //	ledger:
 //	  spool_dir: /var/lib/brownout/spool
@@ -47,6 +55,9 @@ type Config struct {
 	Tenants      []TenantConfig            `yaml:"tenants"`
 	MaxBodyBytes int64                     `yaml:"max_body_bytes"`
 	Ledger       LedgerConfig              `yaml:"ledger"`
+	Breaker      BreakerConfig             `yaml:"breaker"`
+	Retry        RetrySettings             `yaml:"retry"`
+	Idempotency  IdempotencySettings       `yaml:"idempotency"`
 
 	dir string // the config file's directory
 }
@@ -69,10 +80,19 @@ type PricesConfig struct {
 }
 
 // TenantConfig is a client of the gateway; exactly one key source is set.
+// BudgetUSD, with BudgetWindow (default 24h), limits its spend.
 type TenantConfig struct {
-	Name         string `yaml:"name"`
-	APIKeyEnv    string `yaml:"api_key_env"`
-	APIKeySHA256 string `yaml:"api_key_sha256"`
+	Name         string        `yaml:"name"`
+	APIKeyEnv    string        `yaml:"api_key_env"`
+	APIKeySHA256 string        `yaml:"api_key_sha256"`
+	BudgetUSD    *pricing.Rate `yaml:"budget_usd"`
+	BudgetWindow time.Duration `yaml:"budget_window"`
+}
+
+// BreakerConfig is the default breaker and its per-provider overrides.
+type BreakerConfig struct {
+	BreakerSettings `yaml:",inline"`
+	Providers       map[string]BreakerSettings `yaml:"providers"`
 }
 
 // LedgerConfig configures metering.
@@ -171,6 +191,39 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 0 {
 		bad("$.max_body_bytes", "must not be negative")
 	}
+	for i, t := range c.Tenants {
+		if t.BudgetUSD != nil && t.BudgetUSD.IsNegative() {
+			bad(fmt.Sprintf("$.tenants[%d].budget_usd", i), "must not be negative")
+		}
+		if t.BudgetWindow < 0 || (t.BudgetWindow > 0 && t.BudgetUSD == nil) {
+			bad(fmt.Sprintf("$.tenants[%d].budget_window", i), "needs budget_usd, and must be positive")
+		}
+	}
+	for name, b := range c.Breaker.Providers {
+		if _, ok := c.Providers[name]; !ok {
+			bad("$.breaker.providers."+strictyaml.Key(name), "unknown provider %q", name)
+		}
+		if b.FailureRatio < 0 || b.FailureRatio > 1 {
+			bad("$.breaker.providers."+strictyaml.Key(name)+".failure_ratio", "must be in [0, 1]")
+		}
+	}
+	if r := c.Breaker.FailureRatio; r < 0 || r > 1 {
+		bad("$.breaker.failure_ratio", "must be in [0, 1]")
+	}
+	for _, f := range []struct {
+		path string
+		d    time.Duration
+	}{{"$.retry.base_backoff", c.Retry.BaseBackoff}, {"$.retry.max_backoff", c.Retry.MaxBackoff},
+		{"$.retry.attempt_timeout", c.Retry.AttemptTimeout}, {"$.retry.deadline", c.Retry.Deadline},
+		{"$.breaker.open_for", c.Breaker.OpenFor}, {"$.breaker.interval", c.Breaker.Interval},
+		{"$.idempotency.retention", c.Idempotency.Retention}} {
+		if f.d < 0 {
+			bad(f.path, "must not be negative")
+		}
+	}
+	if c.Retry.MaxAttempts < 0 {
+		bad("$.retry.max_attempts", "must not be negative")
+	}
 	return errors.Join(errs...)
 }
 
@@ -180,6 +233,15 @@ type Built struct {
 	Routes    map[string][]Target
 	Prices    *pricing.Table
 	Tenants   []Tenant
+	Budgets   map[string]Budget
+	Breakers  map[string]BreakerSettings // "" is the default
+}
+
+// Options returns the Gateway options of b with the config's policies;
+// the caller adds Ledger, Metrics, Logger and the stores.
+func (c *Config) Options(b *Built) Options {
+	return Options{Providers: b.Providers, Routes: b.Routes, Prices: b.Prices, Budgets: b.Budgets,
+		Breakers: b.Breakers, Retry: c.Retry}
 }
 
 // Build resolves keys from getenv, loads the price tables and constructs
@@ -187,7 +249,9 @@ type Built struct {
 // client, if not nil, is the HTTP client of every adapter (tests pass a
 // fake's in-memory one); otherwise each provider gets its own with its timeout.
 func (c *Config) Build(getenv func(string) string, client *http.Client) (*Built, error) {
-	b := &Built{Providers: map[string]llm.Provider{}, Routes: map[string][]Target{}}
+	b := &Built{Providers: map[string]llm.Provider{}, Routes: map[string][]Target{}, Budgets: map[string]Budget{},
+		Breakers: map[string]BreakerSettings{"": c.Breaker.BreakerSettings}}
+	maps.Copy(b.Breakers, c.Breaker.Providers)
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(c.Providers)) {
 		p := c.Providers[name]
@@ -237,6 +301,13 @@ func (c *Config) Build(getenv func(string) string, client *http.Client) (*Built,
 			h, _ = ParseKeyHash(t.APIKeySHA256) // validated
 		}
 		b.Tenants = append(b.Tenants, Tenant{Name: t.Name, KeySHA256: h})
+		if t.BudgetUSD != nil {
+			window := t.BudgetWindow
+			if window == 0 {
+				window = 24 * time.Hour
+			}
+			b.Budgets[t.Name] = Budget{Limit: t.BudgetUSD.Decimal, Window: window}
+		}
 	}
 	if prices != nil {
 		for _, alias := range slices.Sorted(maps.Keys(b.Routes)) {

@@ -79,20 +79,42 @@ tenants:
 // newRig starts the fakes (faults per provider name) and a gateway on them.
 func newRig(t testing.TB, store ledger.Store, rec gateway.Recorder, faults map[string][]fakeprovider.Fault) *rig {
 	t.Helper()
-	r := &rig{fakes: map[string]*fakeprovider.Server{}, store: store}
+	return rigOn(t, startFakes(t, faults), store, rec, rigExtras{})
+}
+
+// startFakes starts one fake per vendor, named after it.
+func startFakes(t testing.TB, faults map[string][]fakeprovider.Fault) map[string]*fakeprovider.Server {
+	t.Helper()
+	fakes := map[string]*fakeprovider.Server{}
 	models := map[string]map[string]fakeprovider.Model{
 		"anthropic": {"claude-haiku-4-5": plain, "claude-sonnet-4-5": thinker, "long": long},
 		"gemini":    {"gemini-2.5-flash": thinker, "gemini-2.5-flash-lite": plain, "long": long},
 		"openai":    {"gpt-4o-mini": plain, "o4-mini": thinker, "long": long},
 	}
-	yaml := "providers:\n"
 	for name, ms := range models {
 		s, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.Vendor(name), Seed: 3, Models: ms, Faults: faults[name], Prices: rigPrices})
 		require.NoError(t, err)
 		require.NoError(t, s.Start())
 		t.Cleanup(s.Close)
-		r.fakes[name] = s
-		yaml += fmt.Sprintf("  %s: {vendor: %s, base_url: %q, api_key_env: TEST_PROVIDER_KEY", name, name, s.URL)
+		fakes[name] = s
+	}
+	return fakes
+}
+
+// rigExtras are the optional policies of a rig.
+type rigExtras struct {
+	idempotency gateway.IdempotencyStore
+	budgets     map[string]gateway.Budget
+	budgetStore gateway.BudgetStore
+}
+
+// rigOn builds a gateway, as a separate gateway process would, on fakes.
+func rigOn(t testing.TB, fakes map[string]*fakeprovider.Server, store ledger.Store, rec gateway.Recorder, x rigExtras) *rig {
+	t.Helper()
+	r := &rig{fakes: fakes, store: store}
+	yaml := "providers:\n"
+	for _, name := range []string{"anthropic", "gemini", "openai"} {
+		yaml += fmt.Sprintf("  %s: {vendor: %s, base_url: %q, api_key_env: TEST_PROVIDER_KEY", name, name, fakes[name].URL)
 		if name == "anthropic" {
 			yaml += ", thinking_budget: {claude-sonnet-4-5: 2048, long: 2048}"
 		}
@@ -108,12 +130,12 @@ func newRig(t testing.TB, store ledger.Store, rec gateway.Recorder, faults map[s
 	}
 	reg := prometheus.NewRegistry()
 	r.gw, err = gateway.New(gateway.Options{Providers: built.Providers, Routes: built.Routes, Prices: built.Prices,
-		Ledger: rec, Metrics: gateway.NewMetrics(reg, nil),
+		Ledger: rec, Metrics: gateway.NewMetrics(reg, nil), Budgets: x.budgets, BudgetStore: x.budgetStore,
 		// Fast retries; a Retry-After beyond the deadline is not waited for.
 		Retry: gateway.RetrySettings{BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Deadline: 2 * time.Second}})
 	require.NoError(t, err)
 	t.Cleanup(r.gw.Close)
-	r.server = httptest.NewServer(r.gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, Gatherer: reg}))
+	r.server = httptest.NewServer(r.gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, Gatherer: reg, Idempotency: x.idempotency}))
 	t.Cleanup(r.server.Close)
 	c := openai.NewClient(option.WithBaseURL(r.server.URL+"/v1"), option.WithAPIKey(tenantKey), option.WithMaxRetries(0))
 	r.client = &c

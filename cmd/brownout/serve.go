@@ -50,6 +50,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 
 	var store ledger.Store
+	var idem gateway.IdempotencyStore = gateway.NewMemoryIdempotency(cfg.Idempotency, nil)
+	var budgets gateway.BudgetStore = gateway.NewMemoryBudgets()
 	if *dbURL != "" {
 		if err := ledger.Migrate(ctx, *dbURL); err != nil {
 			return fmt.Errorf("serve: ledger: %w", err)
@@ -60,7 +62,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pool.Close()
 		store = ledger.NewPostgresStore(pool)
-		log.Info("ledger: Postgres")
+		idem = gateway.NewPostgresIdempotency(pool, cfg.Idempotency)
+		budgets = gateway.NewPostgresBudgets(pool)
+		log.Info("ledger, idempotency keys and budgets: Postgres")
 	} else {
 		store = ledger.NewMemoryStore()
 		log.Warn("ledger: in memory; metering is not durable (set --database-url or DATABASE_URL)")
@@ -76,14 +80,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := gateway.NewMetrics(reg, func() float64 { return float64(writer.Stats().Queued) })
-	gw, err := gateway.New(gateway.Options{Providers: built.Providers, Routes: built.Routes, Prices: built.Prices,
-		Ledger: writer, Metrics: metrics, Logger: log})
+	opts := cfg.Options(built)
+	opts.Ledger, opts.Metrics, opts.Logger, opts.BudgetStore = writer, metrics, log, budgets
+	gw, err := gateway.New(opts)
 	if err != nil {
 		_ = writer.Close(context.Background())
 		return usageError{fmt.Errorf("serve: %w", err)}
 	}
 	var draining atomic.Bool
-	handler := gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: cfg.MaxBodyBytes, Gatherer: reg,
+	defer gw.Close()
+	handler := gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: cfg.MaxBodyBytes, Gatherer: reg, Idempotency: idem,
 		Ready: func() error {
 			if draining.Load() {
 				return errors.New("draining")
