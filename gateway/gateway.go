@@ -87,8 +87,8 @@ type Options struct {
 	// memory). Tenants not named have no limit.
 	Budgets     map[string]Budget
 	BudgetStore BudgetStore
-	Logger   *slog.Logger     // nil: slog.Default()
-	Now      func() time.Time // nil: time.Now
+	Logger      *slog.Logger     // nil: slog.Default()
+	Now         func() time.Time // nil: time.Now
 }
 
 // Gateway routes, calls, prices and meters. It is safe for concurrent use.
