@@ -1,7 +1,9 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"sync"
@@ -106,6 +108,7 @@ type rigExtras struct {
 	idempotency gateway.IdempotencyStore
 	budgets     map[string]gateway.Budget
 	budgetStore gateway.BudgetStore
+	breakers    map[string]gateway.BreakerSettings
 }
 
 // rigOn builds a gateway, as a separate gateway process would, on fakes.
@@ -130,7 +133,7 @@ func rigOn(t testing.TB, fakes map[string]*fakeprovider.Server, store ledger.Sto
 	}
 	reg := prometheus.NewRegistry()
 	r.gw, err = gateway.New(gateway.Options{Providers: built.Providers, Routes: built.Routes, Prices: built.Prices,
-		Ledger: rec, Metrics: gateway.NewMetrics(reg, nil), Budgets: x.budgets, BudgetStore: x.budgetStore,
+		Ledger: rec, Metrics: gateway.NewMetrics(reg, nil), Budgets: x.budgets, BudgetStore: x.budgetStore, Breakers: x.breakers,
 		// Fast retries; a Retry-After beyond the deadline is not waited for.
 		Retry: gateway.RetrySettings{BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Deadline: 2 * time.Second}})
 	require.NoError(t, err)
@@ -154,4 +157,19 @@ func ask(model string) openai.ChatCompletionNewParams {
 		Model:    model,
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is the capital of France? One word.")},
 	}
+}
+
+// exportBuffer collects a ledger export.
+type exportBuffer struct{ bytes.Buffer }
+
+func (b *exportBuffer) attempts(t *testing.T) []ledger.Attempt {
+	t.Helper()
+	var out []ledger.Attempt
+	dec := json.NewDecoder(&b.Buffer)
+	for dec.More() {
+		var a ledger.Attempt
+		require.NoError(t, dec.Decode(&a))
+		out = append(out, a)
+	}
+	return out
 }
