@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shopspring/decimal"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
@@ -33,17 +34,53 @@ import (
 //
 //	go test -run '^$' -bench Overhead -benchtime 1x ./gateway/
 func BenchmarkOverhead(b *testing.B) {
-	for _, store := range []string{"memory", "postgres"} {
-		b.Run(store, func(b *testing.B) {
+	// Breakers and retry bookkeeping are always on; the variants add
+	// Idempotency-Keys (a new key per request) and a tenant budget, kept in
+	// memory or, with the ledger, in Postgres.
+	variants := []struct {
+		name         string
+		postgres     bool
+		idem, budget bool
+	}{
+		{"memory/policies", false, false, false},
+		{"memory/idempotency-key", false, true, false},
+		{"memory/budget", false, false, true},
+		{"memory/all", false, true, true},
+		{"postgres/policies", true, false, false},
+		{"postgres/all", true, true, true},
+	}
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
 			var st ledger.Store = ledger.NewMemoryStore()
-			if store == "postgres" {
-				st = ledger.NewPostgresStore(pgtest.NewPool(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
+			var x overheadExtras
+			if v.idem {
+				x.idem = gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)
+			}
+			if v.budget {
+				x.budgets = map[string]gateway.Budget{"t": {Limit: decimal.RequireFromString("1000000"), Window: 24 * time.Hour}}
+				x.budgetStore = gateway.NewMemoryBudgets()
+			}
+			if v.postgres {
+				pool := pgtest.NewPool(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+				st = ledger.NewPostgresStore(pool)
+				if v.idem {
+					x.idem = gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
+				}
+				if v.budget {
+					x.budgetStore = gateway.NewPostgresBudgets(pool)
+				}
 			}
 			for range b.N {
-				runOverhead(b, st)
+				runOverhead(b, st, x)
 			}
 		})
 	}
+}
+
+type overheadExtras struct {
+	idem        gateway.IdempotencyStore
+	budgets     map[string]gateway.Budget
+	budgetStore gateway.BudgetStore
 }
 
 const (
@@ -52,7 +89,7 @@ const (
 	overheadUnloaded = 1500 // requests in the sequential run (500 per path)
 )
 
-func runOverhead(b *testing.B, store ledger.Store) {
+func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
 	fake, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
 		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
 	if err != nil {
@@ -72,11 +109,14 @@ func runOverhead(b *testing.B, store ledger.Store) {
 		Providers: map[string]llm.Provider{"openai": openai.New(openai.Config{BaseURL: fake.URL, APIKey: "k", Client: upstream})},
 		Routes:    map[string][]gateway.Target{"chat": {{Provider: "openai", Model: "gpt-4o-mini"}}},
 		Prices:    pricing.Default(), Ledger: w, Metrics: gateway.NewMetrics(prometheus.NewRegistry(), nil),
+		Budgets:   x.budgets, BudgetStore: x.budgetStore,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	gwSrv := httptest.NewServer(gw.Handler(gateway.HandlerOptions{Tenants: []gateway.Tenant{{Name: "t", KeySHA256: gateway.HashKey("key")}}}))
+	defer gw.Close()
+	gwSrv := httptest.NewServer(gw.Handler(gateway.HandlerOptions{Tenants: []gateway.Tenant{{Name: "t", KeySHA256: gateway.HashKey("key")}},
+		Idempotency: x.idem}))
 	defer gwSrv.Close()
 	target, _ := url.Parse(fake.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
@@ -97,6 +137,9 @@ func runOverhead(b *testing.B, store ledger.Store) {
 		body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`, p.model)
 		req, _ := http.NewRequest("POST", p.url+"/v1/chat/completions", bytes.NewReader([]byte(body)))
 		req.Header.Set("Authorization", "Bearer key")
+		if p.name == "gateway" && x.idem != nil {
+			req.Header.Set("Idempotency-Key", fmt.Sprintf("k%d-%d", time.Now().UnixNano(), i))
+		}
 		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {

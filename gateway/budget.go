@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
@@ -172,11 +173,12 @@ func NewPostgresBudgets(pool *pgxpool.Pool) *PostgresBudgets { return &PostgresB
 
 // Reserve implements BudgetStore.
 func (p *PostgresBudgets) Reserve(ctx context.Context, tenant string, w time.Time, amount, limit decimal.Decimal) (bool, error) {
-	if _, err := p.pool.Exec(ctx, `INSERT INTO budget_windows (tenant, window_start) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tenant, w); err != nil {
-		return false, err
-	}
-	tag, err := p.pool.Exec(ctx, `UPDATE budget_windows SET reserved = reserved + $3::numeric
-		WHERE tenant = $1 AND window_start = $2 AND spent + reserved + $3::numeric <= $4::numeric`,
+	// One round trip: the window's first reservation inserts the row, later
+	// ones update it under its row lock, each only within the limit.
+	tag, err := p.pool.Exec(ctx, `INSERT INTO budget_windows AS b (tenant, window_start, reserved)
+		SELECT $1, $2, $3::numeric WHERE $3::numeric <= $4::numeric
+		ON CONFLICT (tenant, window_start) DO UPDATE SET reserved = b.reserved + EXCLUDED.reserved
+		WHERE b.spent + b.reserved + EXCLUDED.reserved <= $4::numeric`,
 		tenant, w, amount.String(), limit.String())
 	if err != nil {
 		return false, err
@@ -196,6 +198,9 @@ func (p *PostgresBudgets) Spent(ctx context.Context, tenant string, w time.Time)
 	var spent, reserved string
 	err := p.pool.QueryRow(ctx, `SELECT spent::text, reserved::text FROM budget_windows WHERE tenant = $1 AND window_start = $2`,
 		tenant, w).Scan(&spent, &reserved)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return decimal.Zero, decimal.Zero, nil // nothing reserved in this window yet
+	}
 	if err != nil {
 		return decimal.Zero, decimal.Zero, err
 	}

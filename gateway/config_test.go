@@ -1,0 +1,72 @@
+package gateway_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/gateway"
+)
+
+const validConfig = `
+providers:
+  a: {vendor: openai, api_key_env: K}
+  g: {vendor: gemini, api_key_env: K}
+routes:
+  chat: [a/gpt-4o-mini, g/gemini-2.5-flash]
+tenants:
+  - {name: acme, api_key_env: K, budget_usd: "1.50", budget_window: 1h}
+  - {name: beta, api_key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}
+breaker:
+  consecutive_failures: 3
+  open_for: 10s
+  providers:
+    g: {failure_ratio: 0.5, min_requests: 20}
+retry: {max_attempts: 2, deadline: 30s}
+idempotency: {retention: 1h}
+`
+
+func TestConfigBuild(t *testing.T) {
+	cfg, err := gateway.ParseConfig("serve.yaml", []byte(validConfig))
+	require.NoError(t, err)
+	built, err := cfg.Build(func(string) string { return "key" }, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "1.5", built.Budgets["acme"].Limit.String())
+	assert.Equal(t, time.Hour, built.Budgets["acme"].Window)
+	assert.NotContains(t, built.Budgets, "beta")
+	assert.Equal(t, uint32(3), built.Breakers[""].ConsecutiveFailures)
+	assert.Equal(t, 0.5, built.Breakers["g"].FailureRatio)
+	opts := cfg.Options(built)
+	assert.Equal(t, 2, opts.Retry.MaxAttempts)
+	assert.Len(t, opts.Routes["chat"], 2)
+}
+
+func TestConfigErrorsNameFileLineAndField(t *testing.T) {
+	tests := []struct{ src, want string }{
+		{"providers:\n  a: {vendor: openai, api_key_env: K, base_url: x, retries: 3}\n", `serve.yaml:2:`},
+		{"providers:\n  a: {vendor: mistral, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\n", `serve.yaml:2:`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nbreaker: {failure_ratio: 2}\n", `field breaker.failure_ratio: must be in [0, 1]`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nbreaker: {providers: {z: {}}}\n", `field breaker.providers.z: unknown provider "z"`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K, budget_window: 1h}]\n", `field tenants[0].budget_window: needs budget_usd`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K, budget_usd: lots}]\n", `serve.yaml:4:`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [b/m]}\ntenants: [{name: t, api_key_env: K}]\n", `field routes.c[0]: unknown provider "b"`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_sha256: zz}]\n", `field tenants[0].api_key_sha256: not a hex SHA-256`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nretry: {deadline: -1s}\n", `field retry.deadline: must not be negative`},
+	}
+	for _, tt := range tests {
+		_, err := gateway.ParseConfig("serve.yaml", []byte(tt.src))
+		require.Error(t, err, tt.src)
+		assert.Contains(t, err.Error(), tt.want)
+	}
+}
+
+func TestConfigBuildRejectsUnpricedRoutesAndMissingKeys(t *testing.T) {
+	cfg, err := gateway.ParseConfig("serve.yaml", []byte("providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/gpt-99]}\ntenants: [{name: t, api_key_env: T}]\n"))
+	require.NoError(t, err)
+	_, err = cfg.Build(func(k string) string { return map[string]string{"K": "key"}[k] }, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "routes.c: pricing: model has no price: a/gpt-99")
+	assert.Contains(t, err.Error(), "environment variable T is not set")
+}
