@@ -109,7 +109,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
 		Providers: map[string]llm.Provider{"openai": openai.New(openai.Config{BaseURL: fake.URL, APIKey: "k", Client: upstream})},
 		Routes:    map[string][]gateway.Target{"chat": {{Provider: "openai", Model: "gpt-4o-mini"}}},
 		Prices:    pricing.Default(), Ledger: w, Metrics: gateway.NewMetrics(prometheus.NewRegistry(), nil),
-		Budgets:   x.budgets, BudgetStore: x.budgetStore,
+		Budgets: x.budgets, BudgetStore: x.budgetStore,
 	})
 	if err != nil {
 		b.Fatal(err)
