@@ -61,20 +61,20 @@ func (anthropicAPI) parse(r *http.Request, body []byte, apiKey string) (*request
 		return nil, badRequest("messages", "messages: at least one message is required")
 	}
 	req := &request{model: *in.Model, maxTokens: *in.MaxTokens, stream: in.Stream}
-	chars, err := contentChars(in.System)
+	system, err := contentText(in.System)
 	if err != nil {
 		return nil, badRequest("system", "system: "+err.Error())
 	}
-	req.inputChars += chars
+	req.add(system)
 	for i, m := range in.Messages {
 		if m.Role != "user" && m.Role != "assistant" {
 			return nil, badRequest("messages", "messages."+strconv.Itoa(i)+".role: Input should be 'user' or 'assistant'")
 		}
-		chars, err := contentChars(m.Content)
+		text, err := contentText(m.Content)
 		if err != nil || len(m.Content) == 0 {
 			return nil, badRequest("messages", "messages."+strconv.Itoa(i)+".content: Field required")
 		}
-		req.inputChars += chars
+		req.add(text)
 	}
 	if t := in.Thinking; t != nil && t.Type == "enabled" {
 		if t.BudgetTokens < 1024 || t.BudgetTokens >= req.maxTokens {
@@ -85,28 +85,34 @@ func (anthropicAPI) parse(r *http.Request, body []byte, apiKey string) (*request
 	return req, nil
 }
 
-// contentChars counts the text characters of content: a string, or a list
-// of blocks whose text fields count.
-func contentChars(raw json.RawMessage) (int, error) {
+// contentText returns the text of content: a string, or a list of blocks
+// whose text fields count.
+func contentText(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return 0, nil
+		return "", nil
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return utf8.RuneCountInString(s), nil
+		return s, nil
 	}
 	var blocks []struct {
 		Type string `json:"type"`
 		Text string `json:"text"`
 	}
 	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return 0, err
+		return "", err
 	}
-	n := 0
-	for _, b := range blocks {
-		n += utf8.RuneCountInString(b.Text)
+	var b strings.Builder
+	for _, bl := range blocks {
+		b.WriteString(bl.Text)
 	}
-	return n, nil
+	return b.String(), nil
+}
+
+// add counts text into the request's prompt.
+func (r *request) add(text string) {
+	r.inputChars += utf8.RuneCountInString(text)
+	r.text += text + "\n"
 }
 
 func (anthropicAPI) ids(r *rand.Rand) (string, string) {

@@ -51,6 +51,10 @@ type Model struct {
 	// Answers are the visible answers, chosen by weight for each request.
 	// Empty means one answer, "OK".
 	Answers []Answer `yaml:"answers" json:"answers"`
+	// Rules answer by prompt: the first rule whose Match occurs in the
+	// request's text (case-insensitive) gives the answers; Answers is the
+	// fallback. An eval suite's fake model answers each question its own way.
+	Rules []Rule `yaml:"rules" json:"rules,omitempty"`
 	// ReasoningTokens is how many thinking tokens the model spends before it
 	// answers: for OpenAI always, for Gemini unless thinkingBudget is 0, for
 	// Anthropic when the request enables thinking. Zero for a non-thinking model.
@@ -66,6 +70,12 @@ type Model struct {
 	// PerTokenMs is the time per generated token (reasoning and output), in
 	// milliseconds, sampled once per request.
 	PerTokenMs Dist `yaml:"per_token_ms" json:"per_token_ms"`
+}
+
+// Rule is a prompt-dependent set of answers.
+type Rule struct {
+	Match   string   `yaml:"match" json:"match"`
+	Answers []Answer `yaml:"answers" json:"answers"`
 }
 
 // Answer is one possible answer of a model.
@@ -147,16 +157,28 @@ func (c *Config) validate(path string) error {
 	for _, name := range sortedKeys(c.Models) {
 		m := c.Models[name]
 		mp := ".models." + strictyaml.Key(name)
-		for i, a := range m.Answers {
-			if a.Weight < 0 || math.IsNaN(a.Weight) {
-				bad(fmt.Sprintf("%s.answers[%d].weight", mp, i), "must not be negative, got %v", a.Weight)
+		checkAnswers := func(path string, answers []Answer) {
+			for i, a := range answers {
+				if a.Weight < 0 || math.IsNaN(a.Weight) {
+					bad(fmt.Sprintf("%s[%d].weight", path, i), "must not be negative, got %v", a.Weight)
+				}
+				if a.Tokens < 0 {
+					bad(fmt.Sprintf("%s[%d].tokens", path, i), "must not be negative, got %d", a.Tokens)
+				}
+				if a.Text == "" {
+					bad(fmt.Sprintf("%s[%d].text", path, i), "is required")
+				}
 			}
-			if a.Tokens < 0 {
-				bad(fmt.Sprintf("%s.answers[%d].tokens", mp, i), "must not be negative, got %d", a.Tokens)
+		}
+		checkAnswers(mp+".answers", m.Answers)
+		for i, r := range m.Rules {
+			if r.Match == "" {
+				bad(fmt.Sprintf("%s.rules[%d].match", mp, i), "is required")
 			}
-			if a.Text == "" {
-				bad(fmt.Sprintf("%s.answers[%d].text", mp, i), "is required")
+			if len(r.Answers) == 0 {
+				bad(fmt.Sprintf("%s.rules[%d].answers", mp, i), "at least one answer is required")
 			}
+			checkAnswers(fmt.Sprintf("%s.rules[%d].answers", mp, i), r.Answers)
 		}
 		for _, d := range []struct {
 			field string

@@ -346,3 +346,18 @@ func TestSetFaultsValidates(t *testing.T) {
 	err = s.SetFaults([]fakeprovider.Fault{{Kind: fakeprovider.FaultRateLimit, Probability: 2}})
 	assert.ErrorContains(t, err, "faults[0].probability: must be in [0, 1]")
 }
+
+func TestRulesAnswerByPrompt(t *testing.T) {
+	cfg := vendorConfig(fakeprovider.OpenAI)
+	cfg.Models["quiz"] = fakeprovider.Model{
+		Answers: []fakeprovider.Answer{{Text: "I don't know"}},
+		Rules: []fakeprovider.Rule{
+			{Match: "capital of france", Answers: []fakeprovider.Answer{{Text: "Paris"}}},
+			{Match: "capital of japan", Answers: []fakeprovider.Answer{{Text: "Tokyo"}}},
+		},
+	}
+	s, c := memFake(t, cfg)
+	_, body, err := do(c, rawRequest(t, s, "quiz", false)) // asks about France
+	require.NoError(t, err)
+	assert.Contains(t, string(body), `"content":"Paris"`)
+}

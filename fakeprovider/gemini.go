@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // geminiAPI speaks the Gemini API: POST /v1beta/models/{model}:generateContent
@@ -68,12 +67,12 @@ func (geminiAPI) parse(r *http.Request, body []byte, apiKey string) (*request, *
 			return nil, badRequest("contents", "Please use a valid role: user, model. (contents["+strconv.Itoa(i)+"])")
 		}
 		for _, p := range c.Parts {
-			req.inputChars += utf8.RuneCountInString(p.Text)
+			req.add(p.Text)
 		}
 	}
 	if si := in.SystemInstruction; si != nil {
 		for _, p := range si.Parts {
-			req.inputChars += utf8.RuneCountInString(p.Text)
+			req.add(p.Text)
 		}
 	}
 	if gc := in.GenerationConfig; gc != nil {

@@ -11,6 +11,7 @@ import (
 // request is a vendor's request reduced to what the fake's behaviour needs.
 type request struct {
 	model          string
+	text           string // the prompt's text, for Model.Rules
 	inputChars     int
 	stream         bool
 	maxTokens      int  // 0: no limit
@@ -72,7 +73,7 @@ func (g *generation) generatedBy(d time.Duration) (reasoning, output int) {
 func generate(r *rand.Rand, req *request, p *plan, m *Model, epoch time.Time, now time.Duration) *generation {
 	g := &generation{model: req.model, created: epoch.Add(now).Truncate(time.Second), input: req.inputTokens()}
 
-	text, tokens := pickAnswer(r, m.Answers)
+	text, tokens := pickAnswer(r, m.answersFor(req.text))
 	if req.reasoning {
 		inflation := p.inflation
 		if inflation == 0 {
@@ -102,6 +103,17 @@ func generate(r *rand.Rand, req *request, p *plan, m *Model, epoch time.Time, no
 		g.thinking = strings.SplitAfter(thinking, " ")
 	}
 	return g
+}
+
+// answersFor returns the answers of the first rule matching text.
+func (m *Model) answersFor(text string) []Answer {
+	lower := strings.ToLower(text)
+	for _, r := range m.Rules {
+		if strings.Contains(lower, strings.ToLower(r.Match)) {
+			return r.Answers
+		}
+	}
+	return m.Answers
 }
 
 func pickAnswer(r *rand.Rand, answers []Answer) (string, int) {

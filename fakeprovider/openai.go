@@ -61,11 +61,11 @@ func (openaiAPI) parse(r *http.Request, body []byte, apiKey string) (*request, *
 			return nil, &apiError{status: 400, kind: errInvalidRequest, param: "messages[" + strconv.Itoa(i) + "].role",
 				msg: "Invalid value: '" + m.Role + "'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'."}
 		}
-		chars, err := contentChars(m.Content)
+		text, err := contentText(m.Content)
 		if err != nil {
 			return nil, &apiError{status: 400, kind: errInvalidRequest, param: "messages[" + strconv.Itoa(i) + "].content", msg: "Invalid type for 'messages[" + strconv.Itoa(i) + "].content'."}
 		}
-		req.inputChars += chars
+		req.add(text)
 	}
 	for _, mt := range []*int{in.MaxCompletionTokens, in.MaxTokens} {
 		if mt != nil {
