@@ -2,6 +2,8 @@
 //
 //	brownout serve --config FILE [--addr 127.0.0.1:0] [--database-url URL]   the gateway
 //	brownout fake --config FILE [--addr 127.0.0.1:0]                         fake vendors
+//	brownout eval SUITE [--model P/M,...] [--samples N] [--seed N] [--json] [--markdown FILE] [--gateway URL]
+//	brownout cost compare --suite FILE --baseline P/M --candidate P/M [--max-cost-ratio R] [--min-pass-rate P] ...
 //
 // Exit status: 0 on success, 1 when the command fails, 2 for bad input
 // (flags, files, values).
@@ -42,7 +44,7 @@ func exitCode(err error) int {
 	if errors.As(err, &u) {
 		return 2
 	}
-	return 1
+	return 1 // failures, and a failed cost regression check
 }
 
 const usage = `usage: brownout <command> [flags]
@@ -50,6 +52,8 @@ const usage = `usage: brownout <command> [flags]
 commands:
   serve    run the gateway: an OpenAI-compatible endpoint in front of Anthropic, Gemini and OpenAI
   fake     serve programmable fake Anthropic, Gemini and OpenAI APIs
+  eval     sample an eval suite and print score, cost and latency distributions
+  cost     cost compare: a cost regression check before switching models
 
 Run 'brownout <command> -h' for a command's flags.`
 
@@ -65,6 +69,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "fake":
 		return runFake(ctx, args[1:], stdout, stderr)
+	case "eval":
+		return runEval(ctx, args[1:], stdout, stderr)
+	case "cost":
+		if len(args) < 2 || args[1] != "compare" {
+			return usagef("usage: brownout cost compare --suite FILE --baseline P/M --candidate P/M")
+		}
+		return runCostCompare(ctx, args[2:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
