@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/shopspring/decimal"
 )
 
 // RequirePassRate fails t unless the lower bound of the result's pass rate
@@ -21,14 +23,14 @@ func RequirePassRate(t testing.TB, r *Result, min, level float64) {
 }
 
 // RequireCostRatioBelow fails t unless the upper bound of the comparison's
-// cost ratio is below max: the candidate is shown to cost at most max times
-// the baseline.
-func RequireCostRatioBelow(t testing.TB, c *Comparison, max float64) {
+// cost ratio is below limit ("1.5"): the candidate is shown to cost less
+// than limit times the baseline.
+func RequireCostRatioBelow(t testing.TB, c *Comparison, limit string) {
 	t.Helper()
-	if c.CostRatio.Hi.InexactFloat64() < max {
+	if c.CostRatio.Hi.LessThan(decimal.RequireFromString(limit)) {
 		return
 	}
-	t.Fatalf("evals: %s\nwant the cost ratio's upper bound below %.2f", c.Verdict, max)
+	t.Fatalf("evals: %s\nwant the cost ratio's upper bound below %s", c.Verdict, limit)
 }
 
 // Distribution renders a result's per-case pass counts, score histogram and

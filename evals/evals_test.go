@@ -146,6 +146,7 @@ func TestThinkingTaxOnFakes(t *testing.T) {
 	assert.True(t, cmp.CostRatio.Lo.GreaterThan(decimal.NewFromInt(2)), "the thinking tax: flash costs more than twice haiku per request (%s)", cmp.Verdict)
 	assert.False(t, evals.RegressionCheck(cmp, decimal.NewFromInt(2), 0.9).Passed())
 	assert.True(t, evals.RegressionCheck(cmp, decimal.NewFromInt(3), 0.9).Passed())
+	evals.RequireCostRatioBelow(t, cmp, "3")
 
 	// The exact cost in the results is the ledger's.
 	total := decimal.Zero

@@ -2,7 +2,9 @@ package fakeprovider
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/brownout-dev/brownout/internal/strictyaml"
@@ -81,15 +83,7 @@ func (f *Fault) validate() error {
 }
 
 func kindList() string {
-	return fmt.Sprint(sortedKeys(kindNames()))
-}
-
-func kindNames() map[string]bool {
-	m := map[string]bool{}
-	for k := range faultKinds {
-		m[string(k)] = true
-	}
-	return m
+	return fmt.Sprint(slices.Sorted(maps.Keys(faultKinds)))
 }
 
 // faultState is the run-time state of one configured fault.

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
@@ -123,6 +122,3 @@ func (g *Gateway) reject(req *Request, t Target, n int, outcome ledger.Outcome, 
 	}
 	g.metrics.attempt(t, outcome, llm.Usage{}, zeroCost, 0)
 }
-
-// attemptTimeout bounds one plain attempt.
-func (g *Gateway) attemptTimeout() time.Duration { return g.retry.AttemptTimeout }

@@ -211,7 +211,7 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	spent := decimal.Zero
 	defer func() { g.settle(resv, spent) }()
 	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
-		actx, cancel := context.WithTimeout(ctx, g.attemptTimeout())
+		actx, cancel := context.WithTimeout(ctx, g.retry.AttemptTimeout)
 		defer cancel()
 		started := g.now()
 		resp, err := g.providers[t.Provider].Complete(actx, call)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -45,7 +46,7 @@ func decodeChat(body []byte) (*chatRequest, llm.Request, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&in); err != nil {
 		var te *json.UnmarshalTypeError
-		if ok := asTypeError(err, &te); ok {
+		if errors.As(err, &te) {
 			return nil, llm.Request{}, badParam(te.Field, "Invalid type for '%s': expected %s, got %s.", te.Field, te.Type, te.Value)
 		}
 		return nil, llm.Request{}, badParam("", "We could not parse the JSON body of your request: %v", err)
@@ -92,14 +93,6 @@ func decodeChat(body []byte) (*chatRequest, llm.Request, error) {
 		}
 	}
 	return &in, out, nil
-}
-
-func asTypeError(err error, te **json.UnmarshalTypeError) bool {
-	t, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*te = t
-	}
-	return ok
 }
 
 // decodeMessage accepts content as a string or as an array of text parts.

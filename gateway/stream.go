@@ -52,7 +52,7 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 		// the client's context until Close, bounded only by the attempt
 		// timeout until its first chunk.
 		sctx, cancel := context.WithCancel(client)
-		timer := time.AfterFunc(g.attemptTimeout(), cancel)
+		timer := time.AfterFunc(g.retry.AttemptTimeout, cancel)
 		started := g.now()
 		up, err := g.providers[t.Provider].Stream(sctx, call)
 		if err != nil {
