@@ -89,8 +89,9 @@ type breakers struct {
 	byID map[string]*breaker
 	subs []chan<- BreakerEvent
 
-	events chan BreakerEvent
-	done   chan struct{}
+	events    chan BreakerEvent
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 type breaker struct {
@@ -123,7 +124,7 @@ func (b *breakers) fanOut() {
 	}
 }
 
-func (b *breakers) close() { close(b.done) }
+func (b *breakers) close() { b.closeOnce.Do(func() { close(b.done) }) }
 
 func (b *breakers) subscribe(ch chan<- BreakerEvent) {
 	b.mu.Lock()

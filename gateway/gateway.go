@@ -176,7 +176,8 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Close stops the goroutine that publishes breaker events.
+// Close stops the goroutine that publishes breaker events. It is safe to
+// call more than once.
 func (g *Gateway) Close() { g.breakers.close() }
 
 // SubscribeBreakers delivers every breaker transition to ch, in order.

@@ -179,20 +179,29 @@ func quoted(msg string) string {
 	return msg[i+1 : i+1+j]
 }
 
-// findScalar returns the position and path of the first scalar whose value is v.
+// findScalar returns the position and path of the first scalar whose value
+// is v or, failing that, contains it.
 func findScalar(f *ast.File, v string) (line, col int, path string) {
-	for _, doc := range f.Docs {
-		ast.Walk(visitFunc(func(n ast.Node) bool {
-			if line != 0 {
-				return false
-			}
-			if sn, ok := n.(ast.ScalarNode); ok && fmt.Sprint(sn.GetValue()) == v {
-				if tok := n.GetToken(); tok != nil {
-					line, col, path = tok.Position.Line, tok.Position.Column, n.GetPath()
+	for _, match := range []func(string) bool{
+		func(s string) bool { return s == v },
+		func(s string) bool { return strings.Contains(s, v) },
+	} {
+		for _, doc := range f.Docs {
+			ast.Walk(visitFunc(func(n ast.Node) bool {
+				if line != 0 {
+					return false
 				}
-			}
-			return true
-		}), doc)
+				if sn, ok := n.(ast.ScalarNode); ok && match(fmt.Sprint(sn.GetValue())) {
+					if tok := n.GetToken(); tok != nil {
+						line, col, path = tok.Position.Line, tok.Position.Column, n.GetPath()
+					}
+				}
+				return true
+			}), doc)
+		}
+		if line != 0 {
+			break
+		}
 	}
 	return line, col, path
 }

@@ -1,0 +1,165 @@
+package scenarios
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/brownout-dev/brownout/gateway/pricing"
+	"github.com/brownout-dev/brownout/internal/strictyaml"
+)
+
+// Expect are a scenario's expectations; each set field is checked.
+type Expect struct {
+	// Breakers lists, per provider, the breaker states in order from the
+	// start, each optionally with the window its transition must fall in:
+	// [closed, open in 5m..5m30s, half_open, closed in 15m..16m].
+	Breakers map[string][]Transition `yaml:"breakers"`
+	// MaxTransitions bounds the number of transitions per provider.
+	MaxTransitions map[string]int `yaml:"max_transitions"`
+	// SuccessRate is the least share of client requests answered 200.
+	SuccessRate *float64 `yaml:"success_rate"`
+	// LatencyP50 and LatencyP99 bound the client-side latency quantiles.
+	LatencyP50 time.Duration `yaml:"latency_p50"`
+	LatencyP99 time.Duration `yaml:"latency_p99"`
+	// CostMax bounds the total metered cost, CostPerRequestMax its mean per
+	// request answered.
+	CostMax           *pricing.Rate `yaml:"cost_max"`
+	CostPerRequestMax *pricing.Rate `yaml:"cost_per_request_max"`
+	// ReasoningShareMin is the least share of reasoning in generated tokens.
+	ReasoningShareMin *float64 `yaml:"reasoning_share_min"`
+	// LedgerEqualsInvoices: every billed generation metered with the same
+	// tokens and cost, nothing metered that was not billed.
+	LedgerEqualsInvoices bool `yaml:"ledger_equals_invoices"`
+	// MaxUnmetered bounds the spend the vendors billed that the ledger lacks.
+	MaxUnmetered *pricing.Rate `yaml:"max_unmetered"`
+}
+
+// Transition is an expected breaker state and, for a transition into it,
+// the window it must fall in.
+type Transition struct {
+	State    string
+	From, To time.Duration // To 0: any time
+}
+
+// UnmarshalYAML parses "open", or "open in 5m..5m30s".
+func (t *Transition) UnmarshalYAML(b []byte) error {
+	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	state, window, hasWindow := strings.Cut(s, " in ")
+	t.State = strings.TrimSpace(state)
+	switch t.State {
+	case "closed", "open", "half_open":
+	default:
+		return fmt.Errorf("breaker state %q: want closed, open or half_open", t.State)
+	}
+	if !hasWindow {
+		return nil
+	}
+	lo, hi, ok := strings.Cut(strings.TrimSpace(window), "..")
+	if !ok {
+		return fmt.Errorf("window %q: want FROM..TO, like 5m..5m30s", window)
+	}
+	var err error
+	if t.From, err = time.ParseDuration(lo); err != nil {
+		return fmt.Errorf("window %q: %v", window, err)
+	}
+	if t.To, err = time.ParseDuration(hi); err != nil {
+		return fmt.Errorf("window %q: %v", window, err)
+	}
+	if t.To < t.From {
+		return fmt.Errorf("window %q ends before it starts", window)
+	}
+	return nil
+}
+
+func (t Transition) String() string {
+	if t.To == 0 {
+		return t.State
+	}
+	return fmt.Sprintf("%s in %s..%s", t.State, t.From, t.To)
+}
+
+func (e *Expect) validate() []error {
+	var errs []error
+	for _, p := range slices.Sorted(maps.Keys(e.Breakers)) {
+		if ts := e.Breakers[p]; len(ts) > 0 && ts[0].State != "closed" {
+			errs = append(errs, strictyaml.Errorf("$.expect.breakers."+strictyaml.Key(p)+"[0]", "a breaker starts closed"))
+		}
+	}
+	if e.SuccessRate != nil && (*e.SuccessRate < 0 || *e.SuccessRate > 1) {
+		errs = append(errs, strictyaml.Errorf("$.expect.success_rate", "must be in [0, 1]"))
+	}
+	return errs
+}
+
+// Check is one expectation's outcome in a report.
+type Check struct {
+	Name     string `json:"name"`
+	Pass     bool   `json:"pass"`
+	Want     string `json:"want"`
+	Observed string `json:"observed"`
+}
+
+// check evaluates the expectations against a report.
+func (e *Expect) check(r *Report) []Check {
+	var out []Check
+	add := func(name string, pass bool, want, observed string) {
+		out = append(out, Check{Name: name, Pass: pass, Want: want, Observed: observed})
+	}
+	for _, p := range slices.Sorted(maps.Keys(e.Breakers)) {
+		want := e.Breakers[p]
+		got := r.statesOf(p)
+		pass := len(got) == len(want)
+		for i := 0; pass && i < len(want); i++ {
+			w, g := want[i], got[i]
+			pass = w.State == g.State && (w.To == 0 || (g.At >= w.From && g.At <= w.To))
+		}
+		var ws, gs []string
+		for _, w := range want {
+			ws = append(ws, w.String())
+		}
+		for _, g := range got {
+			gs = append(gs, g.String())
+		}
+		add("breaker "+p, pass, strings.Join(ws, ", "), strings.Join(gs, ", "))
+	}
+	for _, p := range slices.Sorted(maps.Keys(e.MaxTransitions)) {
+		n := len(r.statesOf(p)) - 1
+		add("transitions "+p, n <= e.MaxTransitions[p], fmt.Sprintf("<= %d", e.MaxTransitions[p]), fmt.Sprint(n))
+	}
+	if e.SuccessRate != nil {
+		add("success rate", r.Requests.SuccessRate >= *e.SuccessRate, fmt.Sprintf(">= %.3f", *e.SuccessRate), fmt.Sprintf("%.3f", r.Requests.SuccessRate))
+	}
+	if e.LatencyP50 > 0 {
+		add("latency p50", r.Latency.P50 <= e.LatencyP50, "<= "+e.LatencyP50.String(), r.Latency.P50.String())
+	}
+	if e.LatencyP99 > 0 {
+		add("latency p99", r.Latency.P99 <= e.LatencyP99, "<= "+e.LatencyP99.String(), r.Latency.P99.String())
+	}
+	total := decimal.RequireFromString(r.Cost.Total)
+	if e.CostMax != nil {
+		add("cost", total.LessThanOrEqual(e.CostMax.Decimal), "<= $"+e.CostMax.String(), "$"+total.String())
+	}
+	if e.CostPerRequestMax != nil {
+		per := decimal.RequireFromString(r.Cost.PerRequest)
+		add("cost per request", per.LessThanOrEqual(e.CostPerRequestMax.Decimal), "<= $"+e.CostPerRequestMax.String(), "$"+per.String())
+	}
+	if e.ReasoningShareMin != nil {
+		add("reasoning share", r.Cost.ReasoningShare >= *e.ReasoningShareMin, fmt.Sprintf(">= %.3f", *e.ReasoningShareMin), fmt.Sprintf("%.3f", r.Cost.ReasoningShare))
+	}
+	if e.LedgerEqualsInvoices {
+		rc := r.Reconciliation
+		pass := rc.Missing == 0 && rc.Extra == 0 && rc.Mismatched == 0 && rc.Invoiced == rc.Metered
+		add("ledger equals invoices", pass, "missing 0, extra 0, mismatched 0, invoiced == metered",
+			fmt.Sprintf("missing %d, extra %d, mismatched %d, invoiced $%s, metered $%s", rc.Missing, rc.Extra, rc.Mismatched, rc.Invoiced, rc.Metered))
+	}
+	if e.MaxUnmetered != nil {
+		un := decimal.RequireFromString(r.Reconciliation.Unmetered)
+		add("unmetered spend", un.LessThanOrEqual(e.MaxUnmetered.Decimal), "<= $"+e.MaxUnmetered.String(), "$"+un.String())
+	}
+	return out
+}

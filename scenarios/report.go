@@ -1,0 +1,199 @@
+package scenarios
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is what a scenario run observed. Its JSON form (field names in
+// the tags) is stable: the same scenario and seed give the same bytes.
+// Times are offsets from the start of the run.
+type Report struct {
+	Scenario       string              `json:"scenario"`
+	Seed           uint64              `json:"seed"`
+	Duration       time.Duration       `json:"duration_ns"`
+	Requests       RequestSummary      `json:"requests"`
+	Latency        LatencySummary      `json:"latency"`
+	Timeline       []BreakerTransition `json:"breaker_timeline"`
+	Windows        []Window            `json:"windows"` // per minute
+	Cost           CostSummary         `json:"cost"`
+	Reconciliation Reconciliation      `json:"reconciliation"`
+	Checks         []Check             `json:"expectations"`
+	Passed         bool                `json:"passed"`
+}
+
+// RequestSummary counts client requests.
+type RequestSummary struct {
+	Sent        int            `json:"sent"`
+	OK          int            `json:"ok"`
+	Shed        int            `json:"shed"`       // not sent: the client's concurrency cap was reached
+	Duplicates  int            `json:"duplicates"` // sent again with the same Idempotency-Key
+	Replayed    int            `json:"replayed"`   // answered from the idempotency store
+	ByStatus    map[string]int `json:"by_status"`
+	SuccessRate float64        `json:"success_rate"`
+}
+
+// LatencySummary is client-side latency, in virtual time under synctest.
+type LatencySummary struct {
+	P50 time.Duration `json:"p50_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+}
+
+// BreakerTransition is one breaker state change.
+type BreakerTransition struct {
+	At       time.Duration `json:"at_ns"`
+	Provider string        `json:"provider"`
+	From     string        `json:"from"`
+	To       string        `json:"to"`
+}
+
+// state is a breaker state entered at At.
+type state struct {
+	State string
+	At    time.Duration
+}
+
+func (s state) String() string {
+	if s.At == 0 {
+		return s.State
+	}
+	return fmt.Sprintf("%s at %s", s.State, s.At)
+}
+
+// statesOf returns a provider's breaker states in order, from closed at 0.
+func (r *Report) statesOf(provider string) []state {
+	out := []state{{State: "closed"}}
+	for _, t := range r.Timeline {
+		if t.Provider == provider {
+			out = append(out, state{State: t.To, At: t.At})
+		}
+	}
+	return out
+}
+
+// Window counts upstream attempts per provider in one minute.
+type Window struct {
+	From      time.Duration            `json:"from_ns"`
+	Providers map[string]AttemptCounts `json:"providers"`
+}
+
+// AttemptCounts are a provider's attempts by outcome in a window.
+type AttemptCounts struct {
+	OK        int `json:"ok"`
+	Throttled int `json:"throttled"`
+	Errors    int `json:"errors"`   // server and transport errors
+	Rejected  int `json:"rejected"` // breaker or budget rejections
+	Client    int `json:"client_errors"`
+	Cancelled int `json:"cancelled"`
+}
+
+// CostSummary is the metered cost.
+type CostSummary struct {
+	Total          string                `json:"total"`
+	PerRequest     string                `json:"per_request"` // per request answered 200
+	ByTarget       map[string]TargetCost `json:"by_target"`   // provider/model
+	ReasoningShare float64               `json:"reasoning_share"`
+}
+
+// TargetCost is the metered cost of one provider/model.
+type TargetCost struct {
+	Total      string `json:"total"`
+	OK         int    `json:"ok"`          // successful attempts
+	PerRequest string `json:"per_request"` // total / ok
+	Reasoning  int64  `json:"reasoning_tokens"`
+	Output     int64  `json:"output_tokens"`
+}
+
+// Reconciliation is the ledger against the fakes' invoices.
+type Reconciliation struct {
+	Invoiced     string `json:"invoiced"`
+	Metered      string `json:"metered"`
+	Matched      int    `json:"matched"`
+	Missing      int    `json:"missing"`    // billed, not metered
+	Extra        int    `json:"extra"`      // metered with tokens, not billed
+	Mismatched   int    `json:"mismatched"` // both, with different tokens or cost
+	Unmetered    string `json:"unmetered"`  // billed spend the ledger lacks or undercounts
+	DoubleBilled int    `json:"double_billed"`
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText renders the report for a terminal: a timeline chart of breaker
+// states per provider (one column per minute: . closed, # open, ~ half
+// open), traffic shares, cost, reconciliation and the expectations.
+func (r *Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "scenario %s (seed %d, %s)\n", r.Scenario, r.Seed, r.Duration)
+	q := r.Requests
+	fmt.Fprintf(w, "  requests  %d sent, %d ok (%.1f%%), %d shed, %d duplicates (%d replayed); by status %v\n",
+		q.Sent, q.OK, 100*q.SuccessRate, q.Shed, q.Duplicates, q.Replayed, q.ByStatus)
+	fmt.Fprintf(w, "  latency   p50 %s, p99 %s, max %s\n", r.Latency.P50, r.Latency.P99, r.Latency.Max)
+	providers := map[string]bool{}
+	for _, win := range r.Windows {
+		for p := range win.Providers {
+			providers[p] = true
+		}
+	}
+	fmt.Fprintf(w, "  timeline  (one column a minute; . closed  # open  ~ half-open; digits: share of ok attempts in tenths)\n")
+	for _, p := range slices.Sorted(maps.Keys(providers)) {
+		var states, share strings.Builder
+		var total int
+		for _, win := range r.Windows {
+			total += win.Providers[p].OK
+		}
+		for _, win := range r.Windows {
+			states.WriteByte(r.stateMark(p, win.From))
+			var all int
+			for _, c := range win.Providers {
+				all += c.OK
+			}
+			c := win.Providers[p]
+			if all == 0 {
+				share.WriteByte(' ')
+			} else {
+				share.WriteByte("0123456789X"[c.OK*10/all])
+			}
+		}
+		fmt.Fprintf(w, "    %-10s breaker %s\n    %-10s traffic %s\n", p, states.String(), "", share.String())
+	}
+	for _, t := range r.Timeline {
+		fmt.Fprintf(w, "    %9s  %s: %s -> %s\n", t.At, t.Provider, t.From, t.To)
+	}
+	fmt.Fprintf(w, "  cost      total $%s, $%s per request, reasoning share %.1f%%\n", r.Cost.Total, r.Cost.PerRequest, 100*r.Cost.ReasoningShare)
+	for _, k := range slices.Sorted(maps.Keys(r.Cost.ByTarget)) {
+		c := r.Cost.ByTarget[k]
+		fmt.Fprintf(w, "            %-32s $%s over %d answers: $%s per request (output %d, reasoning %d tokens)\n",
+			k, c.Total, c.OK, c.PerRequest, c.Output, c.Reasoning)
+	}
+	rc := r.Reconciliation
+	fmt.Fprintf(w, "  ledger    invoiced $%s, metered $%s; %d matched, %d missing, %d extra, %d mismatched; unmetered $%s\n",
+		rc.Invoiced, rc.Metered, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
+	for _, c := range r.Checks {
+		mark := "PASS"
+		if !c.Pass {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s  %-24s want %s; observed %s\n", mark, c.Name, c.Want, c.Observed)
+	}
+}
+
+// stateMark is a provider's breaker state at the end of the minute from.
+func (r *Report) stateMark(p string, from time.Duration) byte {
+	s := "closed"
+	for _, t := range r.Timeline {
+		if t.Provider == p && t.At < from+time.Minute {
+			s = t.To
+		}
+	}
+	return map[string]byte{"closed": '.', "open": '#', "half_open": '~'}[s]
+}

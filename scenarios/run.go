@@ -1,0 +1,304 @@
+package scenarios
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/pricing"
+	"github.com/brownout-dev/brownout/gateway/providers/anthropic"
+	"github.com/brownout-dev/brownout/gateway/providers/gemini"
+	"github.com/brownout-dev/brownout/gateway/providers/openai"
+)
+
+// Run executes sc in virtual time inside a testing/synctest bubble: an hour
+// of traffic takes seconds, and the same seed gives the same report. It
+// fails t for each expectation that does not hold, printing the report.
+func Run(t *testing.T, sc *Scenario) *Report {
+	t.Helper()
+	var rep *Report
+	synctest.Test(t, func(t *testing.T) {
+		var err error
+		rep, err = Execute(context.Background(), sc, Options{})
+		if err != nil {
+			t.Fatalf("scenario %s: %v", sc.Name, err)
+		}
+	})
+	if !rep.Passed {
+		var b bytes.Buffer
+		rep.WriteText(&b)
+		t.Errorf("scenario %s (seed %d): expectations failed\n%s", sc.Name, sc.Seed, b.String())
+	}
+	return rep
+}
+
+// Options configure Execute.
+type Options struct {
+	// Store is the ledger (default: a new MemoryStore).
+	Store ledger.Store
+	// Logger receives the gateway's logs (default: discarded; the report
+	// has the breaker timeline).
+	Logger *slog.Logger
+}
+
+const tenantKey = "scenario-key"
+
+// Execute runs sc on the clock it is called under: virtual time inside a
+// synctest bubble, real time outside.
+func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	store := opts.Store
+	if store == nil {
+		store = ledger.NewMemoryStore()
+	}
+	prices := pricing.Default()
+	if len(sc.Gateway.Prices) > 0 {
+		prices = prices.Merge(&pricing.Table{Source: "scenario prices", Models: sc.Gateway.Prices})
+	}
+
+	// Fakes on the in-memory transport, each with its slice of the timeline.
+	fakes := map[string]*fakeprovider.Server{}
+	providers := map[string]llm.Provider{}
+	var clients []*http.Client
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+		for _, f := range fakes {
+			f.Close()
+		}
+	}()
+	for i, name := range slices.Sorted(maps.Keys(sc.Providers)) {
+		cfg := sc.Providers[name]
+		cfg.Seed = sc.Seed*1000 + uint64(i) + 1
+		cfg.Faults = sc.faultsOf(name)
+		cfg.Prices = prices
+		f, err := fakeprovider.NewUnstartedServer(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", name, err)
+		}
+		fakes[name] = f
+		c := f.Client()
+		clients = append(clients, c)
+		switch cfg.Vendor {
+		case fakeprovider.Anthropic:
+			providers[name] = anthropic.New(anthropic.Config{Name: name, BaseURL: f.URL, APIKey: "k", Client: c})
+		case fakeprovider.Gemini:
+			providers[name] = gemini.New(gemini.Config{Name: name, BaseURL: f.URL, APIKey: "k", Client: c})
+		default:
+			providers[name] = openai.New(openai.Config{Name: name, BaseURL: f.URL, APIKey: "k", Client: c})
+		}
+	}
+
+	routes := map[string][]gateway.Target{}
+	for alias, ts := range sc.Gateway.Routes {
+		for _, s := range ts {
+			t, _ := gateway.ParseTarget(s) // validated
+			routes[alias] = append(routes[alias], t)
+		}
+	}
+	budgets := map[string]gateway.Budget{}
+	for tenant, b := range sc.Gateway.Budgets {
+		w := b.Window
+		if w == 0 {
+			w = 24 * time.Hour
+		}
+		budgets[tenant] = gateway.Budget{Limit: b.USD.Decimal, Window: w}
+	}
+	breakers := map[string]gateway.BreakerSettings{"": sc.Gateway.Breaker.BreakerSettings}
+	maps.Copy(breakers, sc.Gateway.Breaker.Providers)
+	retry := sc.Gateway.Retry
+	if retry.Seed == 0 {
+		retry.Seed = sc.Seed
+	}
+	rec := &storeRecorder{store: store}
+	gw, err := gateway.New(gateway.Options{Providers: providers, Routes: routes, Prices: prices, Ledger: rec,
+		Breakers: breakers, Retry: retry, Budgets: budgets, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer gw.Close()
+	start := time.Now()
+	events := make(chan gateway.BreakerEvent, 4096)
+	gw.SubscribeBreakers(events)
+	var timeline []BreakerTransition
+	var tlMu sync.Mutex
+	evDone := make(chan struct{})
+	go func() { // exits when events is closed, after the run
+		defer close(evDone)
+		for ev := range events {
+			tlMu.Lock()
+			timeline = append(timeline, BreakerTransition{At: ev.Time.Sub(start), Provider: ev.Provider, From: ev.From, To: ev.To})
+			tlMu.Unlock()
+		}
+	}()
+
+	var tenants []gateway.Tenant
+	for _, name := range sc.Traffic.Tenants {
+		tenants = append(tenants, gateway.Tenant{Name: name, KeySHA256: gateway.HashKey(tenantKey + "-" + name)})
+	}
+	handler := gw.Handler(gateway.HandlerOptions{Tenants: tenants, Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)})
+
+	results := drive(ctx, sc, handler, start)
+
+	// Let stragglers (breaker events, fakes' last bills) land, then stop.
+	time.Sleep(time.Second)
+	gw.Close()
+	close(events)
+	<-evDone
+	rep := &Report{Scenario: sc.Name, Seed: sc.Seed, Duration: sc.Duration, Timeline: timeline}
+	if err := summarize(ctx, rep, results, store, fakes, start); err != nil {
+		return nil, err
+	}
+	rep.Checks = sc.Expect.check(rep)
+	rep.Passed = true
+	for _, c := range rep.Checks {
+		rep.Passed = rep.Passed && c.Pass
+	}
+	return rep, nil
+}
+
+// storeRecorder inserts each attempt at once: in virtual time, a batching
+// writer would only add timers.
+type storeRecorder struct {
+	mu    sync.Mutex
+	store ledger.Store
+}
+
+func (r *storeRecorder) Record(a ledger.Attempt) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err := r.store.Insert(context.Background(), []ledger.Attempt{a})
+	return err
+}
+
+// result is one client request as the traffic generator saw it.
+type result struct {
+	index     int
+	at        time.Duration
+	status    int
+	latency   time.Duration
+	duplicate bool
+	replayed  bool
+}
+
+// traffic is what the generator sent.
+type traffic struct {
+	results []result
+	shed    int
+}
+
+// drive sends the traffic: an open loop, each request on its own
+// goroutine, every random choice drawn in the loop from the seeded source.
+func drive(ctx context.Context, sc *Scenario, h http.Handler, start time.Time) (out traffic) {
+	rng := rand.New(rand.NewPCG(sc.Seed, 0x74726166666963))
+	sem := make(chan struct{}, sc.Traffic.Concurrency)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	tr := sc.Traffic
+	i := 0
+	for at := time.Duration(0); at < sc.Duration; {
+		rate := tr.rateAt(at)
+		if d := time.Until(start.Add(at)); d > 0 {
+			time.Sleep(d)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		i++
+		idx := i
+		route := tr.Routes[rng.IntN(len(tr.Routes))]
+		prompt := tr.Prompts[rng.IntN(len(tr.Prompts))]
+		tenant := tr.Tenants[rng.IntN(len(tr.Tenants))]
+		stream := rng.Float64() < tr.StreamShare
+		dup := rng.Float64() < tr.DuplicateShare
+		select {
+		case sem <- struct{}{}:
+			sent := at
+			wg.Go(func() {
+				defer func() { <-sem }()
+				body := chatBody(route, prompt, stream, tr.MaxTokens)
+				key := "k" + strconv.Itoa(idx)
+				r := send(h, body, tenant, key, idx, false)
+				r.at = sent
+				rs := []result{r}
+				if dup {
+					d := send(h, body, tenant, key, idx, true)
+					d.at, d.duplicate = time.Since(start), true
+					rs = append(rs, d)
+				}
+				mu.Lock()
+				out.results = append(out.results, rs...)
+				mu.Unlock()
+			})
+		default:
+			out.shed++
+		}
+		if rate <= 0 {
+			at += time.Second
+		} else {
+			at += time.Duration(float64(time.Second) / rate)
+		}
+	}
+	wg.Wait()
+	slices.SortFunc(out.results, func(a, b result) int {
+		if a.index != b.index {
+			return a.index - b.index
+		}
+		if a.duplicate == b.duplicate {
+			return 0
+		}
+		if a.duplicate {
+			return 1
+		}
+		return -1
+	})
+	return out
+}
+
+func chatBody(route, prompt string, stream bool, maxTokens int) []byte {
+	m := map[string]any{"model": route, "stream": stream, "messages": []any{map[string]any{"role": "user", "content": prompt}}}
+	if maxTokens > 0 {
+		m["max_tokens"] = maxTokens
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// send runs one request through the handler, in process.
+func send(h http.Handler, body []byte, tenant, key string, idx int, dup bool) result {
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tenantKey+"-"+tenant)
+	req.Header.Set("Idempotency-Key", key)
+	id := "r" + strconv.Itoa(idx)
+	if dup {
+		id += "-dup"
+	}
+	req.Header.Set("X-Request-ID", id)
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	h.ServeHTTP(rec, req)
+	status := rec.Code
+	if status == http.StatusOK && bytes.Contains(rec.Body.Bytes(), []byte(`data: {"error"`)) {
+		status = 599 // a stream that failed after its first byte
+	}
+	return result{index: idx, status: status, latency: time.Since(start), replayed: rec.Header().Get("Idempotent-Replayed") == "true"}
+}

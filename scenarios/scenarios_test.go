@@ -1,0 +1,73 @@
+package scenarios_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/scenarios"
+)
+
+func TestLibraryScenariosPass(t *testing.T) {
+	for _, name := range scenarios.Library() {
+		t.Run(name, func(t *testing.T) {
+			sc, err := scenarios.LoadLibrary(name)
+			require.NoError(t, err)
+			wall := time.Now()
+			rep := scenarios.Run(t, sc)
+			t.Logf("%s: %s of traffic in %s of wall time", name, sc.Duration, time.Since(wall).Round(time.Millisecond))
+			if testing.Verbose() {
+				var b bytes.Buffer
+				rep.WriteText(&b)
+				t.Log("\n" + b.String())
+			}
+			assert.True(t, rep.Passed)
+		})
+	}
+}
+
+// TestSameSeedSameReport: ten runs of a scenario give byte-identical JSON
+// reports: the same transitions at the same virtual instants.
+func TestSameSeedSameReport(t *testing.T) {
+	sc, err := scenarios.LoadLibrary("gemini-outage")
+	require.NoError(t, err)
+	sc.Duration = 8 * time.Minute // long enough for the breaker to open
+	var first []byte
+	for i := range 10 {
+		var b bytes.Buffer
+		synctest.Test(t, func(t *testing.T) {
+			rep, err := scenarios.Execute(context.Background(), sc, scenarios.Options{})
+			require.NoError(t, err)
+			require.NoError(t, rep.WriteJSON(&b))
+		})
+		if i == 0 {
+			first = b.Bytes()
+			require.Contains(t, b.String(), `"to": "open"`)
+			continue
+		}
+		require.Equal(t, string(first), b.String(), "run %d differs from run 0", i)
+	}
+}
+
+func TestParseErrorsNameFileLineAndField(t *testing.T) {
+	base := "name: x\nduration: 1m\nproviders:\n  p: {vendor: openai, models: {m: {}}}\ngateway:\n  routes: {chat: [p/m]}\ntraffic: {rate: 1, route: chat}\n"
+	tests := []struct{ extra, want string }{
+		{"faults:\n  - {provider: q, kind: hang, at: 1m}\n", "field faults[0].provider: unknown provider \"q\""},
+		{"faults:\n  - {provider: p, kind: meteor, at: 1m}\n", "unknown fault kind \"meteor\""},
+		{"expect:\n  breakers: {p: [open]}\n", "field expect.breakers.p[0]: a breaker starts closed"},
+		{"expect:\n  breakers: {p: [closed, open in 5m]}\n", "x.yaml:9:"},
+		{"expect:\n  succes_rate: 1\n", "unknown field \"succes_rate\""},
+	}
+	for _, tt := range tests {
+		_, err := scenarios.Parse("x.yaml", []byte(base+tt.extra))
+		require.Error(t, err, tt.extra)
+		assert.Contains(t, err.Error(), tt.want)
+	}
+	_, err := scenarios.Parse("x.yaml", []byte("name: x\nduration: 1m\nproviders:\n  p: {vendor: openai, models: {m: {}}}\ngateway:\n  routes: {chat: [p/m]}\ntraffic: {rate: 1, route: nope}\n"))
+	assert.ErrorContains(t, err, `route "nope" is not one of gateway.routes`)
+}

@@ -1,0 +1,175 @@
+package scenarios
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway/ledger"
+)
+
+// summarize fills the report from what the traffic saw, the ledger and the
+// fakes' invoices.
+func summarize(ctx context.Context, rep *Report, tr traffic, store ledger.Store, fakes map[string]*fakeprovider.Server, start time.Time) error {
+	q := &rep.Requests
+	q.ByStatus = map[string]int{}
+	q.Shed = tr.shed
+	var lat []time.Duration
+	originals := 0
+	for _, r := range tr.results {
+		q.ByStatus[strconv.Itoa(r.status)]++
+		if r.duplicate {
+			q.Duplicates++
+			if r.replayed {
+				q.Replayed++
+			}
+			continue
+		}
+		originals++
+		lat = append(lat, r.latency)
+		if r.status == 200 {
+			q.OK++
+		}
+	}
+	q.Sent = originals
+	if originals > 0 {
+		q.SuccessRate = float64(q.OK) / float64(originals)
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		rep.Latency = LatencySummary{P50: lat[(len(lat)-1)/2], P99: lat[(len(lat)-1)*99/100], Max: lat[len(lat)-1]}
+	}
+
+	var buf bytes.Buffer
+	if _, err := store.Export(ctx, time.Time{}, time.Time{}, &buf); err != nil {
+		return err
+	}
+	var attempts []ledger.Attempt
+	dec := json.NewDecoder(&buf)
+	for dec.More() {
+		var a ledger.Attempt
+		if err := dec.Decode(&a); err != nil {
+			return err
+		}
+		attempts = append(attempts, a)
+	}
+
+	// Per-minute windows of attempts by provider and outcome.
+	windows := map[time.Duration]map[string]AttemptCounts{}
+	total := decimal.Zero
+	type acc struct {
+		total             decimal.Decimal
+		ok                int
+		output, reasoning int64
+	}
+	byTarget := map[string]*acc{}
+	var output, reasoning int64
+	for _, a := range attempts {
+		from := a.StartedAt.Sub(start).Truncate(time.Minute)
+		if windows[from] == nil {
+			windows[from] = map[string]AttemptCounts{}
+		}
+		c := windows[from][a.Provider]
+		switch a.Outcome {
+		case ledger.OutcomeOK:
+			c.OK++
+		case ledger.OutcomeThrottled:
+			c.Throttled++
+		case ledger.OutcomeServerError, ledger.OutcomeTransportError:
+			c.Errors++
+		case ledger.OutcomeRejectedBreaker, ledger.OutcomeRejectedBudget:
+			c.Rejected++
+		case ledger.OutcomeClientError:
+			c.Client++
+		case ledger.OutcomeCancelled:
+			c.Cancelled++
+		}
+		windows[from][a.Provider] = c
+		total = total.Add(a.Cost)
+		key := a.Provider + "/" + a.Model
+		t := byTarget[key]
+		if t == nil {
+			t = &acc{}
+			byTarget[key] = t
+		}
+		t.total = t.total.Add(a.Cost)
+		t.output += a.Tokens.Output
+		t.reasoning += a.Tokens.Reasoning
+		if a.Outcome == ledger.OutcomeOK {
+			t.ok++
+		}
+		output += a.Tokens.Output
+		reasoning += a.Tokens.Reasoning
+	}
+	for _, from := range slices.Sorted(maps.Keys(windows)) {
+		rep.Windows = append(rep.Windows, Window{From: from, Providers: windows[from]})
+	}
+	rep.Cost = CostSummary{Total: total.String(), PerRequest: "0", ByTarget: map[string]TargetCost{}}
+	if q.OK > 0 {
+		rep.Cost.PerRequest = total.DivRound(decimal.NewFromInt(int64(q.OK)), 12).String()
+	}
+	for k, t := range byTarget {
+		per := "0"
+		if t.ok > 0 {
+			per = t.total.DivRound(decimal.NewFromInt(int64(t.ok)), 12).String()
+		}
+		rep.Cost.ByTarget[k] = TargetCost{Total: t.total.String(), OK: t.ok, PerRequest: per, Output: t.output, Reasoning: t.reasoning}
+	}
+	if output+reasoning > 0 {
+		rep.Cost.ReasoningShare = float64(reasoning) / float64(output+reasoning)
+	}
+
+	// Reconciliation: every billed generation against the ledger row with
+	// its provider request id.
+	metered := map[string]ledger.Attempt{}
+	rc := &rep.Reconciliation
+	for _, a := range attempts {
+		if a.ProviderReqID == "" || (a.Tokens == ledger.Tokens{}) {
+			continue
+		}
+		if _, dup := metered[a.ProviderReqID]; dup {
+			rc.DoubleBilled++
+		}
+		metered[a.ProviderReqID] = a
+	}
+	invoiced, meteredSum, unmetered := decimal.Zero, decimal.Zero, decimal.Zero
+	billed := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(fakes)) {
+		for _, l := range fakes[name].Invoice().Lines {
+			billed[l.RequestID] = true
+			invoiced = invoiced.Add(l.Cost)
+			a, ok := metered[l.RequestID]
+			if !ok {
+				rc.Missing++
+				unmetered = unmetered.Add(l.Cost)
+				continue
+			}
+			meteredSum = meteredSum.Add(a.Cost)
+			same := a.Tokens == ledger.Tokens{Input: l.InputTokens, Output: l.OutputTokens, Reasoning: l.ReasoningTokens,
+				CacheRead: l.CacheReadTokens, CacheWrite: l.CacheWriteTokens} && a.Cost.Equal(l.Cost)
+			if same {
+				rc.Matched++
+			} else {
+				rc.Mismatched++
+				if l.Cost.GreaterThan(a.Cost) {
+					unmetered = unmetered.Add(l.Cost.Sub(a.Cost))
+				}
+			}
+		}
+	}
+	for id, a := range metered {
+		if !billed[id] {
+			rc.Extra++
+			meteredSum = meteredSum.Add(a.Cost)
+		}
+	}
+	rc.Invoiced, rc.Metered, rc.Unmetered = invoiced.String(), meteredSum.String(), unmetered.String()
+	return nil
+}
