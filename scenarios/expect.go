@@ -21,6 +21,14 @@ type Expect struct {
 	Breakers map[string][]Transition `yaml:"breakers"`
 	// MaxTransitions bounds the number of transitions per provider.
 	MaxTransitions map[string]int `yaml:"max_transitions"`
+	// FirstOpen is the window a provider's breaker must first open in
+	// ("4m..6m"), whatever happens after; FinalState its state at the end.
+	FirstOpen  map[string]Span   `yaml:"first_open"`
+	FinalState map[string]string `yaml:"final_state"`
+	// NoDoubleBilling: no generation is metered twice.
+	NoDoubleBilling bool `yaml:"no_double_billing"`
+	// BudgetsHeld: no tenant's metered spend in a window exceeds its budget.
+	BudgetsHeld bool `yaml:"budgets_held"`
 	// SuccessRate is the least share of client requests answered 200.
 	SuccessRate *float64 `yaml:"success_rate"`
 	// LatencyP50 and LatencyP99 bound the client-side latency quantiles.
@@ -73,6 +81,19 @@ func (t *Transition) UnmarshalYAML(b []byte) error {
 	if t.To < t.From {
 		return fmt.Errorf("window %q ends before it starts", window)
 	}
+	return nil
+}
+
+// Span is a span of the run, "FROM..TO" in YAML.
+type Span struct{ From, To time.Duration }
+
+// UnmarshalYAML parses "4m..6m".
+func (w *Span) UnmarshalYAML(b []byte) error {
+	var t Transition
+	if err := t.UnmarshalYAML([]byte("open in " + strings.Trim(strings.TrimSpace(string(b)), `"'`))); err != nil {
+		return err
+	}
+	w.From, w.To = t.From, t.To
 	return nil
 }
 
@@ -130,6 +151,35 @@ func (e *Expect) check(r *Report) []Check {
 	for _, p := range slices.Sorted(maps.Keys(e.MaxTransitions)) {
 		n := len(r.statesOf(p)) - 1
 		add("transitions "+p, n <= e.MaxTransitions[p], fmt.Sprintf("<= %d", e.MaxTransitions[p]), fmt.Sprint(n))
+	}
+	for _, p := range slices.Sorted(maps.Keys(e.FirstOpen)) {
+		w := e.FirstOpen[p]
+		got := "never"
+		pass := false
+		for _, st := range r.statesOf(p)[1:] {
+			if st.State == "open" {
+				got, pass = st.At.String(), st.At >= w.From && st.At <= w.To
+				break
+			}
+		}
+		add("first open "+p, pass, fmt.Sprintf("in %s..%s", w.From, w.To), got)
+	}
+	for _, p := range slices.Sorted(maps.Keys(e.FinalState)) {
+		states := r.statesOf(p)
+		final := states[len(states)-1].State
+		add("final state "+p, final == e.FinalState[p], e.FinalState[p], final)
+	}
+	if e.NoDoubleBilling {
+		add("no double billing", r.Reconciliation.DoubleBilled == 0, "0 generations metered twice", fmt.Sprint(r.Reconciliation.DoubleBilled))
+	}
+	if e.BudgetsHeld {
+		var over []string
+		for _, b := range r.Budgets {
+			if decimal.RequireFromString(b.Spent).GreaterThan(decimal.RequireFromString(b.Limit)) {
+				over = append(over, b.Tenant)
+			}
+		}
+		add("budgets held", len(over) == 0 && len(r.Budgets) > 0, "every tenant's spend <= its budget", fmt.Sprintf("%d budgets, over: %v", len(r.Budgets), over))
 	}
 	if e.SuccessRate != nil {
 		add("success rate", r.Requests.SuccessRate >= *e.SuccessRate, fmt.Sprintf(">= %.3f", *e.SuccessRate), fmt.Sprintf("%.3f", r.Requests.SuccessRate))

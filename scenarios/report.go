@@ -23,6 +23,7 @@ type Report struct {
 	Windows        []Window            `json:"windows"` // per minute
 	Cost           CostSummary         `json:"cost"`
 	Reconciliation Reconciliation      `json:"reconciliation"`
+	Budgets        []BudgetUse         `json:"budgets,omitempty"`
 	Checks         []Check             `json:"expectations"`
 	Passed         bool                `json:"passed"`
 }
@@ -110,6 +111,15 @@ type TargetCost struct {
 	Output     int64  `json:"output_tokens"`
 }
 
+// BudgetUse is a tenant's metered spend against its budget, per window.
+type BudgetUse struct {
+	Tenant   string        `json:"tenant"`
+	Window   time.Duration `json:"window_from_ns"`
+	Limit    string        `json:"limit"`
+	Spent    string        `json:"spent"`
+	Rejected int           `json:"rejected"`
+}
+
 // Reconciliation is the ledger against the fakes' invoices.
 type Reconciliation struct {
 	Invoiced     string `json:"invoiced"`
@@ -178,6 +188,9 @@ func (r *Report) WriteText(w io.Writer) {
 	rc := r.Reconciliation
 	fmt.Fprintf(w, "  ledger    invoiced $%s, metered $%s; %d matched, %d missing, %d extra, %d mismatched; unmetered $%s\n",
 		rc.Invoiced, rc.Metered, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
+	for _, b := range r.Budgets {
+		fmt.Fprintf(w, "  budget    %s: spent $%s of $%s (window from %s), %d requests refused\n", b.Tenant, b.Spent, b.Limit, b.Window, b.Rejected)
+	}
 	for _, c := range r.Checks {
 		mark := "PASS"
 		if !c.Pass {

@@ -165,7 +165,7 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	close(events)
 	<-evDone
 	rep := &Report{Scenario: sc.Name, Seed: sc.Seed, Duration: sc.Duration, Timeline: timeline}
-	if err := summarize(ctx, rep, results, store, fakes, start); err != nil {
+	if err := summarize(ctx, rep, sc, results, store, fakes, start); err != nil {
 		return nil, err
 	}
 	rep.Checks = sc.Expect.check(rep)

@@ -17,7 +17,7 @@ import (
 
 // summarize fills the report from what the traffic saw, the ledger and the
 // fakes' invoices.
-func summarize(ctx context.Context, rep *Report, tr traffic, store ledger.Store, fakes map[string]*fakeprovider.Server, start time.Time) error {
+func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store ledger.Store, fakes map[string]*fakeprovider.Server, start time.Time) error {
 	q := &rep.Requests
 	q.ByStatus = map[string]int{}
 	q.Shed = tr.shed
@@ -171,5 +171,30 @@ func summarize(ctx context.Context, rep *Report, tr traffic, store ledger.Store,
 		}
 	}
 	rc.Invoiced, rc.Metered, rc.Unmetered = invoiced.String(), meteredSum.String(), unmetered.String()
+
+	// Budgets: metered spend per tenant and window, as the gateway keeps it.
+	for _, tenant := range slices.Sorted(maps.Keys(sc.Gateway.Budgets)) {
+		b := sc.Gateway.Budgets[tenant]
+		window := b.Window
+		if window == 0 {
+			window = 24 * time.Hour
+		}
+		spent := map[time.Time]decimal.Decimal{}
+		rejected := map[time.Time]int{}
+		for _, a := range attempts {
+			if a.Tenant != tenant {
+				continue
+			}
+			w := a.StartedAt.UTC().Truncate(window)
+			spent[w] = spent[w].Add(a.Cost)
+			if a.Outcome == ledger.OutcomeRejectedBudget {
+				rejected[w]++
+			}
+		}
+		for _, w := range slices.SortedFunc(maps.Keys(spent), func(a, b time.Time) int { return a.Compare(b) }) {
+			rep.Budgets = append(rep.Budgets, BudgetUse{Tenant: tenant, Window: w.Sub(start.UTC().Truncate(window)),
+				Limit: b.USD.String(), Spent: spent[w].String(), Rejected: rejected[w]})
+		}
+	}
 	return nil
 }
