@@ -210,3 +210,30 @@ func (r *Report) stateMark(p string, from time.Duration) byte {
 	}
 	return map[string]byte{"closed": '.', "open": '#', "half_open": '~'}[s]
 }
+
+// WriteMarkdown renders the report for a CI job summary.
+func (r *Report) WriteMarkdown(w io.Writer) {
+	verdict := "PASS"
+	if !r.Passed {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(w, "## Scenario %s: %s\n\nseed %d, %s of traffic; %d requests, %.1f%% ok; latency p50 %s, p99 %s; cost $%s\n\n",
+		r.Scenario, verdict, r.Seed, r.Duration, r.Requests.Sent, 100*r.Requests.SuccessRate, r.Latency.P50, r.Latency.P99, r.Cost.Total)
+	fmt.Fprintf(w, "| expectation | result | want | observed |\n|---|---|---|---|\n")
+	for _, c := range r.Checks {
+		mark := "pass"
+		if !c.Pass {
+			mark = "**FAIL**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.Name, mark, c.Want, c.Observed)
+	}
+	if len(r.Timeline) > 0 {
+		fmt.Fprintf(w, "\n| at | provider | transition |\n|---|---|---|\n")
+		for _, t := range r.Timeline {
+			fmt.Fprintf(w, "| %s | %s | %s → %s |\n", t.At, t.Provider, t.From, t.To)
+		}
+	}
+	rc := r.Reconciliation
+	fmt.Fprintf(w, "\nLedger: invoiced $%s, metered $%s; %d matched, %d missing, %d extra, %d mismatched; unmetered $%s.\n",
+		rc.Invoiced, rc.Metered, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
+}

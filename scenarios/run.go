@@ -55,6 +55,12 @@ type Options struct {
 	// Logger receives the gateway's logs (default: discarded; the report
 	// has the breaker timeline).
 	Logger *slog.Logger
+	// RunID prefixes the run's request ids in the ledger (default
+	// "<name>-<seed>"); give each run its own when the ledger is shared.
+	RunID string
+	// Progress, when set, is called as each request is sent with the time
+	// into the run and the number sent so far.
+	Progress func(at time.Duration, sent int)
 }
 
 const tenantKey = "scenario-key"
@@ -157,7 +163,10 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	}
 	handler := gw.Handler(gateway.HandlerOptions{Tenants: tenants, Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)})
 
-	results := drive(ctx, sc, handler, start)
+	if opts.RunID == "" {
+		opts.RunID = fmt.Sprintf("%s-%d", sc.Name, sc.Seed)
+	}
+	results := drive(ctx, sc, handler, start, opts)
 
 	// Let stragglers (breaker events, fakes' last bills) land, then stop.
 	time.Sleep(time.Second)
@@ -208,7 +217,7 @@ type traffic struct {
 
 // drive sends the traffic: an open loop, each request on its own
 // goroutine, every random choice drawn in the loop from the seeded source.
-func drive(ctx context.Context, sc *Scenario, h http.Handler, start time.Time) (out traffic) {
+func drive(ctx context.Context, sc *Scenario, h http.Handler, start time.Time, opts Options) (out traffic) {
 	rng := rand.New(rand.NewPCG(sc.Seed, 0x74726166666963))
 	sem := make(chan struct{}, sc.Traffic.Concurrency)
 	var mu sync.Mutex
@@ -225,6 +234,9 @@ func drive(ctx context.Context, sc *Scenario, h http.Handler, start time.Time) (
 		}
 		i++
 		idx := i
+		if opts.Progress != nil {
+			opts.Progress(at, i)
+		}
 		route := tr.Routes[rng.IntN(len(tr.Routes))]
 		prompt := tr.Prompts[rng.IntN(len(tr.Prompts))]
 		tenant := tr.Tenants[rng.IntN(len(tr.Tenants))]
@@ -237,11 +249,11 @@ func drive(ctx context.Context, sc *Scenario, h http.Handler, start time.Time) (
 				defer func() { <-sem }()
 				body := chatBody(route, prompt, stream, tr.MaxTokens)
 				key := "k" + strconv.Itoa(idx)
-				r := send(h, body, tenant, key, idx, false)
+				r := send(h, body, tenant, key, opts.RunID, idx, false)
 				r.at = sent
 				rs := []result{r}
 				if dup {
-					d := send(h, body, tenant, key, idx, true)
+					d := send(h, body, tenant, key, opts.RunID, idx, true)
 					d.at, d.duplicate = time.Since(start), true
 					rs = append(rs, d)
 				}
@@ -284,11 +296,11 @@ func chatBody(route, prompt string, stream bool, maxTokens int) []byte {
 }
 
 // send runs one request through the handler, in process.
-func send(h http.Handler, body []byte, tenant, key string, idx int, dup bool) result {
+func send(h http.Handler, body []byte, tenant, key, runID string, idx int, dup bool) result {
 	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tenantKey+"-"+tenant)
-	req.Header.Set("Idempotency-Key", key)
-	id := "r" + strconv.Itoa(idx)
+	req.Header.Set("Idempotency-Key", runID+"-"+key)
+	id := runID + "-" + strconv.Itoa(idx)
 	if dup {
 		id += "-dup"
 	}

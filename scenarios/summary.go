@@ -48,7 +48,8 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 	}
 
 	var buf bytes.Buffer
-	if _, err := store.Export(ctx, time.Time{}, time.Time{}, &buf); err != nil {
+	// This run's attempts only: a shared ledger may hold earlier runs.
+	if _, err := store.Export(ctx, start, time.Now().Add(time.Second), &buf); err != nil {
 		return err
 	}
 	var attempts []ledger.Attempt

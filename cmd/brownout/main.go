@@ -2,6 +2,7 @@
 //
 //	brownout serve --config FILE [--addr 127.0.0.1:0] [--database-url URL]   the gateway
 //	brownout fake --config FILE [--addr 127.0.0.1:0]                         fake vendors
+//	brownout replay FILE|NAME [--speed N] [--seed N] [--json] [--markdown FILE] [--database-url URL]; replay --list
 //	brownout eval SUITE [--model P/M,...] [--samples N] [--seed N] [--json] [--markdown FILE] [--gateway URL]
 //	brownout cost compare --suite FILE --baseline P/M --candidate P/M [--max-cost-ratio R] [--min-pass-rate P] ...
 //
@@ -52,6 +53,7 @@ const usage = `usage: brownout <command> [flags]
 commands:
   serve    run the gateway: an OpenAI-compatible endpoint in front of Anthropic, Gemini and OpenAI
   fake     serve programmable fake Anthropic, Gemini and OpenAI APIs
+  replay   run an outage scenario (a file, or a library name: replay --list)
   eval     sample an eval suite and print score, cost and latency distributions
   cost     cost compare: a cost regression check before switching models
 
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runFake(ctx, args[1:], stdout, stderr)
 	case "eval":
 		return runEval(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args[1:], stdout, stderr)
 	case "cost":
 		if len(args) < 2 || args[1] != "compare" {
 			return usagef("usage: brownout cost compare --suite FILE --baseline P/M --candidate P/M")

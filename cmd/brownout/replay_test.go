@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/internal/pgtest"
+)
+
+func TestReplayList(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"replay", "--list"}, &out, io.Discard))
+	for _, name := range []string{"gemini-outage", "thinking-tax", "rate-limit-storm", "brownout", "flapping", "retry-storm-duplicates", "partial-stream", "budget-exhaustion"} {
+		assert.Contains(t, out.String(), name+"\n")
+	}
+}
+
+// TestReplayLibraryScenarioInRealTime runs thinking-tax 600x faster than
+// real time (10 minutes in one second), metered in Postgres, and writes
+// the JSON and markdown reports.
+func TestReplayLibraryScenarioInRealTime(t *testing.T) {
+	db := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	md := filepath.Join(t.TempDir(), "report.md")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"replay", "thinking-tax", "--speed", "600", "--json", "--markdown", md, "--database-url", db}, &out, io.Discard)
+	require.NoError(t, err, out.String())
+	var rep struct {
+		Scenario string `json:"scenario"`
+		Passed   bool   `json:"passed"`
+		Requests struct {
+			Sent int `json:"sent"`
+		} `json:"requests"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
+	assert.Equal(t, "thinking-tax", rep.Scenario)
+	assert.True(t, rep.Passed)
+	b, err := os.ReadFile(md)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "## Scenario thinking-tax: PASS")
+
+	conn, err := pgx.Connect(context.Background(), db)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var n int
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT count(*) FROM ledger_attempts").Scan(&n))
+	assert.Equal(t, rep.Requests.Sent, n, "one metered attempt per request, in Postgres")
+}
+
+func TestReplayExitCodes(t *testing.T) {
+	failing := filepath.Join(t.TempDir(), "failing.yaml")
+	require.NoError(t, os.WriteFile(failing, []byte(`name: failing
+duration: 2m
+providers:
+  p: {vendor: openai, models: {gpt-4o-mini: {}}}
+gateway:
+  routes: {chat: [p/gpt-4o-mini]}
+  retry: {max_attempts: 1}
+traffic: {rate: 2, route: chat}
+faults:
+  - {provider: p, kind: server_error, status: 500, probability: 0.5, at: 0s}
+expect:
+  success_rate: 1
+`), 0o600))
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"replay", failing, "--speed", "120"}, &out, io.Discard)
+	assert.Equal(t, 1, exitCode(err), "%v\n%s", err, out.String())
+	assert.Contains(t, out.String(), "FAIL  success rate")
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("name: x\nduration: soon\n"), 0o600))
+	for _, args := range [][]string{{"replay", bad}, {"replay", "no-such-scenario"}, {"replay"}, {"replay", "thinking-tax", "--speed", "0"}} {
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		assert.Equal(t, 2, exitCode(err), "%v: %v", args, err)
+	}
+}
