@@ -90,7 +90,8 @@ type breakers struct {
 	subs []chan<- BreakerEvent
 
 	events    chan BreakerEvent
-	done      chan struct{}
+	done      chan struct{} // closed by close: fanOut returns
+	stopped   chan struct{} // closed by fanOut as it returns
 	closeOnce sync.Once
 }
 
@@ -102,13 +103,15 @@ type breaker struct {
 
 func newBreakers(settings map[string]BreakerSettings, now func() time.Time) *breakers {
 	b := &breakers{settings: settings, now: now, byID: map[string]*breaker{},
-		events: make(chan BreakerEvent, 1024), done: make(chan struct{})}
+		events: make(chan BreakerEvent, 1024), done: make(chan struct{}), stopped: make(chan struct{})}
 	go b.fanOut()
 	return b
 }
 
-// fanOut delivers events to subscribers; it exits when close is called.
+// fanOut delivers events to subscribers; it exits when close is called,
+// also from inside a send to a subscriber that stopped reading.
 func (b *breakers) fanOut() {
+	defer close(b.stopped)
 	for {
 		select {
 		case ev := <-b.events:
@@ -116,7 +119,11 @@ func (b *breakers) fanOut() {
 			subs := b.subs
 			b.mu.Unlock()
 			for _, s := range subs {
-				s <- ev
+				select {
+				case s <- ev:
+				case <-b.done:
+					return
+				}
 			}
 		case <-b.done:
 			return
@@ -124,7 +131,12 @@ func (b *breakers) fanOut() {
 	}
 }
 
-func (b *breakers) close() { b.closeOnce.Do(func() { close(b.done) }) }
+// close stops fanOut and waits for it: after close, no subscriber channel
+// is written to, so its owner may close it.
+func (b *breakers) close() {
+	b.closeOnce.Do(func() { close(b.done) })
+	<-b.stopped
+}
 
 func (b *breakers) subscribe(ch chan<- BreakerEvent) {
 	b.mu.Lock()

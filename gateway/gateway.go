@@ -176,8 +176,9 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Close stops the goroutine that publishes breaker events. It is safe to
-// call more than once.
+// Close stops the goroutine that publishes breaker events and waits for
+// it: afterwards no subscriber channel is written to. It is safe to call
+// more than once.
 func (g *Gateway) Close() { g.breakers.close() }
 
 // SubscribeBreakers delivers every breaker transition to ch, in order.

@@ -3,6 +3,7 @@
 //	brownout serve --config FILE [--addr 127.0.0.1:0] [--database-url URL]   the gateway
 //	brownout fake --config FILE [--addr 127.0.0.1:0]                         fake vendors
 //	brownout replay FILE|NAME [--speed N] [--seed N] [--json] [--markdown FILE] [--database-url URL]; replay --list
+//	brownout replay [SETTINGS] --from-ledger EXPORT.jsonl [...]                an incident from the ledger
 //	brownout eval SUITE [--model P/M,...] [--samples N] [--seed N] [--json] [--markdown FILE] [--gateway URL]
 //	brownout cost compare --suite FILE --baseline P/M --candidate P/M [--max-cost-ratio R] [--min-pass-rate P] ...
 //

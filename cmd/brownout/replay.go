@@ -31,6 +31,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	markdown := fs.String("markdown", "", "also write a markdown report to this file")
 	dbURL := fs.String("database-url", "", "meter into this Postgres instead of memory")
+	fromLedger := fs.String("from-ledger", "", "replay an incident from a ledger export (JSON lines); the scenario named, if any, gives the gateway settings")
 	// The scenario may come first: brownout replay NAME [flags].
 	var target string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -48,7 +49,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if target == "" && fs.NArg() == 1 {
 		target = fs.Arg(0)
 	}
-	if target == "" {
+	if target == "" && *fromLedger == "" {
 		return usagef("replay: name a scenario file or one of: %s", strings.Join(scenarios.Library(), ", "))
 	}
 	if *speed <= 0 {
@@ -56,13 +57,27 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var sc *scenarios.Scenario
 	var err error
-	if _, statErr := os.Stat(target); statErr == nil {
-		sc, err = scenarios.Load(target)
-	} else {
-		sc, err = scenarios.LoadLibrary(target)
+	if target != "" {
+		if _, statErr := os.Stat(target); statErr == nil {
+			sc, err = scenarios.Load(target)
+		} else {
+			sc, err = scenarios.LoadLibrary(target)
+		}
+		if err != nil {
+			return usageError{err}
+		}
 	}
-	if err != nil {
-		return usageError{err}
+	if *fromLedger != "" {
+		f, err := os.Open(*fromLedger)
+		if err != nil {
+			return usageError{fmt.Errorf("replay: %w", err)}
+		}
+		incident, err := scenarios.FromLedger(f, "incident", sc)
+		f.Close()
+		if err != nil {
+			return usageError{err}
+		}
+		sc = incident
 	}
 	if *seed != 0 {
 		sc.Seed = *seed

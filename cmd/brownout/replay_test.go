@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -82,4 +84,28 @@ expect:
 		err := run(context.Background(), args, io.Discard, io.Discard)
 		assert.Equal(t, 2, exitCode(err), "%v: %v", args, err)
 	}
+}
+
+func TestReplayFromLedgerExport(t *testing.T) {
+	export := filepath.Join(t.TempDir(), "incident.jsonl")
+	var lines bytes.Buffer
+	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 240 {
+		a := ledger.Attempt{RequestID: fmt.Sprintf("q%d", i), Attempt: 1, Tenant: "t", Route: "chat", Provider: "openai", Model: "gpt-4o-mini",
+			Outcome: ledger.OutcomeOK, HTTPStatus: 200, Tokens: ledger.Tokens{Input: 10, Output: 1},
+			StartedAt: start.Add(time.Duration(i) * 500 * time.Millisecond), FinishedAt: start.Add(time.Duration(i)*500*time.Millisecond + 200*time.Millisecond)}
+		if i >= 120 && i%2 == 0 {
+			a.Outcome, a.HTTPStatus, a.Tokens = ledger.OutcomeServerError, 503, ledger.Tokens{}
+		}
+		b, err := json.Marshal(&a)
+		require.NoError(t, err)
+		lines.Write(append(b, '\n'))
+	}
+	require.NoError(t, os.WriteFile(export, lines.Bytes(), 0o600))
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"replay", "--from-ledger", export, "--speed", "60"}, &out, io.Discard)
+	require.NoError(t, err, out.String())
+	assert.Contains(t, out.String(), "scenario incident")
+	assert.Contains(t, out.String(), "by status map[200:")
+	assert.Contains(t, out.String(), "503:", "the second minute's 503s come back")
 }
