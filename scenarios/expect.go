@@ -31,6 +31,12 @@ type Expect struct {
 	BudgetsHeld bool `yaml:"budgets_held"`
 	// SuccessRate is the least share of client requests answered 200.
 	SuccessRate *float64 `yaml:"success_rate"`
+	// WindowSuccess bounds the success rate of the requests started in a
+	// span of the run: [{from: 5m, to: 15m, min: 0.95}].
+	WindowSuccess []WindowBound `yaml:"window_success"`
+	// ProviderShare bounds the share of successful attempts a provider
+	// served in a span: [{provider: anthropic, from: 6m, to: 14m, min: 0.9}].
+	ProviderShare []WindowBound `yaml:"provider_share"`
 	// LatencyP50 and LatencyP99 bound the client-side latency quantiles.
 	LatencyP50 time.Duration `yaml:"latency_p50"`
 	LatencyP99 time.Duration `yaml:"latency_p99"`
@@ -84,6 +90,27 @@ func (t *Transition) UnmarshalYAML(b []byte) error {
 	return nil
 }
 
+// WindowBound bounds a share over the minutes in [From, To).
+type WindowBound struct {
+	Provider string        `yaml:"provider"`
+	From     time.Duration `yaml:"from"`
+	To       time.Duration `yaml:"to"`
+	Min      float64       `yaml:"min"`
+	Max      *float64      `yaml:"max"`
+}
+
+func (w WindowBound) holds(v float64) bool {
+	return v >= w.Min && (w.Max == nil || v <= *w.Max)
+}
+
+func (w WindowBound) String() string {
+	s := fmt.Sprintf(">= %.3f", w.Min)
+	if w.Max != nil {
+		s += fmt.Sprintf(" and <= %.3f", *w.Max)
+	}
+	return s
+}
+
 // Span is a span of the run, "FROM..TO" in YAML.
 type Span struct{ From, To time.Duration }
 
@@ -109,6 +136,11 @@ func (e *Expect) validate() []error {
 	for _, p := range slices.Sorted(maps.Keys(e.Breakers)) {
 		if ts := e.Breakers[p]; len(ts) > 0 && ts[0].State != "closed" {
 			errs = append(errs, strictyaml.Errorf("$.expect.breakers."+strictyaml.Key(p)+"[0]", "a breaker starts closed"))
+		}
+	}
+	for i, wb := range append(slices.Clone(e.WindowSuccess), e.ProviderShare...) {
+		if wb.To <= wb.From || wb.Min < 0 || wb.Min > 1 {
+			errs = append(errs, strictyaml.Errorf(fmt.Sprintf("$.expect.window[%d]", i), "a window needs from < to and min in [0, 1]"))
 		}
 	}
 	if e.SuccessRate != nil && (*e.SuccessRate < 0 || *e.SuccessRate > 1) {
@@ -183,6 +215,37 @@ func (e *Expect) check(r *Report) []Check {
 	}
 	if e.SuccessRate != nil {
 		add("success rate", r.Requests.SuccessRate >= *e.SuccessRate, fmt.Sprintf(">= %.3f", *e.SuccessRate), fmt.Sprintf("%.3f", r.Requests.SuccessRate))
+	}
+	for _, wb := range e.WindowSuccess {
+		var n, ok int
+		for _, w := range r.Windows {
+			if w.From >= wb.From && w.From < wb.To {
+				n, ok = n+w.Requests, ok+w.OK
+			}
+		}
+		v := 0.0
+		if n > 0 {
+			v = float64(ok) / float64(n)
+		}
+		add(fmt.Sprintf("success %s..%s", wb.From, wb.To), n > 0 && wb.holds(v), wb.String(), fmt.Sprintf("%.3f of %d", v, n))
+	}
+	for _, wb := range e.ProviderShare {
+		var all, mine int
+		for _, w := range r.Windows {
+			if w.From >= wb.From && w.From < wb.To {
+				for p, c := range w.Providers {
+					all += c.OK
+					if p == wb.Provider {
+						mine += c.OK
+					}
+				}
+			}
+		}
+		v := 0.0
+		if all > 0 {
+			v = float64(mine) / float64(all)
+		}
+		add(fmt.Sprintf("share %s %s..%s", wb.Provider, wb.From, wb.To), all > 0 && wb.holds(v), wb.String(), fmt.Sprintf("%.3f of %d", v, all))
 	}
 	if e.LatencyP50 > 0 {
 		add("latency p50", r.Latency.P50 <= e.LatencyP50, "<= "+e.LatencyP50.String(), r.Latency.P50.String())

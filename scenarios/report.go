@@ -78,10 +78,14 @@ func (r *Report) statesOf(provider string) []state {
 	return out
 }
 
-// Window counts upstream attempts per provider in one minute.
+// Window is one minute of the run: client requests that started in it, and
+// upstream attempts per provider.
 type Window struct {
-	From      time.Duration            `json:"from_ns"`
-	Providers map[string]AttemptCounts `json:"providers"`
+	From       time.Duration            `json:"from_ns"`
+	Requests   int                      `json:"requests"`
+	OK         int                      `json:"ok"`
+	FailedOver int                      `json:"failed_over"` // answered by a target after the route's first
+	Providers  map[string]AttemptCounts `json:"providers"`
 }
 
 // AttemptCounts are a provider's attempts by outcome in a window.

@@ -109,8 +109,41 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 		output += a.Tokens.Output
 		reasoning += a.Tokens.Reasoning
 	}
-	for _, from := range slices.Sorted(maps.Keys(windows)) {
-		rep.Windows = append(rep.Windows, Window{From: from, Providers: windows[from]})
+	// Client requests per window, and requests answered after a failover.
+	reqs, oks, failedOver := map[time.Duration]int{}, map[time.Duration]int{}, map[time.Duration]int{}
+	for _, r := range tr.results {
+		if r.duplicate {
+			continue
+		}
+		from := r.at.Truncate(time.Minute)
+		reqs[from]++
+		if r.status == 200 {
+			oks[from]++
+		}
+	}
+	firstProvider := map[string]string{}
+	firstStart := map[string]time.Time{}
+	for _, a := range attempts {
+		if _, ok := firstProvider[a.RequestID]; !ok {
+			firstProvider[a.RequestID], firstStart[a.RequestID] = a.Provider, a.StartedAt
+		}
+		if a.Outcome == ledger.OutcomeOK && a.Provider != firstProvider[a.RequestID] {
+			failedOver[firstStart[a.RequestID].Sub(start).Truncate(time.Minute)]++
+		}
+	}
+	keys := map[time.Duration]bool{}
+	for k := range windows {
+		keys[k] = true
+	}
+	for k := range reqs {
+		keys[k] = true
+	}
+	for _, from := range slices.Sorted(maps.Keys(keys)) {
+		provs := windows[from]
+		if provs == nil {
+			provs = map[string]AttemptCounts{}
+		}
+		rep.Windows = append(rep.Windows, Window{From: from, Requests: reqs[from], OK: oks[from], FailedOver: failedOver[from], Providers: provs})
 	}
 	rep.Cost = CostSummary{Total: total.String(), PerRequest: "0", ByTarget: map[string]TargetCost{}}
 	if q.OK > 0 {
