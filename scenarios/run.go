@@ -61,6 +61,12 @@ type Options struct {
 	// Progress, when set, is called as each request is sent with the time
 	// into the run and the number sent so far.
 	Progress func(at time.Duration, sent int)
+	// Speed is the factor the scenario was Scaled by (default 1): the
+	// report's times are multiplied back, so it speaks scenario time.
+	Speed float64
+	// Original is the unscaled scenario whose name, duration and
+	// expectations the report uses (default: the one run).
+	Original *Scenario
 }
 
 const tenantKey = "scenario-key"
@@ -70,6 +76,13 @@ const tenantKey = "scenario-key"
 func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Speed <= 0 {
+		opts.Speed = 1
+	}
+	orig := opts.Original
+	if orig == nil {
+		orig = sc
 	}
 	store := opts.Store
 	if store == nil {
@@ -152,7 +165,7 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 		defer close(evDone)
 		for ev := range events {
 			tlMu.Lock()
-			timeline = append(timeline, BreakerTransition{At: ev.Time.Sub(start), Provider: ev.Provider, From: ev.From, To: ev.To})
+			timeline = append(timeline, BreakerTransition{At: scaleUp(ev.Time.Sub(start), opts.Speed), Provider: ev.Provider, From: ev.From, To: ev.To})
 			tlMu.Unlock()
 		}
 	}()
@@ -173,11 +186,11 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	gw.Close()
 	close(events)
 	<-evDone
-	rep := &Report{Scenario: sc.Name, Seed: sc.Seed, Duration: sc.Duration, Timeline: timeline}
-	if err := summarize(ctx, rep, sc, results, store, fakes, start); err != nil {
+	rep := &Report{Scenario: orig.Name, Seed: sc.Seed, Duration: orig.Duration, Timeline: timeline}
+	if err := summarize(ctx, rep, sc, results, store, fakes, start, opts.Speed); err != nil {
 		return nil, err
 	}
-	rep.Checks = sc.Expect.check(rep)
+	rep.Checks = orig.Expect.check(rep)
 	rep.Passed = true
 	for _, c := range rep.Checks {
 		rep.Passed = rep.Passed && c.Pass
@@ -313,4 +326,12 @@ func send(h http.Handler, body []byte, tenant, key, runID string, idx int, dup b
 		status = 599 // a stream that failed after its first byte
 	}
 	return result{index: idx, status: status, latency: time.Since(start), replayed: rec.Header().Get("Idempotent-Replayed") == "true"}
+}
+
+// scaleUp converts a real duration of a sped-up run to scenario time.
+func scaleUp(d time.Duration, speed float64) time.Duration {
+	if speed == 1 {
+		return d
+	}
+	return time.Duration(float64(d) * speed)
 }

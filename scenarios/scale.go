@@ -10,7 +10,9 @@ import (
 // Scaled returns a copy of sc that runs speed times faster in real time:
 // every duration (the run, the timeline, latencies, Retry-After, breaker
 // and retry timings, budget windows) is divided by speed and the traffic
-// rate multiplied by it. speed 1 returns sc unchanged.
+// rate multiplied by it. The expectations stay in scenario time: run it
+// with Options.Speed set to the same factor, and the report converts back.
+// speed 1 returns sc unchanged.
 func (sc *Scenario) Scaled(speed float64) *Scenario {
 	if speed == 1 || speed <= 0 {
 		return sc
@@ -57,20 +59,6 @@ func (sc *Scenario) Scaled(speed float64) *Scenario {
 		tr.RateCurve = append(tr.RateCurve, RatePoint{At: d(p.At), Rate: p.Rate * speed})
 	}
 	out.Traffic = tr
-	e := sc.Expect
-	e.LatencyP50, e.LatencyP99 = d(e.LatencyP50), d(e.LatencyP99)
-	e.Breakers = map[string][]Transition{}
-	for p, ts := range sc.Expect.Breakers {
-		for _, t := range ts {
-			t.From, t.To = d(t.From), d(t.To)
-			e.Breakers[p] = append(e.Breakers[p], t)
-		}
-	}
-	e.FirstOpen = map[string]Span{}
-	for p, s := range sc.Expect.FirstOpen {
-		e.FirstOpen[p] = Span{From: d(s.From), To: d(s.To)}
-	}
-	out.Expect = e
 	return &out
 }
 

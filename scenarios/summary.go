@@ -17,7 +17,12 @@ import (
 
 // summarize fills the report from what the traffic saw, the ledger and the
 // fakes' invoices.
-func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store ledger.Store, fakes map[string]*fakeprovider.Server, start time.Time) error {
+func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store ledger.Store, fakes map[string]*fakeprovider.Server, start time.Time, speed float64) error {
+	// sim converts a real offset of the run to scenario time; window is a
+	// scenario minute in real time.
+	sim := func(d time.Duration) time.Duration { return scaleUp(d, speed) }
+	window := time.Duration(float64(time.Minute) / speed)
+	bucket := func(d time.Duration) time.Duration { return sim(d.Truncate(window)).Round(time.Second) }
 	q := &rep.Requests
 	q.ByStatus = map[string]int{}
 	q.Shed = tr.shed
@@ -33,7 +38,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 			continue
 		}
 		originals++
-		lat = append(lat, r.latency)
+		lat = append(lat, sim(r.latency))
 		if r.status == 200 {
 			q.OK++
 		}
@@ -73,7 +78,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 	byTarget := map[string]*acc{}
 	var output, reasoning int64
 	for _, a := range attempts {
-		from := a.StartedAt.Sub(start).Truncate(time.Minute)
+		from := bucket(a.StartedAt.Sub(start))
 		if windows[from] == nil {
 			windows[from] = map[string]AttemptCounts{}
 		}
@@ -115,7 +120,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 		if r.duplicate {
 			continue
 		}
-		from := r.at.Truncate(time.Minute)
+		from := bucket(r.at)
 		reqs[from]++
 		if r.status == 200 {
 			oks[from]++
@@ -128,7 +133,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 			firstProvider[a.RequestID], firstStart[a.RequestID] = a.Provider, a.StartedAt
 		}
 		if a.Outcome == ledger.OutcomeOK && a.Provider != firstProvider[a.RequestID] {
-			failedOver[firstStart[a.RequestID].Sub(start).Truncate(time.Minute)]++
+			failedOver[bucket(firstStart[a.RequestID].Sub(start))]++
 		}
 	}
 	keys := map[time.Duration]bool{}
@@ -211,7 +216,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 		b := sc.Gateway.Budgets[tenant]
 		window := b.Window
 		if window == 0 {
-			window = 24 * time.Hour
+			window = time.Duration(float64(24*time.Hour) / speed)
 		}
 		spent := map[time.Time]decimal.Decimal{}
 		rejected := map[time.Time]int{}
@@ -226,7 +231,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 			}
 		}
 		for _, w := range slices.SortedFunc(maps.Keys(spent), func(a, b time.Time) int { return a.Compare(b) }) {
-			rep.Budgets = append(rep.Budgets, BudgetUse{Tenant: tenant, Window: w.Sub(start.UTC().Truncate(window)),
+			rep.Budgets = append(rep.Budgets, BudgetUse{Tenant: tenant, Window: sim(w.Sub(start.UTC().Truncate(window))),
 				Limit: b.USD.String(), Spent: spent[w].String(), Rejected: rejected[w]})
 		}
 	}

@@ -82,7 +82,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *seed != 0 {
 		sc.Seed = *seed
 	}
-	opts := scenarios.Options{RunID: fmt.Sprintf("%s-%d-%d", sc.Name, sc.Seed, time.Now().Unix())}
+	opts := scenarios.Options{RunID: fmt.Sprintf("%s-%d-%d", sc.Name, sc.Seed, time.Now().Unix()), Speed: *speed, Original: sc}
 	if *dbURL != "" {
 		if err := ledger.Migrate(ctx, *dbURL); err != nil {
 			return fmt.Errorf("replay: ledger: %w", err)
@@ -121,7 +121,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	} else {
 		if *speed != 1 {
-			fmt.Fprintf(stdout, "(run %gx faster than real time: the times below are scaled)\n", *speed)
+			fmt.Fprintf(stdout, "(run %gx faster than real time; times are in scenario time)\n", *speed)
 		}
 		rep.WriteText(stdout)
 	}
