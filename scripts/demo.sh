@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# demo.sh is `make demo`: the gateway in front of fake vendors, with the
-# in-memory ledger. It asks both models of the thinking-tax pair the same
-# one-word question through `brownout serve` and shows what each costs.
+# demo.sh is `make demo`: brownout's main job on the embedded default (the
+# in-memory ledger and fake vendors, no Docker). It replays two library
+# scenarios sped up (thinking-tax, gemini-outage) and prints their reports,
+# runs a cost regression check before a switch of models, and finally
+# calls `brownout serve` in front of `brownout fake` over HTTP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -14,6 +16,22 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/brownout" ./cmd/brownout
+section() { printf '\n=== %s\n\n' "$*"; }
+
+section "brownout replay thinking-tax --speed 600   (10 minutes of traffic in one second)"
+"$work/brownout" replay thinking-tax --speed 600
+
+section "brownout replay gemini-outage --speed 120   (20 minutes in ten seconds)"
+"$work/brownout" replay gemini-outage --speed 120
+
+section "brownout cost compare: switch claude-haiku-4-5 for gemini-2.5-flash, at most 2x the cost?"
+status=0
+"$work/brownout" cost compare --suite evals/suites/capitals.yaml \
+  --baseline anthropic/claude-haiku-4-5 --candidate gemini/gemini-2.5-flash --max-cost-ratio 2 || status=$?
+echo "(exit status $status: 1 is the check failing, as it should: the thinking tax is over 2x)"
+[ "$status" -eq 1 ]
+
+section "brownout serve in front of brownout fake, over HTTP"
 
 "$work/brownout" fake --config examples/fakes.yaml >"$work/fake.out" 2>"$work/fake.err" &
 pids+=($!)
