@@ -4,6 +4,7 @@
 //	brownout fake --config FILE [--addr 127.0.0.1:0]                         fake vendors
 //	brownout replay FILE|NAME [--speed N] [--seed N] [--json] [--markdown FILE] [--database-url URL]; replay --list
 //	brownout replay [SETTINGS] --from-ledger EXPORT.jsonl [...]                an incident from the ledger
+//	brownout ledger export [--database-url URL] [--from T] [--to T]            attempts as JSON lines
 //	brownout eval SUITE [--model P/M,...] [--samples N] [--seed N] [--json] [--markdown FILE] [--gateway URL]
 //	brownout cost compare --suite FILE --baseline P/M --candidate P/M [--max-cost-ratio R] [--min-pass-rate P] ...
 //
@@ -55,6 +56,7 @@ commands:
   serve    run the gateway: an OpenAI-compatible endpoint in front of Anthropic, Gemini and OpenAI
   fake     serve programmable fake Anthropic, Gemini and OpenAI APIs
   replay   run an outage scenario (a file, or a library name: replay --list)
+  ledger   ledger export: a time window of metered attempts as JSON lines
   eval     sample an eval suite and print score, cost and latency distributions
   cost     cost compare: a cost regression check before switching models
 
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEval(ctx, args[1:], stdout, stderr)
 	case "replay":
 		return runReplay(ctx, args[1:], stdout, stderr)
+	case "ledger":
+		return runLedger(ctx, args[1:], stdout, stderr)
 	case "cost":
 		if len(args) < 2 || args[1] != "compare" {
 			return usagef("usage: brownout cost compare --suite FILE --baseline P/M --candidate P/M")

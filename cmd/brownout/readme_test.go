@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/internal/pgtest"
+)
+
+// readmeCommand is one command of a README shell block.
+type readmeCommand struct {
+	line     string
+	args     []string
+	redirect string // stdout goes to this file
+	exit     int    // from a "# exits N" comment
+	forever  bool   // "# runs until SIGTERM"
+}
+
+// readmeCommands extracts the commands of README.md's ```sh blocks.
+func readmeCommands(t *testing.T) []readmeCommand {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var out []readmeCommand
+	in := false
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "```sh"):
+			in = true
+			continue
+		case strings.HasPrefix(line, "```"):
+			in = false
+			continue
+		}
+		line = strings.TrimSpace(line)
+		if !in || line == "" {
+			continue
+		}
+		c := readmeCommand{line: line}
+		code, comment, _ := strings.Cut(line, "#")
+		if m := regexp.MustCompile(`exits (\d)`).FindStringSubmatch(comment); m != nil {
+			c.exit, _ = strconv.Atoi(m[1])
+		}
+		c.forever = strings.Contains(comment, "runs until SIGTERM")
+		code, c.redirect, _ = strings.Cut(code, ">")
+		c.redirect = strings.TrimSpace(c.redirect)
+		c.args = splitArgs(os.ExpandEnv(code))
+		out = append(out, c)
+	}
+	return out
+}
+
+// splitArgs splits a command line on spaces, keeping double-quoted words.
+func splitArgs(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted := false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted = !quoted
+		case r == ' ' && !quoted:
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// TestReadmeCommands runs every command of the README's shell blocks, so
+// the README cannot rot: make targets must exist; brownout commands run
+// (replays sped up further, long-running servers stopped after a moment)
+// and must end with the exit status the README gives them.
+func TestReadmeCommands(t *testing.T) {
+	makefile, err := os.ReadFile("../../Makefile")
+	require.NoError(t, err)
+
+	// The ledger the export reads: an incident in the README's window.
+	db := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	seedIncident(t, db)
+	t.Setenv("DATABASE_URL", db)
+	for _, k := range []string{"ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "BROWNOUT_KEY_ACME"} {
+		t.Setenv(k, "test-"+k)
+	}
+	cmds := readmeCommands(t) // after the environment is set: commands expand it
+	require.NotEmpty(t, cmds)
+	tmp := t.TempDir()
+	t.Chdir("../..")
+
+	for _, c := range cmds {
+		t.Run(c.line, func(t *testing.T) {
+			switch c.args[0] {
+			case "make":
+				require.Regexp(t, "(?m)^"+regexp.QuoteMeta(c.args[1])+":", string(makefile), "Makefile has no target %s", c.args[1])
+				return
+			case "brownout":
+			default:
+				t.Fatalf("README command %q: only make and brownout commands are checked; add a case", c.line)
+			}
+			args := c.args[1:]
+			for i := range args {
+				// Written files go to a temporary directory; replays run faster still.
+				if i > 0 && (args[i-1] == "--markdown" || args[i-1] == "--from-ledger") {
+					args[i] = filepath.Join(tmp, args[i])
+				}
+				if i > 0 && args[i-1] == "--speed" {
+					args[i] = "120"
+				}
+			}
+			ctx := context.Background()
+			if c.forever {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+			}
+			var stdout bytes.Buffer
+			err := run(ctx, args, &stdout, io.Discard)
+			code := 0
+			if err != nil {
+				code = exitCode(err)
+			}
+			require.Equal(t, c.exit, code, "%s: %v\n%s", c.line, err, stdout.String())
+			if c.redirect != "" {
+				require.NoError(t, os.WriteFile(filepath.Join(tmp, c.redirect), stdout.Bytes(), 0o600))
+			}
+		})
+	}
+}
+
+// seedIncident writes a minute of successes then a minute of 503s, within
+// the README's export window.
+func seedIncident(t *testing.T, url string) {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	require.NoError(t, err)
+	defer pool.Close()
+	start := time.Date(2026, 11, 26, 14, 10, 0, 0, time.UTC)
+	var batch []ledger.Attempt
+	for i := range 240 {
+		at := start.Add(time.Duration(i) * 500 * time.Millisecond)
+		a := ledger.Attempt{RequestID: fmt.Sprintf("inc-%d", i), Attempt: 1, Tenant: "acme", Route: "chat", Provider: "gemini",
+			Model: "gemini-2.5-flash", Outcome: ledger.OutcomeOK, HTTPStatus: 200, Tokens: ledger.Tokens{Input: 10, Output: 1, Reasoning: 24},
+			StartedAt: at, FinishedAt: at.Add(300 * time.Millisecond)}
+		if i >= 120 {
+			a.Outcome, a.HTTPStatus, a.Tokens = ledger.OutcomeServerError, 503, ledger.Tokens{}
+		}
+		batch = append(batch, a)
+	}
+	_, err = ledger.NewPostgresStore(pool).Insert(context.Background(), batch)
+	require.NoError(t, err)
+}
