@@ -18,11 +18,20 @@ trap cleanup EXIT
 go build -o "$work/brownout" ./cmd/brownout
 section() { printf '\n=== %s\n\n' "$*"; }
 
+# A sped-up replay runs in real time: on a busy machine a timing
+# expectation can miss (exit 1), which the demo reports rather than hides.
+replay() {
+  local status=0
+  "$work/brownout" replay "$@" || status=$?
+  [ "$status" -le 1 ] || exit "$status"
+  [ "$status" -eq 0 ] || echo "(exit status 1: an expectation missed in real time; the virtual-time tests check them exactly)"
+}
+
 section "brownout replay thinking-tax --speed 600   (10 minutes of traffic in one second)"
-"$work/brownout" replay thinking-tax --speed 600
+replay thinking-tax --speed 600
 
 section "brownout replay gemini-outage --speed 120   (20 minutes in ten seconds)"
-"$work/brownout" replay gemini-outage --speed 120
+replay gemini-outage --speed 120
 
 section "brownout cost compare: switch claude-haiku-4-5 for gemini-2.5-flash, at most 2x the cost?"
 status=0
