@@ -27,14 +27,14 @@ func TestReplayList(t *testing.T) {
 	}
 }
 
-// TestReplayLibraryScenarioInRealTime runs thinking-tax 600x faster than
-// real time (10 minutes in one second), metered in Postgres, and writes
+// TestReplayLibraryScenarioInRealTime runs thinking-tax 60x faster than
+// real time (10 minutes in ten seconds), metered in Postgres, and writes
 // the JSON and markdown reports.
 func TestReplayLibraryScenarioInRealTime(t *testing.T) {
 	db := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 	md := filepath.Join(t.TempDir(), "report.md")
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"replay", "thinking-tax", "--speed", "600", "--json", "--markdown", md, "--database-url", db}, &out, io.Discard)
+	err := run(context.Background(), []string{"replay", "thinking-tax", "--speed", "60", "--json", "--markdown", md, "--database-url", db}, &out, io.Discard)
 	require.NoError(t, err, out.String())
 	var rep struct {
 		Scenario string `json:"scenario"`
