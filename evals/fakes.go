@@ -14,9 +14,6 @@ import (
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/pricing"
-	"github.com/brownout-dev/brownout/gateway/providers/anthropic"
-	"github.com/brownout-dev/brownout/gateway/providers/gemini"
-	"github.com/brownout-dev/brownout/gateway/providers/openai"
 	"github.com/brownout-dev/brownout/internal/strictyaml"
 )
 
@@ -80,16 +77,13 @@ func NewFakes(models []string, seed uint64) (*Fakes, error) {
 			return nil, err
 		}
 		f.servers = append(f.servers, s)
-		c := &http.Client{Transport: s.Transport()}
 		name := string(v)
-		switch v {
-		case fakeprovider.Anthropic:
-			providers[name] = anthropic.New(anthropic.Config{Name: name, BaseURL: s.URL, APIKey: "fake", Client: c})
-		case fakeprovider.Gemini:
-			providers[name] = gemini.New(gemini.Config{Name: name, BaseURL: s.URL, APIKey: "fake", Client: c})
-		default:
-			providers[name] = openai.New(openai.Config{Name: name, BaseURL: s.URL, APIKey: "fake", Client: c})
+		a, err := gateway.NewAdapter(name, name, s.URL, "fake", &http.Client{Transport: s.Transport()}, nil)
+		if err != nil {
+			f.Close()
+			return nil, err
 		}
+		providers[name] = a
 	}
 	w, err := ledger.NewWriter(f.Store, ledger.WriterConfig{})
 	if err != nil {

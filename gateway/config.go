@@ -268,14 +268,12 @@ func (c *Config) Build(getenv func(string) string, client *http.Client) (*Built,
 			}
 			hc = &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: true}}
 		}
-		switch p.Vendor {
-		case "anthropic":
-			b.Providers[name] = anthropic.New(anthropic.Config{Name: name, BaseURL: p.BaseURL, APIKey: key, Client: hc, ThinkingBudget: p.ThinkingBudget})
-		case "gemini":
-			b.Providers[name] = gemini.New(gemini.Config{Name: name, BaseURL: p.BaseURL, APIKey: key, Client: hc})
-		case "openai":
-			b.Providers[name] = openai.New(openai.Config{Name: name, BaseURL: p.BaseURL, APIKey: key, Client: hc})
+		a, err := NewAdapter(p.Vendor, name, p.BaseURL, key, hc, p.ThinkingBudget)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		b.Providers[name] = a
 	}
 	for alias, targets := range c.Routes {
 		for _, s := range targets {
@@ -350,4 +348,19 @@ func (c *Config) priceTable() (*pricing.Table, error) {
 		t = t.Merge(&pricing.Table{Source: "inline prices", Models: c.Prices.Models})
 	}
 	return t, nil
+}
+
+// NewAdapter returns the adapter of vendor (anthropic, gemini or openai)
+// for the provider name at baseURL ("" for the vendor's own). thinking is
+// Anthropic's per-model thinking budget; the others ignore it.
+func NewAdapter(vendor, name, baseURL, key string, client *http.Client, thinking map[string]int) (llm.Provider, error) {
+	switch vendor {
+	case "anthropic":
+		return anthropic.New(anthropic.Config{Name: name, BaseURL: baseURL, APIKey: key, Client: client, ThinkingBudget: thinking}), nil
+	case "gemini":
+		return gemini.New(gemini.Config{Name: name, BaseURL: baseURL, APIKey: key, Client: client}), nil
+	case "openai":
+		return openai.New(openai.Config{Name: name, BaseURL: baseURL, APIKey: key, Client: client}), nil
+	}
+	return nil, fmt.Errorf("gateway: unknown vendor %q (want anthropic, gemini or openai)", vendor)
 }

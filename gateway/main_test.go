@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,20 +43,6 @@ type rig struct {
 	gw     *gateway.Gateway
 	server *httptest.Server
 	client *openai.Client
-}
-
-// syncRecorder inserts each attempt at once, so tests read the ledger
-// right after a response.
-type syncRecorder struct {
-	mu    sync.Mutex
-	store ledger.Store
-}
-
-func (r *syncRecorder) Record(a ledger.Attempt) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, err := r.store.Insert(context.Background(), []ledger.Attempt{a})
-	return err
 }
 
 const routesYAML = `
@@ -129,7 +114,7 @@ func rigOn(t testing.TB, fakes map[string]*fakeprovider.Server, store ledger.Sto
 	built, err := cfg.Build(func(k string) string { return env[k] }, nil)
 	require.NoError(t, err)
 	if rec == nil {
-		rec = &syncRecorder{store: store}
+		rec = &ledger.Immediate{Store: store}
 	}
 	reg := prometheus.NewRegistry()
 	r.gw, err = gateway.New(gateway.Options{Providers: built.Providers, Routes: built.Routes, Prices: built.Prices,

@@ -51,7 +51,7 @@ func newVrig(t *testing.T, targets []string, breaker gateway.BreakerSettings, re
 		route = append(route, tg)
 	}
 	gw, err := gateway.New(gateway.Options{Providers: providers, Routes: map[string][]gateway.Target{"chat": route},
-		Prices: vrigPrices, Ledger: &syncRecorder{store: r.store},
+		Prices: vrigPrices, Ledger: &ledger.Immediate{Store: r.store},
 		Breakers: map[string]gateway.BreakerSettings{"": breaker}, Retry: retry})
 	require.NoError(t, err)
 	gw.SubscribeBreakers(r.events)

@@ -22,9 +22,6 @@ import (
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/pricing"
-	"github.com/brownout-dev/brownout/gateway/providers/anthropic"
-	"github.com/brownout-dev/brownout/gateway/providers/gemini"
-	"github.com/brownout-dev/brownout/gateway/providers/openai"
 )
 
 // Run executes sc in virtual time inside a testing/synctest bubble: an hour
@@ -117,14 +114,11 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 		fakes[name] = f
 		c := f.Client()
 		clients = append(clients, c)
-		switch cfg.Vendor {
-		case fakeprovider.Anthropic:
-			providers[name] = anthropic.New(anthropic.Config{Name: name, BaseURL: f.URL, APIKey: "k", Client: c})
-		case fakeprovider.Gemini:
-			providers[name] = gemini.New(gemini.Config{Name: name, BaseURL: f.URL, APIKey: "k", Client: c})
-		default:
-			providers[name] = openai.New(openai.Config{Name: name, BaseURL: f.URL, APIKey: "k", Client: c})
+		a, err := gateway.NewAdapter(string(cfg.Vendor), name, f.URL, "k", c, nil)
+		if err != nil {
+			return nil, err
 		}
+		providers[name] = a
 	}
 
 	routes := map[string][]gateway.Target{}
@@ -148,7 +142,7 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	if retry.Seed == 0 {
 		retry.Seed = sc.Seed
 	}
-	rec := &storeRecorder{store: store}
+	rec := &ledger.Immediate{Store: store}
 	gw, err := gateway.New(gateway.Options{Providers: providers, Routes: routes, Prices: prices, Ledger: rec,
 		Breakers: breakers, Retry: retry, Budgets: budgets, Logger: opts.Logger})
 	if err != nil {
@@ -196,20 +190,6 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 		rep.Passed = rep.Passed && c.Pass
 	}
 	return rep, nil
-}
-
-// storeRecorder inserts each attempt at once: in virtual time, a batching
-// writer would only add timers.
-type storeRecorder struct {
-	mu    sync.Mutex
-	store ledger.Store
-}
-
-func (r *storeRecorder) Record(a ledger.Attempt) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, err := r.store.Insert(context.Background(), []ledger.Attempt{a})
-	return err
 }
 
 // result is one client request as the traffic generator saw it.

@@ -139,7 +139,7 @@ func (sc *Scenario) Validate() error {
 		}
 		if err := p.Validate(); err != nil {
 			var fe *strictyaml.FieldError
-			for _, e := range flatten(err) {
+			for _, e := range strictyaml.Flatten(err) {
 				if errors.As(e, &fe) {
 					bad("$.providers."+strictyaml.Key(name)+strings.TrimPrefix(fe.Path, "$"), "%s", fe.Msg)
 				} else {
@@ -197,7 +197,7 @@ func (sc *Scenario) Validate() error {
 		if cfg, ok := sc.Providers[f.Provider]; ok {
 			// The fake checks the fault's kind and parameters.
 			cfg.Faults = []fakeprovider.Fault{f.Fault}
-			for _, e := range flatten(cfg.Validate()) {
+			for _, e := range strictyaml.Flatten(cfg.Validate()) {
 				var fe *strictyaml.FieldError
 				if errors.As(e, &fe) && strings.HasPrefix(fe.Path, "$.faults[0]") {
 					bad(p+strings.TrimPrefix(fe.Path, "$.faults[0]"), "%s", fe.Msg)
@@ -207,17 +207,6 @@ func (sc *Scenario) Validate() error {
 	}
 	errs = append(errs, sc.Expect.validate()...)
 	return errors.Join(errs...)
-}
-
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // faultsOf returns the fakeprovider faults of provider on the timeline.

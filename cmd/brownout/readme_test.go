@@ -148,7 +148,7 @@ func TestReadmeCommands(t *testing.T) {
 				// expectations themselves are checked in virtual time
 				// (scenarios and harness_test.go). Here the command must run
 				// and report.
-				require.Contains(t, stdout.String(), "gemini-outage", "%s: no report\n%s", c.line, stdout.String())
+				require.Regexp(t, `(?m)^scenario |"scenario":`, stdout.String(), "%s: no report\n%s", c.line, stdout.String())
 				t.Logf("%s: an expectation missed in real time under load: %v", c.line, err)
 				code = 0
 			}

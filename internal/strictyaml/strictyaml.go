@@ -88,7 +88,7 @@ func Decode(file string, data []byte, v any) error {
 func Locate(file string, data []byte, err error) error {
 	f, perr := parser.ParseBytes(data, 0)
 	var out []error
-	for _, e := range flatten(err) {
+	for _, e := range Flatten(err) {
 		var fe *FieldError
 		if !errors.As(e, &fe) {
 			out = append(out, &Error{File: file, Msg: e.Error()})
@@ -136,11 +136,13 @@ func parent(p string) string {
 	return ""
 }
 
-func flatten(err error) []error {
+// Flatten returns the errors joined in err (errors.Join), recursively; err
+// itself when it joins nothing.
+func Flatten(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
+			out = append(out, Flatten(e)...)
 		}
 		return out
 	}
