@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"sync"
 	"time"
 
@@ -198,6 +197,3 @@ func (b *breakers) get(t Target) *breaker {
 
 // state returns the breaker state name of a target.
 func (b *breakers) state(t Target) string { return stateName(b.get(t).cb.State()) }
-
-// errBreakerOpen marks a target skipped because its breaker rejected the call.
-var errBreakerOpen = errors.New("gateway: circuit breaker open")

@@ -90,9 +90,6 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 // Target returns the provider and model serving the stream.
 func (s *Stream) Target() Target { return s.target }
 
-// Attempts is the number of attempts it took to start the stream.
-func (s *Stream) Attempts() int { return s.n }
-
 // Next returns the next chunk; after the final chunk, io.EOF.
 func (s *Stream) Next() (llm.Chunk, error) {
 	if s.first != nil {

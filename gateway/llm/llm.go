@@ -5,10 +5,7 @@
 // gateway, the adapters and the pricing table all import it.
 package llm
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // Message is one turn of a conversation.
 type Message struct {
@@ -83,7 +80,3 @@ type Provider interface {
 	Complete(ctx context.Context, req *Request) (*Response, error)
 	Stream(ctx context.Context, req *Request) (Stream, error)
 }
-
-// Clock is the time source of the gateway's policies; tests pass a fake
-// or run under testing/synctest.
-type Clock interface{ Now() time.Time }

@@ -185,9 +185,6 @@ func (s *Server) NewDatabase(t testing.TB, tmpl Template) string {
 	return s.dsn(name)
 }
 
-// ConnString returns the connection string of the server's main database.
-func (s *Server) ConnString() string { return s.admin }
-
 // Stop stops the container (a fast shutdown), so clients see the database
 // go away. It fails the test for a server it does not own.
 func (s *Server) Stop(t testing.TB) {
