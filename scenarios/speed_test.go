@@ -1,4 +1,4 @@
-//go:build !race
+//go:build measure && !race
 
 package scenarios_test
 
@@ -16,10 +16,11 @@ import (
 // TestVirtualTimeSpeed measures how fast virtual time runs: gemini-outage
 // stretched to 30 minutes at 20 requests/s, in simulated seconds per wall
 // second. It is a measurement, written as a test because synctest bubbles
-// exist only under *testing.T (a benchmark cannot open one), and built
-// without -race because the race detector's slowdown is not the figure:
+// exist only under *testing.T (a benchmark cannot open one). It is built
+// only with the measure tag, on an otherwise idle machine, and without
+// -race, whose slowdown is not the figure:
 //
-//	go test -run TestVirtualTimeSpeed -v ./scenarios/
+//	go test -tags measure -run TestVirtualTimeSpeed -v ./scenarios/
 func TestVirtualTimeSpeed(t *testing.T) {
 	sc, err := scenarios.LoadLibrary("gemini-outage")
 	require.NoError(t, err)
