@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 
+step "tracked files: no binaries, nothing over 1 MB (scripts/check-tracked.sh)"
+scripts/check-tracked.sh
+
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>&1 || true)
 if [ -n "$unformatted" ]; then

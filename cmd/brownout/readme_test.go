@@ -6,11 +6,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,14 +132,17 @@ func TestReadmeCommands(t *testing.T) {
 					args[i] = "120"
 				}
 			}
-			ctx := context.Background()
 			if c.forever {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
-				defer cancel()
+				if args[0] == "serve" {
+					// Each run its own spool: the example's path is shared by every
+					// checkout on the machine.
+					args = append(args, "--spool-dir", filepath.Join(tmp, "spool"))
+				}
+				runUntilReady(t, c.line, args)
+				return
 			}
 			var stdout bytes.Buffer
-			err := run(ctx, args, &stdout, io.Discard)
+			err := run(context.Background(), args, &stdout, io.Discard)
 			code := 0
 			if err != nil {
 				code = exitCode(err)
@@ -158,6 +163,63 @@ func TestReadmeCommands(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runUntilReady runs a command that serves until it is stopped: it waits
+// for the command's first stdout line (the addresses it listens on), asks
+// every address for /readyz (or any answer, for the fakes), then cancels the
+// command and requires a clean exit. Readiness is an event, not a sleep, so
+// a loaded machine only makes the test slower.
+func runUntilReady(t *testing.T, line string, args []string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := newFirstLine()
+	exited := make(chan error, 1)
+	go func() { exited <- run(ctx, args, first, io.Discard) }()
+	var addrs []string
+	select {
+	case l := <-first.line:
+		addrs = regexp.MustCompile(`http://[^"]+`).FindAllString(l, -1)
+		require.NotEmpty(t, addrs, "%s: first line %q names no address", line, l)
+	case err := <-exited:
+		t.Fatalf("%s: exited before it served: %v", line, err)
+	}
+	for _, a := range addrs {
+		path := "/"
+		if args[0] == "serve" {
+			path = "/readyz"
+		}
+		resp, err := http.Get(a + path)
+		require.NoError(t, err, "%s: %s%s", line, a, path)
+		_ = resp.Body.Close()
+		if args[0] == "serve" {
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s%s", line, a, path)
+		}
+	}
+	cancel()
+	require.NoError(t, <-exited, "%s: after it was stopped", line)
+}
+
+// firstLine is an io.Writer that hands its first complete line to a channel.
+type firstLine struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	sent bool
+	line chan string
+}
+
+func newFirstLine() *firstLine { return &firstLine{line: make(chan string, 1)} }
+
+func (f *firstLine) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf.Write(p)
+	if l, _, ok := strings.Cut(f.buf.String(), "\n"); ok && !f.sent {
+		f.sent = true
+		f.line <- l
+	}
+	return len(p), nil
 }
 
 // seedIncident writes a minute of successes then a minute of 503s, within

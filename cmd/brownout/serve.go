@@ -32,16 +32,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "gateway config YAML (required)")
 	addr := fs.String("addr", "127.0.0.1:0", "host:port to listen on (port 0 picks a free one)")
-	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "Postgres URL of the ledger (default $DATABASE_URL; empty: in-memory ledger)")
+	dbURL := fs.String("database-url", "", "Postgres URL of the ledger (default $DATABASE_URL; empty: in-memory ledger)")
+	spoolDir := fs.String("spool-dir", "", "the ledger writer's durable spool, over the config's ledger.spool_dir (one per process)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *config == "" {
 		return usagef("serve: --config is required")
 	}
+	if *dbURL == "" {
+		*dbURL = os.Getenv("DATABASE_URL") // not the flag's default: -help would print it, password and all
+	}
 	cfg, err := gateway.LoadConfig(*config)
 	if err != nil {
 		return usageError{err}
+	}
+	if *spoolDir != "" {
+		cfg.Ledger.SpoolDir = *spoolDir
 	}
 	built, err := cfg.Build(os.Getenv, nil)
 	if err != nil {
