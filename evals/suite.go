@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/brownout-dev/brownout/gateway/llm"
@@ -114,13 +113,7 @@ type scorerFile struct {
 }
 
 // LoadSuite reads a suite YAML strictly; errors name the file, line and field.
-func LoadSuite(path string) (*Suite, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("evals: %w", err)
-	}
-	return ParseSuite(path, data)
-}
+func LoadSuite(path string) (*Suite, error) { return strictyaml.DecodeFile(path, ParseSuite) }
 
 // ParseSuite is LoadSuite on bytes; name is used in errors.
 func ParseSuite(name string, data []byte) (*Suite, error) {

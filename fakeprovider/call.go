@@ -2,11 +2,12 @@ package fakeprovider
 
 import (
 	"bytes"
-
-	"github.com/brownout-dev/brownout/gateway/llm"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/backoff"
 )
 
 // call is one request to the vendor API, from parsing to billing.
@@ -68,7 +69,7 @@ func (c *call) serve() {
 		panic(http.ErrAbortHandler) // net/http closes the connection without a response
 	case p.hang:
 		c.entry.Outcome = OutcomeHang
-		s.sleep(c.r.Context(), 1<<62)
+		backoff.Sleep(c.r.Context(), 1<<62)
 		return
 	case p.reject != nil:
 		c.quotaHeaders(p)
@@ -118,7 +119,7 @@ func (c *call) quotaHeaders(p *plan) {
 // respond answers a non-streamed request after the whole generation time.
 func (c *call) respond(req *request, p *plan, g *generation) {
 	start := time.Now()
-	if !c.s.sleep(c.r.Context(), g.duration()) {
+	if !backoff.Sleep(c.r.Context(), g.duration()) {
 		reasoning, output := g.generatedBy(time.Since(start))
 		c.entry.Outcome = OutcomeClientGone
 		c.billTokens(g, req, reasoning, output, false)
@@ -202,7 +203,7 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 			_ = rc.Flush()
 			return
 		}
-		if !c.s.sleep(c.r.Context(), ev.delay) {
+		if !backoff.Sleep(c.r.Context(), ev.delay) {
 			outcome = OutcomeClientGone
 			return
 		}

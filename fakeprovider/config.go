@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"time"
 
@@ -100,13 +99,7 @@ type File struct {
 
 // LoadFile reads and strictly validates a File. Errors name the file,
 // line and field.
-func LoadFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("fakeprovider: %w", err)
-	}
-	return ParseFile(path, data)
-}
+func LoadFile(path string) (*File, error) { return strictyaml.DecodeFile(path, ParseFile) }
 
 // ParseFile is LoadFile on bytes already read; name is used in errors.
 func ParseFile(name string, data []byte) (*File, error) {

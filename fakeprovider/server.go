@@ -38,7 +38,10 @@ type Server struct {
 	httpSrv *http.Server
 	tcp     net.Listener
 	mem     *memListener
-	closing chan struct{}
+	// life ends when Close starts: every request's context derives from it
+	// (http.Server.BaseContext), so hangs, latencies and streams end with it.
+	life context.Context
+	stop context.CancelFunc
 
 	mu       sync.Mutex
 	start    time.Time
@@ -82,7 +85,6 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		api:     vendorFor(cfg.Vendor),
 		prices:  cfg.Prices,
-		closing: make(chan struct{}),
 		drained: make(chan struct{}),
 		start:   time.Now(),
 	}
@@ -90,7 +92,9 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 		s.prices = pricing.Default()
 	}
 	s.setFaults(cfg.Faults)
-	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.life, s.stop = context.WithCancel(context.Background())
+	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return s.life }}
 	s.mem = newMemListener(s)
 	s.serveErr = make(chan error, 2)
 	go func() { s.serveErr <- s.httpSrv.Serve(s.mem) }()
@@ -132,7 +136,7 @@ func (s *Server) Close() {
 		close(s.drained)
 	}
 	s.mu.Unlock()
-	close(s.closing)
+	s.stop()
 	<-s.drained
 	_ = s.httpSrv.Close()
 }
@@ -334,23 +338,6 @@ func (s *Server) bill(line InvoiceLine) {
 	defer s.mu.Unlock()
 	line.At = time.Since(s.start)
 	s.invoice = append(s.invoice, line)
-}
-
-// sleep waits d, or until the client leaves or the fake closes (false).
-func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-s.closing:
-		return false
-	}
 }
 
 // readBody reads at most maxBody bytes of the request body.

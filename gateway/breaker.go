@@ -182,14 +182,13 @@ func (b *breakers) get(t Target) *breaker {
 			default: // a subscriber that stopped reading must not block the breaker
 			}
 		},
-		// A client error means the provider answered correctly.
-		IsSuccessful: func(err error) bool { return err == nil || llm.Classify(nil, err) == llm.ClassClient },
-		// Throttling cools the target down instead; a client leaving says
-		// nothing about the provider.
-		IsExcluded: func(err error) bool {
-			c := llm.Classify(nil, err)
-			return c == llm.ClassThrottled || c == llm.ClassCancelled
-		},
+		// The error table decides (llm.Class). gobreaker asks IsExcluded
+		// first: throttling (the target cools down instead) and a client
+		// leaving say nothing about the provider. Of the rest, what is not
+		// a breaker failure (a client error: the provider answered
+		// correctly) is a success.
+		IsExcluded:   func(err error) bool { return llm.Classify(nil, err).BreakerNeutral() },
+		IsSuccessful: func(err error) bool { return !llm.Classify(nil, err).BreakerFailure() },
 	})
 	b.byID[id] = br
 	return br

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
@@ -38,8 +36,6 @@ type BudgetStore interface {
 	Reserve(ctx context.Context, tenant string, window time.Time, amount, limit decimal.Decimal) (bool, error)
 	// Settle replaces a reservation by the actual cost.
 	Settle(ctx context.Context, tenant string, window time.Time, reserved, actual decimal.Decimal) error
-	// Spent returns the window's settled spend and outstanding reservations.
-	Spent(ctx context.Context, tenant string, window time.Time) (spent, reserved decimal.Decimal, err error)
 }
 
 // reservation is one request's hold on its tenant's budget.
@@ -49,11 +45,25 @@ type reservation struct {
 	amount decimal.Decimal
 }
 
+// admit checks the route and reserves the request's worst case on its
+// tenant's budget; a refusal is metered as a rejection at zero cost.
+func (g *Gateway) admit(ctx context.Context, req *Request) (*reservation, error) {
+	targets, ok := g.routes[req.Route]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
+	}
+	resv, err := g.reserve(ctx, req)
+	if errors.Is(err, ErrBudgetExceeded) {
+		g.reject(req, targets[0], 1, ledger.OutcomeRejectedBudget, err.Error())
+	}
+	return resv, err
+}
+
 // reserve holds the worst-case cost of req on its tenant's budget. A
 // request with no max_tokens gets DefaultBudgetMaxTokens, so the worst
-// case is bounded: input at most one token per byte plus 8 per message, at
-// the dearest input rate of the route, and max_tokens of output at the
-// dearest output or reasoning rate. nil when the tenant has no budget.
+// case is bounded: input at most one token per byte plus 8 per message,
+// priced by pricing.Price.WorstCase on the route's dearest target. nil
+// when the tenant has no budget.
 func (g *Gateway) reserve(ctx context.Context, req *Request) (*reservation, error) {
 	b, ok := g.budgets[req.Tenant]
 	if !ok {
@@ -72,10 +82,7 @@ func (g *Gateway) reserve(ctx context.Context, req *Request) (*reservation, erro
 		if err != nil {
 			return nil, err
 		}
-		in := decimal.Max(p.Input.Decimal, p.CacheWriteRate(), p.CacheReadRate())
-		out := decimal.Max(p.Output.Decimal, p.ReasoningRate())
-		c := in.Mul(decimal.NewFromInt(input)).Add(out.Mul(decimal.NewFromInt(int64(req.LLM.MaxTokens)))).Div(decimal.New(1, 6))
-		worst = decimal.Max(worst, c)
+		worst = decimal.Max(worst, p.WorstCase(input, int64(req.LLM.MaxTokens)))
 	}
 	worst = worst.RoundUp(ledger.CostScale)
 	window := g.now().UTC().Truncate(b.Window)
@@ -151,58 +158,4 @@ func (m *MemoryBudgets) Settle(_ context.Context, tenant string, w time.Time, re
 	bw.reserved = bw.reserved.Sub(reserved)
 	bw.spent = bw.spent.Add(actual)
 	return nil
-}
-
-// Spent implements BudgetStore.
-func (m *MemoryBudgets) Spent(_ context.Context, tenant string, w time.Time) (decimal.Decimal, decimal.Decimal, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	bw := m.window(tenant, w)
-	return bw.spent, bw.reserved, nil
-}
-
-// PostgresBudgets is a BudgetStore in Postgres (the table of the ledger's
-// migration 0003). The reservation is one conditional UPDATE, which row
-// locking makes atomic across connections and processes.
-type PostgresBudgets struct{ pool *pgxpool.Pool }
-
-var _ BudgetStore = (*PostgresBudgets)(nil)
-
-// NewPostgresBudgets returns a store over pool (ledger.Migrate first).
-func NewPostgresBudgets(pool *pgxpool.Pool) *PostgresBudgets { return &PostgresBudgets{pool: pool} }
-
-// Reserve implements BudgetStore.
-func (p *PostgresBudgets) Reserve(ctx context.Context, tenant string, w time.Time, amount, limit decimal.Decimal) (bool, error) {
-	// One round trip: the window's first reservation inserts the row, later
-	// ones update it under its row lock, each only within the limit.
-	tag, err := p.pool.Exec(ctx, `INSERT INTO budget_windows AS b (tenant, window_start, reserved)
-		SELECT $1, $2, $3::numeric WHERE $3::numeric <= $4::numeric
-		ON CONFLICT (tenant, window_start) DO UPDATE SET reserved = b.reserved + EXCLUDED.reserved
-		WHERE b.spent + b.reserved + EXCLUDED.reserved <= $4::numeric`,
-		tenant, w, amount.String(), limit.String())
-	if err != nil {
-		return false, err
-	}
-	return tag.RowsAffected() == 1, nil
-}
-
-// Settle implements BudgetStore.
-func (p *PostgresBudgets) Settle(ctx context.Context, tenant string, w time.Time, reserved, actual decimal.Decimal) error {
-	_, err := p.pool.Exec(ctx, `UPDATE budget_windows SET reserved = reserved - $3::numeric, spent = spent + $4::numeric
-		WHERE tenant = $1 AND window_start = $2`, tenant, w, reserved.String(), actual.String())
-	return err
-}
-
-// Spent implements BudgetStore.
-func (p *PostgresBudgets) Spent(ctx context.Context, tenant string, w time.Time) (decimal.Decimal, decimal.Decimal, error) {
-	var spent, reserved string
-	err := p.pool.QueryRow(ctx, `SELECT spent::text, reserved::text FROM budget_windows WHERE tenant = $1 AND window_start = $2`,
-		tenant, w).Scan(&spent, &reserved)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return decimal.Zero, decimal.Zero, nil // nothing reserved in this window yet
-	}
-	if err != nil {
-		return decimal.Zero, decimal.Zero, err
-	}
-	return decimal.RequireFromString(spent), decimal.RequireFromString(reserved), nil
 }

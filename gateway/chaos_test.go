@@ -12,6 +12,7 @@ import (
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
@@ -70,7 +71,7 @@ func TestChaosLedgerEqualsInvoices(t *testing.T) {
 	outcomes := map[ledger.Outcome]int{}
 	for _, a := range buf.attempts(t) {
 		outcomes[a.Outcome]++
-		if a.ProviderReqID != "" && (a.Tokens != ledger.Tokens{}) {
+		if a.ProviderReqID != "" && (a.Tokens != llm.Usage{}) {
 			_, dup := rows[a.ProviderReqID]
 			assert.False(t, dup, "generation %s metered twice", a.ProviderReqID)
 			rows[a.ProviderReqID] = a
@@ -88,7 +89,7 @@ func TestChaosLedgerEqualsInvoices(t *testing.T) {
 			if !assert.True(t, ok, "%s billed %s, which the ledger does not have", name, l.RequestID) {
 				continue
 			}
-			assert.Equal(t, ledger.Tokens{Input: l.InputTokens, Output: l.OutputTokens, Reasoning: l.ReasoningTokens,
+			assert.Equal(t, llm.Usage{Input: l.InputTokens, Output: l.OutputTokens, Reasoning: l.ReasoningTokens,
 				CacheRead: l.CacheReadTokens, CacheWrite: l.CacheWriteTokens}, a.Tokens, "tokens of %s", l.RequestID)
 			assert.True(t, l.Cost.Equal(a.Cost), "cost of %s: ledger %s, invoice %s", l.RequestID, a.Cost, l.Cost)
 		}

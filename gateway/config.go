@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -102,13 +101,7 @@ type LedgerConfig struct {
 }
 
 // LoadConfig reads and strictly validates a config file.
-func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
-	}
-	return ParseConfig(path, data)
-}
+func LoadConfig(path string) (*Config, error) { return strictyaml.DecodeFile(path, ParseConfig) }
 
 // ParseConfig is LoadConfig on bytes; name is used in errors and to
 // resolve relative paths.

@@ -1,15 +1,3 @@
-// Package gateway is brownout's request path: it routes a client's request
-// to a provider and model, calls the vendor through its adapter, prices
-// the attempt exactly and meters it in the ledger.
-//
-// Policies wrap the upstream call, outer to inner:
-//
-//	Idempotency(Budget(Fallback(Retry(Breaker(call)))))
-//
-// Every upstream attempt, and every rejection, becomes one ledger.Attempt
-// keyed by (request id, attempt number), recorded through a Recorder (the
-// ledger's asynchronous Writer) so the request path never waits for the
-// database.
 package gateway
 
 import (
@@ -27,6 +15,7 @@ import (
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/pricing"
+	"github.com/brownout-dev/brownout/internal/backoff"
 )
 
 // ErrUnknownRoute is returned for a request naming an alias with no route:
@@ -102,7 +91,7 @@ type Gateway struct {
 	now       func() time.Time
 	retry     RetrySettings
 	breakers  *breakers
-	jitter    *jitter
+	jitter    *backoff.Jitter
 	cooldowns cooldowns
 
 	budgets     map[string]Budget
@@ -155,7 +144,7 @@ func New(opts Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: budget of tenant %q: needs a positive window and a non-negative limit", tenant)
 		}
 	}
-	g.jitter = newJitter(g.retry.Seed)
+	g.jitter = backoff.NewJitter(g.retry.BaseBackoff, g.retry.MaxBackoff, g.retry.Seed)
 	g.breakers = newBreakers(opts.Breakers, g.now)
 	// The gateway's own subscriber: the state gauge and a log line per
 	// transition. It exits when Close stops the fan-out.
@@ -193,17 +182,8 @@ func (g *Gateway) BreakerState(t Target) string { return g.breakers.state(t) }
 // Routes returns the aliases, sorted.
 func (g *Gateway) Routes() []string { return slices.Sorted(maps.Keys(g.routes)) }
 
-// providerRequestID is the vendor's request id carried by err, if any.
-func providerRequestID(err error) string {
-	var pe *llm.ProviderError
-	if errors.As(err, &pe) {
-		return pe.RequestID
-	}
-	return ""
-}
-
-// Complete serves a non-streamed request through the policies (see the
-// package doc). The error is ErrUnknownRoute or the last provider error.
+// Complete serves a non-streamed request: admit, the retry-and-failover
+// loop, settle (see the package doc). The error is ErrUnknownRoute or the last provider error.
 func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	resv, err := g.admit(ctx, req)
 	if err != nil {
@@ -215,15 +195,14 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
 		actx, cancel := context.WithTimeout(ctx, g.retry.AttemptTimeout)
 		defer cancel()
-		started := g.now()
+		rec := attemptRecord{target: t, n: n, started: g.now()}
 		resp, err := g.providers[t.Provider].Complete(actx, call)
 		done(err)
-		var usage llm.Usage
-		provReqID := providerRequestID(err)
+		rec.err = err
 		if err == nil {
-			usage, provReqID = resp.Usage, resp.ProviderRequestID
+			rec.usage, rec.vendorID = resp.Usage, resp.ProviderRequestID
 		}
-		cost := g.meter(ctx, req, t, n, started, usage, provReqID, err)
+		cost := g.meter(ctx, req, rec)
 		spent = spent.Add(cost)
 		if err == nil {
 			res = &Result{Response: resp, Target: t, Attempts: n, Cost: cost}
@@ -234,67 +213,4 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
-}
-
-var zeroCost = decimal.Zero
-
-// admit checks the route and reserves the request's worst case on its
-// tenant's budget; a refusal is metered as a rejection at zero cost.
-func (g *Gateway) admit(ctx context.Context, req *Request) (*reservation, error) {
-	targets, ok := g.routes[req.Route]
-	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
-	}
-	resv, err := g.reserve(ctx, req)
-	if errors.Is(err, ErrBudgetExceeded) {
-		g.reject(req, targets[0], 1, ledger.OutcomeRejectedBudget, err.Error())
-	}
-	return resv, err
-}
-
-// meter records one upstream attempt and returns its cost.
-func (g *Gateway) meter(ctx context.Context, req *Request, t Target, n int, started time.Time, usage llm.Usage, provReqID string, err error) decimal.Decimal {
-	finished := g.now()
-	cost, perr := g.prices.Cost(t.Provider, t.Model, usage)
-	if perr != nil {
-		// New checked every routed model; this is a bug, not a free call.
-		g.log.Error("gateway: unpriced attempt", "target", t.String(), "error", perr)
-	}
-	a := ledger.Attempt{
-		RequestID: req.ID, Attempt: n, IdempotencyKey: req.IdempotencyKey, Tenant: req.Tenant, Route: req.Route,
-		Provider: t.Provider, Model: t.Model, Outcome: ledger.OutcomeOK,
-		Tokens: ledger.Tokens{Input: usage.Input, Output: usage.Output, Reasoning: usage.Reasoning, CacheRead: usage.CacheRead, CacheWrite: usage.CacheWrite},
-		Cost:   cost.Truncate(ledger.CostScale), StartedAt: started, FinishedAt: finished, ProviderReqID: provReqID,
-	}
-	if err != nil {
-		class := llm.Classify(ctx, err)
-		a.Outcome = outcomeOf(class)
-		a.ErrorClass = string(class)
-		a.ErrorMessage = err.Error()
-		var pe *llm.ProviderError
-		if errors.As(err, &pe) {
-			a.HTTPStatus = pe.Status
-		}
-	} else {
-		a.HTTPStatus = 200
-	}
-	if rerr := g.ledger.Record(a); rerr != nil {
-		g.log.Error("gateway: ledger refused an attempt", "request_id", req.ID, "attempt", n, "error", rerr)
-	}
-	g.metrics.attempt(t, a.Outcome, usage, cost, finished.Sub(started))
-	return cost
-}
-
-func outcomeOf(c llm.Class) ledger.Outcome {
-	switch c {
-	case llm.ClassClient:
-		return ledger.OutcomeClientError
-	case llm.ClassThrottled:
-		return ledger.OutcomeThrottled
-	case llm.ClassServer:
-		return ledger.OutcomeServerError
-	case llm.ClassCancelled:
-		return ledger.OutcomeCancelled
-	}
-	return ledger.OutcomeTransportError
 }

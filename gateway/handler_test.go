@@ -17,6 +17,7 @@ import (
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
 )
 
 var routesByVendor = []struct{ vendor, plain, thinking string }{
@@ -45,7 +46,7 @@ func TestSDKPlainCallPerVendor(t *testing.T) {
 			assert.Equal(t, ledger.OutcomeOK, a.Outcome)
 			assert.Equal(t, v.vendor, a.Provider)
 			assert.Equal(t, "acme", a.Tenant)
-			assert.Equal(t, ledger.Tokens{Input: 10, Output: 1, Reasoning: 24}, a.Tokens)
+			assert.Equal(t, llm.Usage{Input: 10, Output: 1, Reasoning: 24}, a.Tokens)
 			inv := r.fakes[v.vendor].Invoice()
 			assert.Equal(t, inv.Lines[len(inv.Lines)-1].RequestID, a.ProviderReqID)
 			assert.True(t, inv.Lines[len(inv.Lines)-1].Cost.Equal(a.Cost), "ledger cost %s; invoice %s", a.Cost, inv.Lines[len(inv.Lines)-1].Cost)
@@ -72,7 +73,7 @@ func TestSDKStreamedCallWithUsagePerVendor(t *testing.T) {
 			as := r.attempts(t, "stream-"+v.vendor)
 			require.Len(t, as, 1)
 			assert.Equal(t, ledger.OutcomeOK, as[0].Outcome)
-			assert.Equal(t, ledger.Tokens{Input: 10, Output: 8, Reasoning: 24}, as[0].Tokens)
+			assert.Equal(t, llm.Usage{Input: 10, Output: 8, Reasoning: 24}, as[0].Tokens)
 			// 10*1.00 + (8+24)*10.00 per million.
 			assert.Equal(t, "0.00033", as[0].Cost.String())
 		})

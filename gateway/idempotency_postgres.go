@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/brownout-dev/brownout/internal/backoff"
 )
 
 // PostgresIdempotency is an IdempotencyStore in Postgres (the table of the
@@ -71,7 +73,7 @@ func (p *PostgresIdempotency) Begin(ctx context.Context, tenant, key string, has
 			resp.Status, resp.ContentType = int(*status), *ctype
 			return &resp, nil
 		}
-		if !sleep(ctx, p.poll) {
+		if !backoff.Sleep(ctx, p.poll) {
 			return nil, ctx.Err()
 		}
 	}

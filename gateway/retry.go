@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"context"
-	"math/rand/v2"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/backoff"
 )
 
 // RetrySettings configure the retry loop: the only one between a client and
@@ -52,26 +56,112 @@ func (s RetrySettings) withDefaults() RetrySettings {
 	return s
 }
 
-// jitter draws backoffs from a seeded source; safe for concurrent use.
-type jitter struct {
-	mu  sync.Mutex
-	rng *rand.Rand
-}
+// attemptFunc makes attempt n of a request on target t and meters it. It
+// owns done, the breaker's second step: it calls done with the outcome
+// (at once for a plain call, at the end for a stream it hands over).
+type attemptFunc func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error
 
-func newJitter(seed uint64) *jitter {
-	return &jitter{rng: rand.New(rand.NewPCG(seed, 0x6261636b6f6666))}
-}
-
-// backoff returns the wait before retry n (1-based): full jitter over an
-// exponentially growing cap.
-func (j *jitter) backoff(s RetrySettings, n int) time.Duration {
-	limit := s.BaseBackoff << min(n-1, 30)
-	if limit <= 0 || limit > s.MaxBackoff {
-		limit = s.MaxBackoff
+// run is the retry-and-failover loop, with the breaker inside it: the
+// route's targets in order; on each, attempts while the error is
+// transient (Class.Retryable), with jittered backoff or the vendor's
+// Retry-After; a target is skipped while its breaker is open or while it
+// cools down after a 429, and the next one serves. An error whose class
+// does not allow failover (Class.FailOver: a client error, the client
+// leaving) ends the request at once. Every attempt and every breaker
+// rejection is a ledger row, numbered across targets.
+func (g *Gateway) run(ctx context.Context, req *Request, attempt attemptFunc) error {
+	targets := g.routes[req.Route] // admit checked the route
+	ctx, cancel := context.WithTimeout(ctx, g.retry.Deadline)
+	defer cancel()
+	n := 0
+	var lastErr error
+	for i, t := range targets {
+		last := i == len(targets)-1
+		call := req.LLM
+		call.Model = t.Model
+		for tries := 0; tries < g.retry.MaxAttempts; {
+			if until := g.cooldowns.get(t); g.now().Before(until) {
+				if !last {
+					break // fail over while this target cools down
+				}
+				wait := until.Sub(g.now())
+				if dl, ok := ctx.Deadline(); ok && g.now().Add(wait).After(dl) {
+					return lastErrOr(lastErr, t)
+				}
+				if !backoff.Sleep(ctx, wait) {
+					return ctxErr(ctx, lastErr)
+				}
+			}
+			n++
+			done, err := g.breakers.get(t).cb.Allow()
+			if err != nil {
+				g.reject(req, t, n, ledger.OutcomeRejectedBreaker, "circuit breaker "+err.Error())
+				lastErr = &llm.ProviderError{Provider: t.Provider, Class: llm.ClassServer, Type: "circuit_open",
+					Message: "circuit breaker open for " + t.String()}
+				break
+			}
+			tries++
+			err = attempt(ctx, t, n, &call, func(err error) { done(breakerErr(ctx, err)) })
+			if err == nil {
+				return nil
+			}
+			lastErr = err
+			class := llm.Classify(ctx, err)
+			if !class.FailOver() {
+				return err
+			}
+			if !class.Retryable() {
+				break // the next target, not this one again
+			}
+			var pe *llm.ProviderError
+			if class == llm.ClassThrottled && errors.As(err, &pe) {
+				wait := pe.RetryAfter
+				if wait <= 0 {
+					wait = g.jitter.Next(tries)
+				}
+				g.cooldowns.set(t, g.now().Add(wait))
+				continue // the top of the loop fails over, or waits when this is the last target
+			}
+			if tries >= g.retry.MaxAttempts {
+				break
+			}
+			if !backoff.Sleep(ctx, g.jitter.Next(tries)) {
+				return ctxErr(ctx, lastErr)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctxErr(ctx, lastErr)
+		}
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return time.Duration(j.rng.Int64N(int64(limit) + 1))
+	return lastErrOr(lastErr, targets[len(targets)-1])
+}
+
+func lastErrOr(err error, t Target) error {
+	if err != nil {
+		return err
+	}
+	return &llm.ProviderError{Provider: t.Provider, Class: llm.ClassServer, Type: "no_target", Message: "no target could serve the request"}
+}
+
+// ctxErr is the error of a request whose context ended while it waited:
+// the client left (cancelled) or the overall deadline passed (transport).
+func ctxErr(ctx context.Context, last error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return &llm.ProviderError{Class: llm.ClassCancelled, Message: "the client went away", Err: ctx.Err()}
+	}
+	if last != nil {
+		return last
+	}
+	return &llm.ProviderError{Class: llm.ClassTransport, Message: "request deadline exceeded", Err: ctx.Err()}
+}
+
+// breakerErr is what the breaker is told of an attempt's error: a client
+// leaving becomes a cancelled-class error, which the breaker excludes.
+func breakerErr(ctx context.Context, err error) error {
+	if err != nil && llm.Classify(ctx, err) == llm.ClassCancelled {
+		return &llm.ProviderError{Class: llm.ClassCancelled, Err: err}
+	}
+	return err
 }
 
 // cooldowns remembers targets that answered 429 and when they may be tried
@@ -96,19 +186,4 @@ func (c *cooldowns) get(t Target) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.until[t]
-}
-
-// sleep waits d, or until ctx ends (false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

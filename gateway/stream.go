@@ -59,7 +59,7 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 			timer.Stop()
 			cancel()
 			done(err)
-			spent = spent.Add(g.meter(ctx, req, t, n, started, llm.Usage{}, providerRequestID(err), err))
+			spent = spent.Add(g.meter(ctx, req, attemptRecord{target: t, n: n, started: started, err: err}))
 			return err
 		}
 		s := &Stream{g: g, ctx: client, cancel: cancel, req: req, target: t, n: n, started: started, up: up, done: done,
@@ -109,13 +109,11 @@ func (s *Stream) Next() (llm.Chunk, error) {
 	return c, err
 }
 
-// Cost is the metered cost, known once the stream has ended.
-func (s *Stream) Cost() decimal.Decimal { return s.cost }
-
 func (s *Stream) finish(err error) {
 	s.once.Do(func() {
 		s.done(err)
-		s.cost = s.g.meter(s.ctx, s.req, s.target, s.n, s.started, s.up.Usage(), s.up.ProviderRequestID(), err)
+		s.cost = s.g.meter(s.ctx, s.req, attemptRecord{target: s.target, n: s.n, started: s.started,
+			usage: s.up.Usage(), vendorID: s.up.ProviderRequestID(), err: err})
 		s.g.settle(s.resv, s.before.Add(s.cost))
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -83,13 +82,7 @@ type FaultSpec struct {
 }
 
 // Load reads a scenario file strictly; errors name the file, line and field.
-func Load(path string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("scenarios: %w", err)
-	}
-	return Parse(path, data)
-}
+func Load(path string) (*Scenario, error) { return strictyaml.DecodeFile(path, Parse) }
 
 // Parse is Load on bytes; name is used in errors.
 func Parse(name string, data []byte) (*Scenario, error) {

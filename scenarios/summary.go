@@ -13,6 +13,7 @@ import (
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
 )
 
 // summarize fills the report from what the traffic saw, the ledger and the
@@ -170,7 +171,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 	metered := map[string]ledger.Attempt{}
 	rc := &rep.Reconciliation
 	for _, a := range attempts {
-		if a.ProviderReqID == "" || (a.Tokens == ledger.Tokens{}) {
+		if a.ProviderReqID == "" || (a.Tokens == llm.Usage{}) {
 			continue
 		}
 		if _, dup := metered[a.ProviderReqID]; dup {
@@ -191,7 +192,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 				continue
 			}
 			meteredSum = meteredSum.Add(a.Cost)
-			same := a.Tokens == ledger.Tokens{Input: l.InputTokens, Output: l.OutputTokens, Reasoning: l.ReasoningTokens,
+			same := a.Tokens == llm.Usage{Input: l.InputTokens, Output: l.OutputTokens, Reasoning: l.ReasoningTokens,
 				CacheRead: l.CacheReadTokens, CacheWrite: l.CacheWriteTokens} && a.Cost.Equal(l.Cost)
 			if same {
 				rc.Matched++

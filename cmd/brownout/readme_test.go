@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
@@ -234,10 +235,10 @@ func seedIncident(t *testing.T, url string) {
 	for i := range 240 {
 		at := start.Add(time.Duration(i) * 500 * time.Millisecond)
 		a := ledger.Attempt{RequestID: fmt.Sprintf("inc-%d", i), Attempt: 1, Tenant: "acme", Route: "chat", Provider: "gemini",
-			Model: "gemini-2.5-flash", Outcome: ledger.OutcomeOK, HTTPStatus: 200, Tokens: ledger.Tokens{Input: 10, Output: 1, Reasoning: 24},
+			Model: "gemini-2.5-flash", Outcome: ledger.OutcomeOK, HTTPStatus: 200, Tokens: llm.Usage{Input: 10, Output: 1, Reasoning: 24},
 			StartedAt: at, FinishedAt: at.Add(300 * time.Millisecond)}
 		if i >= 120 {
-			a.Outcome, a.HTTPStatus, a.Tokens = ledger.OutcomeServerError, 503, ledger.Tokens{}
+			a.Outcome, a.HTTPStatus, a.Tokens = ledger.OutcomeServerError, 503, llm.Usage{}
 		}
 		batch = append(batch, a)
 	}

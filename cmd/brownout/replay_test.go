@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
@@ -92,10 +93,10 @@ func TestReplayFromLedgerExport(t *testing.T) {
 	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	for i := range 240 {
 		a := ledger.Attempt{RequestID: fmt.Sprintf("q%d", i), Attempt: 1, Tenant: "t", Route: "chat", Provider: "openai", Model: "gpt-4o-mini",
-			Outcome: ledger.OutcomeOK, HTTPStatus: 200, Tokens: ledger.Tokens{Input: 10, Output: 1},
+			Outcome: ledger.OutcomeOK, HTTPStatus: 200, Tokens: llm.Usage{Input: 10, Output: 1},
 			StartedAt: start.Add(time.Duration(i) * 500 * time.Millisecond), FinishedAt: start.Add(time.Duration(i)*500*time.Millisecond + 200*time.Millisecond)}
 		if i >= 120 && i%2 == 0 {
-			a.Outcome, a.HTTPStatus, a.Tokens = ledger.OutcomeServerError, 503, ledger.Tokens{}
+			a.Outcome, a.HTTPStatus, a.Tokens = ledger.OutcomeServerError, 503, llm.Usage{}
 		}
 		b, err := json.Marshal(&a)
 		require.NoError(t, err)

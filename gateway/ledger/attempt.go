@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
 )
 
 // Outcome is what one upstream attempt came to. The set is closed: a value
@@ -70,27 +72,6 @@ func (e *InvalidError) Error() string {
 // Is makes errors.Is(err, ErrInvalid) true.
 func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 
-// Tokens counts the tokens of one attempt by kind. Output is the visible
-// answer; Reasoning is thinking tokens, never included in Output.
-type Tokens struct {
-	Input      int64 `json:"input"`
-	Output     int64 `json:"output"`
-	Reasoning  int64 `json:"reasoning"`
-	CacheRead  int64 `json:"cache_read"`
-	CacheWrite int64 `json:"cache_write"`
-}
-
-// Add returns the element-wise sum of t and u.
-func (t Tokens) Add(u Tokens) Tokens {
-	return Tokens{
-		Input:      t.Input + u.Input,
-		Output:     t.Output + u.Output,
-		Reasoning:  t.Reasoning + u.Reasoning,
-		CacheRead:  t.CacheRead + u.CacheRead,
-		CacheWrite: t.CacheWrite + u.CacheWrite,
-	}
-}
-
 // Attempt is one upstream attempt of one gateway request: the unit of
 // metering. (RequestID, Attempt) is its identity; recording the same identity
 // twice keeps the first record and counts it once.
@@ -109,7 +90,7 @@ type Attempt struct {
 	HTTPStatus     int             `json:"http_status,omitempty"` // the provider's status; 0 when none was received
 	ErrorClass     string          `json:"error_class,omitempty"`
 	ErrorMessage   string          `json:"error_message,omitempty"` // truncated to MaxMessageLen bytes
-	Tokens         Tokens          `json:"tokens"`
+	Tokens         llm.Usage       `json:"tokens"`
 	Cost           decimal.Decimal `json:"cost"` // USD, exact
 	StartedAt      time.Time       `json:"started_at"`
 	FinishedAt     time.Time       `json:"finished_at"`

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
@@ -36,7 +37,7 @@ func attempt(i int) ledger.Attempt {
 		Model:          "model-" + providers[i%3],
 		Outcome:        outcomes[i%5],
 		HTTPStatus:     200,
-		Tokens:         ledger.Tokens{Input: int64(10 + i%7), Output: int64(4 + i%5), Reasoning: int64(i % 24), CacheRead: int64(i % 2), CacheWrite: 0},
+		Tokens:         llm.Usage{Input: int64(10 + i%7), Output: int64(4 + i%5), Reasoning: int64(i % 24), CacheRead: int64(i % 2), CacheWrite: 0},
 		Cost:           decimal.RequireFromString("0.000001234567").Add(decimal.New(int64(i), -12)),
 		StartedAt:      start,
 		FinishedAt:     start.Add(time.Duration(100+i%50) * time.Millisecond),

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
 )
 
 // Store persists attempts. Implementations have the same semantics, which
@@ -61,6 +63,6 @@ type Total struct {
 	Outcome  Outcome         `json:"outcome,omitempty"`
 	Attempts int64           `json:"attempts"`
 	Requests int64           `json:"requests"` // distinct request ids
-	Tokens   Tokens          `json:"tokens"`
+	Tokens   llm.Usage       `json:"tokens"`
 	Cost     decimal.Decimal `json:"cost"`
 }

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/brownout-dev/brownout/internal/backoff"
 )
 
 // ErrClosed is returned by Record after Close.
@@ -105,11 +106,11 @@ type WriterStats struct {
 // Create it with NewWriter; it is safe for concurrent use. The goroutine
 // exits when Close returns; Close flushes everything it can.
 type Writer struct {
-	store Store
-	cfg   WriterConfig
-	log   *slog.Logger
-	spool spooler
-	rng   *rand.Rand // backoff jitter; only the run goroutine uses it
+	store  Store
+	cfg    WriterConfig
+	log    *slog.Logger
+	spool  spooler
+	jitter *backoff.Jitter // the batch retries' backoff
 
 	mu     sync.RWMutex // held for reading while Record enqueues; Close takes it to stop Record
 	closed bool
@@ -155,9 +156,9 @@ func NewWriter(store Store, cfg WriterConfig) (*Writer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Writer{
 		store: store, cfg: cfg, log: cfg.Logger, spool: sp,
-		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x6c6564676572)),
-		queue: make(chan Attempt, cfg.QueueSize),
-		stop:  make(chan struct{}), done: make(chan struct{}),
+		jitter: backoff.NewJitter(cfg.RetryBackoff, 2*time.Second, cfg.Seed),
+		queue:  make(chan Attempt, cfg.QueueSize),
+		stop:   make(chan struct{}), done: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 		healthy: true,
 	}
@@ -317,7 +318,7 @@ func (w *Writer) flush(batch []Attempt) {
 				w.log.Warn("ledger: store failing; spooling attempts until it answers", "error", err, "batch", len(batch))
 				break
 			}
-			if !w.sleep(w.backoff(try)) {
+			if !backoff.Sleep(w.ctx, w.jitter.Next(try+1)) {
 				break
 			}
 		}
@@ -396,23 +397,4 @@ func (w *Writer) maybeReplay(now time.Time) {
 		w.log.Info("ledger: store answers again; spool replayed")
 	}
 	w.healthy = true
-}
-
-// backoff returns the wait before retry try+1: full jitter over an
-// exponentially growing cap (base*2^try, at most 2s).
-func (w *Writer) backoff(try int) time.Duration {
-	limit := min(w.cfg.RetryBackoff<<min(try, 16), 2*time.Second)
-	return time.Duration(w.rng.Int64N(int64(limit) + 1))
-}
-
-// sleep waits d or until Close's deadline aborts the writer.
-func (w *Writer) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-w.ctx.Done():
-		return false
-	}
 }

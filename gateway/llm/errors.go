@@ -11,12 +11,16 @@ import (
 // Class is what a failed provider call means for the gateway: whether it is
 // retried, counted against the breaker, and failed over. The table:
 //
-//	class       examples                                  retried  breaker failure  fallback
-//	client      400 401 403 404 413 422                   no       no               no
-//	throttled   429, RESOURCE_EXHAUSTED                   yes      no (cool down)   yes
-//	server      500 502 503 504 529, UNAVAILABLE          yes      yes              yes
-//	transport   timeout, refused, reset, malformed body   yes      yes              yes
-//	cancelled   the client went away                      no       no               no
+//	class       examples                                  retried  breaker              fallback
+//	client      400 401 403 404 413 422                   no       success              no
+//	throttled   429, RESOURCE_EXHAUSTED                   yes      neutral (cool down)  yes
+//	server      500 502 503 504 529, UNAVAILABLE          yes      failure              yes
+//	transport   timeout, refused, reset, malformed body   yes      failure              yes
+//	cancelled   the client went away                      no       neutral              no
+//
+// The columns are Retryable, BreakerFailure and BreakerNeutral (a success
+// is neither), and FailOver; the breaker and the retry loop ask these
+// methods rather than re-deriving them.
 type Class string
 
 // The classes.
@@ -35,6 +39,11 @@ func (c Class) Retryable() bool {
 
 // BreakerFailure reports whether c counts against the provider's breaker.
 func (c Class) BreakerFailure() bool { return c == ClassServer || c == ClassTransport }
+
+// BreakerNeutral reports whether c says nothing about the provider's health,
+// so the breaker counts it neither as a failure nor as a success: a 429
+// (the target cools down for its Retry-After instead) or the client leaving.
+func (c Class) BreakerNeutral() bool { return c == ClassThrottled || c == ClassCancelled }
 
 // FailOver reports whether the gateway may try the route's next target.
 func (c Class) FailOver() bool { return c.Retryable() }

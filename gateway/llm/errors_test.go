@@ -24,18 +24,19 @@ func TestErrorClassTable(t *testing.T) {
 		assert.Equal(t, want, llm.ClassOfStatus(status), "ClassOfStatus(%d)", status)
 	}
 	policy := []struct {
-		class                      llm.Class
-		retried, breaker, failover bool
+		class                               llm.Class
+		retried, breaker, neutral, failover bool
 	}{
-		{llm.ClassClient, false, false, false},
-		{llm.ClassThrottled, true, false, true},
-		{llm.ClassServer, true, true, true},
-		{llm.ClassTransport, true, true, true},
-		{llm.ClassCancelled, false, false, false},
+		{llm.ClassClient, false, false, false, false},
+		{llm.ClassThrottled, true, false, true, true},
+		{llm.ClassServer, true, true, false, true},
+		{llm.ClassTransport, true, true, false, true},
+		{llm.ClassCancelled, false, false, true, false},
 	}
 	for _, p := range policy {
 		assert.Equal(t, p.retried, p.class.Retryable(), "%s.Retryable()", p.class)
 		assert.Equal(t, p.breaker, p.class.BreakerFailure(), "%s.BreakerFailure()", p.class)
+		assert.Equal(t, p.neutral, p.class.BreakerNeutral(), "%s.BreakerNeutral()", p.class)
 		assert.Equal(t, p.failover, p.class.FailOver(), "%s.FailOver()", p.class)
 	}
 }

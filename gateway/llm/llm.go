@@ -42,6 +42,17 @@ type Usage struct {
 	CacheWrite int64 `json:"cache_write"`
 }
 
+// Add returns the element-wise sum of u and v.
+func (u Usage) Add(v Usage) Usage {
+	return Usage{
+		Input:      u.Input + v.Input,
+		Output:     u.Output + v.Output,
+		Reasoning:  u.Reasoning + v.Reasoning,
+		CacheRead:  u.CacheRead + v.CacheRead,
+		CacheWrite: u.CacheWrite + v.CacheWrite,
+	}
+}
+
 // Response is a complete answer.
 type Response struct {
 	ID           string // the vendor's message id

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 
@@ -65,6 +64,17 @@ func (p Price) Cost(u llm.Usage) decimal.Decimal {
 	return sum.Div(million) // exact: a division by a power of ten
 }
 
+// WorstCase is the most a call with input prompt tokens and at most
+// maxOutput completion tokens can cost at p: every prompt token at the
+// dearest of the input and cache rates, every completion token at the
+// dearest of the output and reasoning rates. Budgets reserve it before the
+// call.
+func (p Price) WorstCase(input, maxOutput int64) decimal.Decimal {
+	in := decimal.Max(p.Input.Decimal, p.CacheWriteRate(), p.CacheReadRate())
+	out := decimal.Max(p.Output.Decimal, p.ReasoningRate())
+	return in.Mul(decimal.NewFromInt(input)).Add(out.Mul(decimal.NewFromInt(maxOutput))).Div(million)
+}
+
 // Table maps models to prices. The zero Table is empty; it is safe for
 // concurrent reads once built.
 type Table struct {
@@ -86,13 +96,7 @@ func Default() *Table {
 }
 
 // Load reads a YAML price table.
-func Load(path string) (*Table, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("pricing: %w", err)
-	}
-	return Parse(path, data)
-}
+func Load(path string) (*Table, error) { return strictyaml.DecodeFile(path, Parse) }
 
 // Parse decodes a YAML price table strictly; name is used in errors.
 func Parse(name string, data []byte) (*Table, error) {

@@ -125,3 +125,27 @@ func TestDefaultTableHasSourceAndDate(t *testing.T) {
 		assert.NoError(t, err, m)
 	}
 }
+
+// Worst cases computed by hand: prompt tokens at the dearest input-side
+// rate, completion tokens at the dearest output-side rate.
+func TestWorstCase(t *testing.T) {
+	r := func(s string) *pricing.Rate { v := pricing.Rate{Decimal: decimal.RequireFromString(s)}; return &v }
+	tests := []struct {
+		name  string
+		price pricing.Price
+		in    int64
+		out   int64
+		want  string
+	}{
+		{"plain rates", pricing.Price{Input: *r("0.15"), Output: *r("0.60")}, 48, 1, "0.0000078"}, // 48*0.15 + 1*0.60 = 7.8
+		{"cache write and reasoning are dearer", pricing.Price{Input: *r("1.00"), Output: *r("4.00"), Reasoning: r("8.00"),
+			CacheWrite: r("1.25"), CacheRead: r("0.10")}, 1000, 500, "0.00525"}, // 1000*1.25 + 500*8 = 5250
+		{"nothing asked", pricing.Price{Input: *r("3"), Output: *r("15")}, 0, 0, "0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.price.WorstCase(tc.in, tc.out)
+			assert.Equal(t, tc.want, got.String(), "WorstCase(%d, %d)", tc.in, tc.out)
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -60,6 +61,18 @@ func (e *Error) Error() string {
 	}
 	b.WriteString(e.Msg)
 	return b.String()
+}
+
+// DecodeFile reads the file at path and hands its bytes to parse (a
+// package's Parse function, which calls Decode), with path as the name its
+// errors give. A file that cannot be read is that error, which names it.
+func DecodeFile[T any](path string, parse func(name string, data []byte) (T, error)) (T, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return parse(path, data)
 }
 
 // Decode decodes data, read from file, into v strictly, then validates v if

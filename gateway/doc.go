@@ -1,0 +1,28 @@
+// Package gateway is brownout's request path: it routes a client's request
+// to a provider and model, calls the vendor through its adapter, prices the
+// attempt exactly and meters it in the ledger. It is safe for concurrent use.
+//
+// A request goes through these layers, outer to inner, each in the file
+// named beside it:
+//
+//	Handler                    handler.go     HTTP: tenant key, body, OpenAI wire format (openaiwire.go)
+//	  Idempotency-Key          idempotency_handler.go  replay, wait for the first, or 422 (stores: idempotency*.go)
+//	    Complete / Stream      gateway.go, stream.go
+//	      admit                budget.go      route check, worst-case budget reservation (budget_postgres.go)
+//	        run                retry.go       one loop: targets in order (failover), attempts on each (retry)
+//	          cool-down        retry.go       a target that answered 429 is skipped until its Retry-After
+//	          breaker Allow    breaker.go     one gobreaker two-step breaker per provider (or provider+model)
+//	            adapter call   providers/     the vendor's wire format
+//	          meter            meter.go       every attempt and every rejection: one ledger row
+//	      settle               budget.go      the reservation becomes the actual cost
+//
+// Idempotency is HTTP middleware, not a wrapper of Complete: it needs the
+// response bytes the client saw. Failover, retry and the breaker are one
+// loop, not three nested policies: a target is tried while its errors are
+// transient (llm.Class.Retryable), the loop moves on when the class allows
+// failover (llm.Class.FailOver), and the breaker counts what the error
+// table says it counts (llm.Class.BreakerFailure). Attempts are numbered
+// across targets; each becomes one ledger.Attempt keyed by (request id,
+// attempt), handed to a Recorder (the ledger's asynchronous Writer), so the
+// request path never waits for the database.
+package gateway
