@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/brownout-dev/brownout/internal/sse"
 )
 
 // anthropicAPI speaks the Messages API: POST /v1/messages.
@@ -173,7 +175,7 @@ func (anthropicAPI) errorBody(e *apiError, requestID string) []byte {
 }
 
 func (anthropicAPI) errorEvent(e *apiError, _ string) []byte {
-	return frame("error", mustJSON(struct {
+	return sse.AppendEvent(nil, "error", mustJSON(struct {
 		Type  string       `json:"type"`
 		Error anthropicErr `json:"error"`
 	}{"error", anthropicErr{anthropicErrorType(e), e.msg}}))
@@ -247,7 +249,7 @@ func (a anthropicAPI) events(g *generation, _ *request) []sseEvent {
 	p := newPacer(g)
 	var evs []sseEvent
 	add := func(name string, v any, reasoning, output int) {
-		evs = append(evs, p.event(frame(name, mustJSON(v)), reasoning, output))
+		evs = append(evs, p.event(sse.AppendEvent(nil, name, mustJSON(v)), reasoning, output))
 	}
 	type m = map[string]any
 	start := anthropicUsageOf(g, 0, 0)

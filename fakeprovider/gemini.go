@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/brownout-dev/brownout/internal/sse"
 )
 
 // geminiAPI speaks the Gemini API: POST /v1beta/models/{model}:generateContent
@@ -156,7 +158,7 @@ func (a geminiAPI) errorBody(e *apiError, _ string) []byte {
 }
 
 func (a geminiAPI) errorEvent(e *apiError, _ string) []byte {
-	return frame("", mustJSON(map[string]any{"error": a.errorObject(e)}))
+	return sse.AppendEvent(nil, "", mustJSON(map[string]any{"error": a.errorObject(e)}))
 }
 
 func (geminiAPI) defaultStreamErrorStatus() int { return 503 }
@@ -224,7 +226,7 @@ func (geminiAPI) events(g *generation, _ *request) []sseEvent {
 	var evs []sseEvent
 	add := func(parts []geminiPart, finish string, reasoning, output int) {
 		usage := geminiUsageOf(g, p.reasoning+reasoning, p.output+output)
-		evs = append(evs, p.event(frame("", mustJSON(geminiChunk(g, parts, finish, usage))), reasoning, output))
+		evs = append(evs, p.event(sse.AppendEvent(nil, "", mustJSON(geminiChunk(g, parts, finish, usage))), reasoning, output))
 	}
 	if len(g.thinking) > 0 {
 		for i, piece := range g.thinking {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/brownout-dev/brownout/internal/sse"
 )
 
 // openaiAPI speaks Chat Completions: POST /v1/chat/completions.
@@ -141,7 +143,7 @@ func (openaiAPI) errorBody(e *apiError, _ string) []byte {
 }
 
 func (openaiAPI) errorEvent(e *apiError, _ string) []byte {
-	return frame("", mustJSON(map[string]any{"error": openaiErrorOf(e)}))
+	return sse.AppendEvent(nil, "", mustJSON(map[string]any{"error": openaiErrorOf(e)}))
 }
 
 func (openaiAPI) defaultStreamErrorStatus() int { return 503 }
@@ -213,7 +215,7 @@ func (openaiAPI) events(g *generation, req *request) []sseEvent {
 		if req.includeUsage {
 			c["usage"] = usage
 		}
-		return frame("", mustJSON(c))
+		return sse.AppendEvent(nil, "", mustJSON(c))
 	}
 	choice := func(delta map[string]any, finish any) []any {
 		return []any{map[string]any{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}
@@ -226,6 +228,6 @@ func (openaiAPI) events(g *generation, req *request) []sseEvent {
 	if req.includeUsage {
 		evs = append(evs, p.event(chunk([]any{}, openaiUsageOf(g)), 0, 0))
 	}
-	evs = append(evs, p.event([]byte("data: [DONE]\n\n"), 0, 0))
+	evs = append(evs, p.event(sse.AppendEvent(nil, "", []byte(sse.Done)), 0, 0))
 	return evs
 }

@@ -46,17 +46,6 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// frame renders one SSE event; name "" omits the event line.
-func frame(name string, data []byte) []byte {
-	var b []byte
-	if name != "" {
-		b = append(b, "event: "+name+"\n"...)
-	}
-	b = append(b, "data: "...)
-	b = append(b, data...)
-	return append(b, '\n', '\n')
-}
-
 // pacer tracks the time and tokens of a stream as events are laid out.
 type pacer struct {
 	g                 *generation

@@ -1,14 +1,10 @@
 package gateway
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/sse"
 )
 
 // DefaultMaxBodyBytes is the default request body limit.
@@ -61,7 +57,8 @@ func (g *Gateway) Handler(opts HandlerOptions) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeErrorJSON(w, http.StatusNotFound, "invalid_request_error", "", "unknown_url", "Unknown request URL: "+r.Method+" "+r.URL.Path)
+		apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "unknown_url",
+			msg: "Unknown request URL: " + r.Method + " " + r.URL.Path}.write(w)
 	})
 	return mux
 }
@@ -97,7 +94,7 @@ func (h *handler) authenticate(r *http.Request) (string, *clientError) {
 
 func (h *handler) models(w http.ResponseWriter, r *http.Request) {
 	if _, cerr := h.authenticate(r); cerr != nil {
-		writeError(w, cerr)
+		apiErrorOf(cerr).write(w)
 		return
 	}
 	data := []map[string]any{}
@@ -129,8 +126,9 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	route, outcome := "", "ok"
 	defer func() { h.g.metrics.request(route, outcome, time.Since(start)) }()
 	fail := func(err error) {
-		outcome = errorOutcome(err)
-		writeError(w, err)
+		e := apiErrorOf(err)
+		outcome = e.outcome
+		e.write(w)
 	}
 
 	id, cerr := requestID(r)
@@ -185,8 +183,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.g.Complete(r.Context(), req)
 	if err != nil {
-		outcome = errorOutcome(err)
-		writeError(w, err)
+		fail(err)
 		return
 	}
 	w.Header().Set("X-Brownout-Provider", res.Target.String())
@@ -201,39 +198,28 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 
 // stream relays a streamed answer as OpenAI chunks. Until the first byte is
 // out, a failure is an ordinary error response; after it, an SSE error
-// event (the partial usage is metered either way).
+// event (the partial usage is metered either way). It returns the
+// request's outcome for the metrics.
 func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *Request, includeUsage bool) string {
 	st, err := h.g.Stream(r.Context(), req)
 	if err != nil {
-		writeError(w, err)
-		return errorOutcome(err)
+		e := apiErrorOf(err)
+		e.write(w)
+		return e.outcome
 	}
 	defer st.Close()
-	rc := http.NewResponseController(w)
-	id, created, model := "chatcmpl-"+req.ID, time.Now().Unix(), st.Target().Model
+	out := chunkWriter{w: w, rc: http.NewResponseController(w), id: "chatcmpl-" + req.ID, created: time.Now().Unix(), model: st.Target().Model}
 	started := false
-	send := func(choices []chatChoice, usage *chatUsage) error {
-		b, _ := json.Marshal(&chatCompletion{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: choices, Usage: usage})
-		if _, err := w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	delta := func(d chatMessage, finish *string) []chatChoice {
-		return []chatChoice{{Delta: &d, FinishReason: finish}}
-	}
 	empty := ""
 	for {
 		c, err := st.Next()
 		if err != nil {
+			e := apiErrorOf(err)
 			if !started {
-				writeError(w, err)
-				return errorOutcome(err)
+				e.write(w)
+				return e.outcome
 			}
-			status, typ, _, msg := errorFields(err)
-			b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": strconv.Itoa(status)}})
-			_, _ = w.Write(append(append([]byte("data: "), b...), '\n', '\n'))
-			_ = rc.Flush()
+			out.event(e.event())
 			return "stream_error"
 		}
 		if !started {
@@ -242,134 +228,24 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *Request, i
 			w.Header().Set("Cache-Control", "no-cache")
 			w.Header().Set("X-Brownout-Provider", st.Target().String())
 			w.WriteHeader(http.StatusOK)
-			if send(delta(chatMessage{Role: "assistant", Content: &empty}, nil), nil) != nil {
+			if out.delta(chatMessage{Role: "assistant", Content: &empty}, nil) != nil {
 				return "client_gone"
 			}
 		}
 		if c.Content != "" {
-			if send(delta(chatMessage{Content: &c.Content}, nil), nil) != nil {
+			if out.delta(chatMessage{Content: &c.Content}, nil) != nil {
 				return "client_gone"
 			}
 		}
 		if c.Final {
-			if send(delta(chatMessage{}, &c.FinishReason), nil) != nil {
+			if out.delta(chatMessage{}, &c.FinishReason) != nil {
 				return "client_gone"
 			}
-			if includeUsage && send([]chatChoice{}, openaiUsage(c.Usage)) != nil {
+			if includeUsage && out.chunk([]chatChoice{}, openaiUsage(c.Usage)) != nil {
 				return "client_gone"
 			}
-			_, _ = io.WriteString(w, "data: [DONE]\n\n")
-			_ = rc.Flush()
+			_ = out.event([]byte(sse.Done))
 			return "ok"
 		}
-	}
-}
-
-func errorOutcome(err error) string {
-	var ce *clientError
-	switch {
-	case errors.As(err, &ce), errors.Is(err, ErrUnknownRoute), errors.Is(err, ErrIdempotencyMismatch):
-		return "client_error"
-	case errors.Is(err, ErrBudgetExceeded):
-		return "budget_exceeded"
-	}
-	var pe *llm.ProviderError
-	if errors.As(err, &pe) {
-		return "upstream_" + string(pe.Class)
-	}
-	return "error"
-}
-
-// errorFields maps an error to the status, type, code and message the
-// client sees. Upstream client errors keep their 4xx (but a provider's
-// 401/403 is the gateway's misconfiguration: 502); provider faults are
-// 502, 503 (overloaded) or 504 (timed out); throttling is 429.
-func errorFields(err error) (status int, typ, code, msg string) {
-	var ce *clientError
-	if errors.As(err, &ce) {
-		typ = "invalid_request_error"
-		if ce.status == 401 {
-			typ = "authentication_error"
-		}
-		return ce.status, typ, ce.code, ce.msg
-	}
-	if errors.Is(err, ErrUnknownRoute) {
-		return 404, "invalid_request_error", "model_not_found", err.Error()
-	}
-	if errors.Is(err, ErrBudgetExceeded) {
-		return 429, "insufficient_quota", "budget_exceeded", err.Error()
-	}
-	if errors.Is(err, ErrIdempotencyMismatch) {
-		return 422, "invalid_request_error", "idempotency_key_mismatch",
-			"This Idempotency-Key was used with a different request; use a new key for a new request."
-	}
-	if errors.Is(err, errIdempotencyUnavailable) {
-		return 503, "server_error", "idempotency_unavailable", err.Error()
-	}
-	var pe *llm.ProviderError
-	if !errors.As(err, &pe) {
-		return 502, "upstream_error", "upstream_error", "upstream error"
-	}
-	msg = pe.Error()
-	switch pe.Class {
-	case llm.ClassClient:
-		if pe.Status == 401 || pe.Status == 403 {
-			return 502, "upstream_error", "upstream_auth_failed", msg
-		}
-		status = pe.Status
-		if status < 400 || status > 499 {
-			status = 400
-		}
-		return status, "invalid_request_error", "upstream_rejected", msg
-	case llm.ClassThrottled:
-		return 429, "rate_limit_error", "rate_limit_exceeded", msg
-	case llm.ClassServer:
-		if pe.Type == "circuit_open" {
-			return 503, "upstream_error", "circuit_open", msg
-		}
-		if pe.Status == 503 || pe.Status == 529 {
-			return 503, "upstream_error", "upstream_overloaded", msg
-		}
-		return 502, "upstream_error", "upstream_server_error", msg
-	case llm.ClassCancelled:
-		return 499, "request_cancelled", "client_closed_request", msg
-	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return 504, "upstream_error", "upstream_timeout", msg
-	}
-	return 502, "upstream_error", "upstream_unreachable", msg
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	status, typ, code, msg := errorFields(err)
-	param := ""
-	var ce *clientError
-	if errors.As(err, &ce) {
-		param = ce.param
-	}
-	var pe *llm.ProviderError
-	if errors.As(err, &pe) && pe.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.FormatInt(int64((pe.RetryAfter+time.Second-1)/time.Second), 10))
-	}
-	writeErrorJSON(w, status, typ, param, code, msg)
-}
-
-func writeErrorJSON(w http.ResponseWriter, status int, typ, param, code, msg string) {
-	e := map[string]any{"message": msg, "type": typ, "param": nil, "code": nil}
-	if param != "" {
-		e["param"] = param
-	}
-	if code != "" {
-		e["code"] = code
-	}
-	writeJSON(w, status, map[string]any{"error": e})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(v); err != nil {
-		slog.Debug("gateway: write response", "error", err)
 	}
 }

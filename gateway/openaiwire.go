@@ -2,13 +2,24 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/sse"
 )
+
+// The OpenAI Chat Completions wire format of the gateway's front, in one
+// file: the request it decodes, the answers and stream chunks it encodes,
+// and the error envelope.
 
 // chatRequest is the part of an OpenAI Chat Completions request the
 // gateway understands. Other fields are accepted and ignored, as the SDKs
@@ -188,4 +199,146 @@ type chatChoice struct {
 type chatMessage struct {
 	Role    string  `json:"role,omitempty"`
 	Content *string `json:"content,omitempty"`
+}
+
+// chunkWriter writes a streamed answer's chat.completion.chunk events.
+type chunkWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	id      string
+	created int64
+	model   string
+	buf     []byte
+}
+
+// delta writes a chunk with one choice's delta and finish reason.
+func (c *chunkWriter) delta(d chatMessage, finish *string) error {
+	return c.chunk([]chatChoice{{Delta: &d, FinishReason: finish}}, nil)
+}
+
+// chunk writes one chunk; a chunk with no choices carries the usage.
+func (c *chunkWriter) chunk(choices []chatChoice, usage *chatUsage) error {
+	b, _ := json.Marshal(&chatCompletion{ID: c.id, Object: "chat.completion.chunk", Created: c.created, Model: c.model,
+		Choices: choices, Usage: usage})
+	return c.event(b)
+}
+
+// event writes one SSE event and flushes it to the client.
+func (c *chunkWriter) event(data []byte) error {
+	c.buf = sse.AppendEvent(c.buf[:0], "", data)
+	if _, err := c.w.Write(c.buf); err != nil {
+		return err
+	}
+	return c.rc.Flush()
+}
+
+// apiError is an error as the client sees it, in OpenAI's envelope
+// {"error":{"message","type","param","code"}}, with the outcome the request
+// metrics count it under. apiErrorOf computes it once per error.
+type apiError struct {
+	status     int
+	typ        string
+	param      string
+	code       string
+	msg        string
+	retryAfter time.Duration // sent as Retry-After when positive
+	outcome    string
+}
+
+// apiErrorOf maps an error of the request path to what the client sees.
+// Upstream client errors keep their 4xx (but a provider's 401/403 is the
+// gateway's misconfiguration: 502); provider faults are 502, 503
+// (overloaded, breaker open) or 504 (timed out); throttling is 429.
+func apiErrorOf(err error) apiError {
+	var ce *clientError
+	switch {
+	case errors.As(err, &ce):
+		typ := "invalid_request_error"
+		if ce.status == 401 {
+			typ = "authentication_error"
+		}
+		return apiError{status: ce.status, typ: typ, param: ce.param, code: ce.code, msg: ce.msg, outcome: "client_error"}
+	case errors.Is(err, ErrUnknownRoute):
+		return apiError{status: 404, typ: "invalid_request_error", code: "model_not_found", msg: err.Error(), outcome: "client_error"}
+	case errors.Is(err, ErrBudgetExceeded):
+		return apiError{status: 429, typ: "insufficient_quota", code: "budget_exceeded", msg: err.Error(), outcome: "budget_exceeded"}
+	case errors.Is(err, ErrIdempotencyMismatch):
+		return apiError{status: 422, typ: "invalid_request_error", code: "idempotency_key_mismatch", outcome: "client_error",
+			msg: "This Idempotency-Key was used with a different request; use a new key for a new request."}
+	case errors.Is(err, errIdempotencyUnavailable):
+		return apiError{status: 503, typ: "server_error", code: "idempotency_unavailable", msg: err.Error(), outcome: "error"}
+	}
+	var pe *llm.ProviderError
+	if !errors.As(err, &pe) {
+		return apiError{status: 502, typ: "upstream_error", code: "upstream_error", msg: "upstream error", outcome: "error"}
+	}
+	e := apiError{typ: "upstream_error", msg: pe.Error(), retryAfter: pe.RetryAfter, outcome: "upstream_" + string(pe.Class)}
+	switch pe.Class {
+	case llm.ClassClient:
+		if pe.Status == 401 || pe.Status == 403 {
+			e.status, e.code = 502, "upstream_auth_failed"
+			return e
+		}
+		e.status, e.typ, e.code = pe.Status, "invalid_request_error", "upstream_rejected"
+		if e.status < 400 || e.status > 499 {
+			e.status = 400
+		}
+	case llm.ClassThrottled:
+		e.status, e.typ, e.code = 429, "rate_limit_error", "rate_limit_exceeded"
+	case llm.ClassServer:
+		switch {
+		case pe.Type == "circuit_open":
+			e.status, e.code = 503, "circuit_open"
+		case pe.Status == 503 || pe.Status == 529:
+			e.status, e.code = 503, "upstream_overloaded"
+		default:
+			e.status, e.code = 502, "upstream_server_error"
+		}
+	case llm.ClassCancelled:
+		e.status, e.typ, e.code = 499, "request_cancelled", "client_closed_request"
+	default:
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			e.status, e.code = 504, "upstream_timeout"
+		} else {
+			e.status, e.code = 502, "upstream_unreachable"
+		}
+	}
+	return e
+}
+
+// envelope is e in OpenAI's error object; param and code are null when empty.
+func (e apiError) envelope() map[string]any {
+	obj := map[string]any{"message": e.msg, "type": e.typ, "param": nil, "code": nil}
+	if e.param != "" {
+		obj["param"] = e.param
+	}
+	if e.code != "" {
+		obj["code"] = e.code
+	}
+	return map[string]any{"error": obj}
+}
+
+// write sends e as the response, with Retry-After when the vendor asked
+// for a wait.
+func (e apiError) write(w http.ResponseWriter) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
+	}
+	writeJSON(w, e.status, e.envelope())
+}
+
+// event is e as the data of an in-band SSE error event, for a stream whose
+// 200 is already out: OpenAI's shape, with the status as the code.
+func (e apiError) event() []byte {
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": e.msg, "type": e.typ, "param": nil, "code": strconv.Itoa(e.status)}})
+	return b
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		slog.Debug("gateway: write response", "error", err)
+	}
 }

@@ -1,6 +1,8 @@
-// Package sse reads server-sent events (the text/event-stream format) as
-// the vendors' streaming APIs send them: "event:" and "data:" fields,
-// comments, multi-line data, events ended by a blank line.
+// Package sse reads and writes server-sent events (the text/event-stream
+// format) as the vendors' streaming APIs send them: "event:" and "data:"
+// fields, comments, multi-line data, events ended by a blank line. The
+// gateway's OpenAI front and the fake vendors both frame their events with
+// AppendEvent, and the adapters read them with Reader.
 package sse
 
 import (
@@ -21,6 +23,32 @@ var ErrLineTooLong = errors.New("sse: line too long")
 type Event struct {
 	Name string // the "event:" field; "" when absent
 	Data []byte // the "data:" fields joined by newlines
+}
+
+// Done is the data of the event that ends an OpenAI stream.
+const Done = "[DONE]"
+
+// AppendEvent appends one event to dst and returns the extended slice:
+// an "event:" line when name is not empty, one "data:" line per line of
+// data (so data with newlines survives the trip), and the blank line that
+// ends the event.
+func AppendEvent(dst []byte, name string, data []byte) []byte {
+	if name != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, name...)
+		dst = append(dst, '\n')
+	}
+	for {
+		line, rest, more := bytes.Cut(data, []byte{'\n'})
+		dst = append(dst, "data: "...)
+		dst = append(dst, line...)
+		dst = append(dst, '\n')
+		if !more {
+			break
+		}
+		data = rest
+	}
+	return append(dst, '\n')
 }
 
 // Reader reads events from a stream. It is not safe for concurrent use.
