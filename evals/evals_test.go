@@ -14,10 +14,10 @@ import (
 	"github.com/brownout-dev/brownout/evals"
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/pricing"
-	"github.com/brownout-dev/brownout/gateway/providers/openai"
 )
 
 func TestScorers(t *testing.T) {
@@ -169,33 +169,31 @@ func TestCalibration(t *testing.T) {
 	}}}
 	covered := 0
 	for seed := uint64(1); seed <= 200; seed++ {
-		fake, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: seed,
-			Models: map[string]fakeprovider.Model{"m": {Answers: []fakeprovider.Answer{{Text: "Paris", Weight: 9}, {Text: "Lyon", Weight: 1}}}},
-			Prices: pricing.Default().Merge(&pricing.Table{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("1"), Output: pricing.MustRate("1")}}})})
-		require.NoError(t, err)
-		gw := gatewayOn(t, fake)
-		r, err := evals.Run(context.Background(), suite, "chat", evals.InProcess{Gateway: gw}, evals.RunOptions{})
+		g := gatewayOn(t, seed)
+		r, err := evals.Run(context.Background(), suite, "chat", evals.InProcess{Gateway: g.Gateway}, evals.RunOptions{})
 		require.NoError(t, err)
 		if r.Stats.PassRate.Lo <= 0.9 && 0.9 <= r.Stats.PassRate.Hi {
 			covered++
 		}
-		gw.Close()
-		fake.Close()
+		g.Close()
 	}
 	t.Logf("the 95%% interval covered the true 0.9 in %d of 200 runs", covered)
 	assert.GreaterOrEqual(t, covered, 186, "coverage %d/200 is below 93%%", covered)
 }
 
-func gatewayOn(t testing.TB, fake *fakeprovider.Server) *gateway.Gateway {
+// gatewayOn is a gateway on one fake that answers "Paris" 9 times in 10,
+// with no ledger.
+func gatewayOn(t testing.TB, seed uint64) *gatewaytest.Gateway {
 	t.Helper()
-	gw, err := gateway.New(gateway.Options{
-		Providers: map[string]llm.Provider{"p": openai.New(openai.Config{Name: "p", BaseURL: fake.URL, APIKey: "k", Client: fake.Client()})},
-		Routes:    map[string][]gateway.Target{"chat": {{Provider: "p", Model: "m"}}},
-		Prices:    pricing.Default().Merge(&pricing.Table{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("1"), Output: pricing.MustRate("1")}}}),
-		Ledger:    discard{},
+	g, err := gatewaytest.New(gatewaytest.Config{
+		Fakes: map[string]fakeprovider.Config{"p": {Vendor: fakeprovider.OpenAI, Seed: seed,
+			Models: map[string]fakeprovider.Model{"m": {Answers: []fakeprovider.Answer{{Text: "Paris", Weight: 9}, {Text: "Lyon", Weight: 1}}}}}},
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"p/m"}},
+			Prices: gateway.PricesConfig{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("1"), Output: pricing.MustRate("1")}}}},
+		Ledger: discard{},
 	})
 	require.NoError(t, err)
-	return gw
+	return g
 }
 
 type discard struct{}

@@ -3,17 +3,14 @@ package evals
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
-	"github.com/brownout-dev/brownout/gateway/llm"
-	"github.com/brownout-dev/brownout/gateway/pricing"
 	"github.com/brownout-dev/brownout/internal/strictyaml"
 )
 
@@ -40,16 +37,16 @@ func Profiles() map[string]Profile {
 // ("gemini/gemini-2.5-flash"), each its own route.
 type Fakes struct {
 	Gateway *gateway.Gateway
-	servers []*fakeprovider.Server
-	writer  *ledger.Writer
 	Store   *ledger.MemoryStore
+	g       *gatewaytest.Gateway
+	writer  *ledger.Writer
 }
 
 // NewFakes starts the fakes serving models (vendor/model each) with seed.
 func NewFakes(models []string, seed uint64) (*Fakes, error) {
 	profiles := Profiles()
-	byVendor := map[fakeprovider.Vendor]map[string]fakeprovider.Model{}
-	routes := map[string][]gateway.Target{}
+	fakes := map[string]fakeprovider.Config{}
+	routes := map[string][]string{}
 	for _, m := range models {
 		t, err := gateway.ParseTarget(m)
 		if err != nil {
@@ -62,67 +59,47 @@ func NewFakes(models []string, seed uint64) (*Fakes, error) {
 		if string(p.Vendor) != t.Provider {
 			return nil, fmt.Errorf("evals: %s is served by %s, not %s", t.Model, p.Vendor, t.Provider)
 		}
-		if byVendor[p.Vendor] == nil {
-			byVendor[p.Vendor] = map[string]fakeprovider.Model{}
+		fc, ok := fakes[t.Provider]
+		if !ok {
+			fc = fakeprovider.Config{Vendor: p.Vendor, Seed: seed, Models: map[string]fakeprovider.Model{}}
 		}
-		byVendor[p.Vendor][t.Model] = p.Model
-		routes[m] = []gateway.Target{t}
+		fc.Models[t.Model] = p.Model
+		fakes[t.Provider] = fc
+		routes[m] = []string{m}
 	}
 	f := &Fakes{Store: ledger.NewMemoryStore()}
-	providers := map[string]llm.Provider{}
-	for _, v := range slices.Sorted(maps.Keys(byVendor)) {
-		s, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: v, Seed: seed, Models: byVendor[v]})
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		f.servers = append(f.servers, s)
-		name := string(v)
-		a, err := gateway.NewAdapter(name, name, s.URL, "fake", &http.Client{Transport: s.Transport()}, nil)
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		providers[name] = a
-	}
 	w, err := ledger.NewWriter(f.Store, ledger.WriterConfig{})
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	f.writer = w
-	f.Gateway, err = gateway.New(gateway.Options{Providers: providers, Routes: routes, Prices: pricing.Default(), Ledger: w,
-		Retry: gateway.RetrySettings{Seed: seed}})
+	f.g, err = gatewaytest.New(gatewaytest.Config{Fakes: fakes, Store: f.Store, Ledger: w,
+		Gateway: gateway.Config{Routes: routes, Retry: gateway.RetrySettings{Seed: seed}}})
 	if err != nil {
-		f.Close()
+		_ = w.Close(context.Background())
 		return nil, err
 	}
+	f.Gateway = f.g.Gateway
 	return f, nil
 }
 
 // Target returns the in-process Target on the fakes.
 func (f *Fakes) Target() Target { return InProcess{Gateway: f.Gateway} }
 
-// Invoices returns what each fake billed.
+// Invoices returns what each fake billed, in provider order.
 func (f *Fakes) Invoices() []fakeprovider.Invoice {
+	inv := f.g.Invoices()
 	var out []fakeprovider.Invoice
-	for _, s := range f.servers {
-		out = append(out, s.Invoice())
+	for _, name := range slices.Sorted(maps.Keys(inv)) {
+		out = append(out, inv[name])
 	}
 	return out
 }
 
-// Close stops the gateway, the ledger writer and the fakes.
+// Close stops the gateway, flushes the ledger writer, and stops the fakes.
 func (f *Fakes) Close() error {
-	var errs []error
-	if f.Gateway != nil {
-		f.Gateway.Close()
-	}
-	if f.writer != nil {
-		errs = append(errs, f.writer.Close(context.Background()))
-	}
-	for _, s := range f.servers {
-		s.Close()
-	}
-	return errors.Join(errs...)
+	f.Gateway.Close()
+	err := f.writer.Close(context.Background())
+	f.g.Close()
+	return err
 }

@@ -14,15 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
-	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/pricing"
-	"github.com/brownout-dev/brownout/gateway/providers/openai"
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
@@ -90,33 +88,25 @@ const (
 )
 
 func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
-	fake, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
-		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := fake.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer fake.Close()
-
 	w, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	upstream := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
-	gw, err := gateway.New(gateway.Options{
-		Providers: map[string]llm.Provider{"openai": openai.New(openai.Config{BaseURL: fake.URL, APIKey: "k", Client: upstream})},
-		Routes:    map[string][]gateway.Target{"chat": {{Provider: "openai", Model: "gpt-4o-mini"}}},
-		Prices:    pricing.Default(), Ledger: w, Metrics: gateway.NewMetrics(prometheus.NewRegistry(), nil),
-		Budgets: x.budgets, BudgetStore: x.budgetStore,
+	tenant := gateway.TenantConfig{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey("key"))}
+	if bg, ok := x.budgets["t"]; ok {
+		tenant.BudgetUSD, tenant.BudgetWindow = &pricing.Rate{Decimal: bg.Limit}, bg.Window
+	}
+	g, err := gatewaytest.New(gatewaytest.Config{Loopback: true, Store: store, Ledger: w, BudgetStore: x.budgetStore, Idempotency: x.idem,
+		Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
+			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}, Tenants: []gateway.TenantConfig{tenant}},
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer gw.Close()
-	gwSrv := httptest.NewServer(gw.Handler(gateway.HandlerOptions{Tenants: []gateway.Tenant{{Name: "t", KeySHA256: gateway.HashKey("key")}},
-		Idempotency: x.idem}))
+	defer g.Close()
+	fake := g.Fakes["openai"]
+	gwSrv := httptest.NewServer(g.Handler)
 	defer gwSrv.Close()
 	target, _ := url.Parse(fake.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)

@@ -239,9 +239,10 @@ func (c *Config) Options(b *Built) Options {
 
 // Build resolves keys from getenv, loads the price tables and constructs
 // the adapters. Missing keys and unpriced routed models are errors here.
-// client, if not nil, is the HTTP client of every adapter (tests pass a
-// fake's in-memory one); otherwise each provider gets its own with its timeout.
-func (c *Config) Build(getenv func(string) string, client *http.Client) (*Built, error) {
+// clientFor, if not nil, returns the HTTP client of a provider's adapter
+// (gatewaytest passes each fake's in-memory one; nil for the default);
+// by default each provider gets its own client with its timeout.
+func (c *Config) Build(getenv func(string) string, clientFor func(provider string) *http.Client) (*Built, error) {
 	b := &Built{Providers: map[string]llm.Provider{}, Routes: map[string][]Target{}, Budgets: map[string]Budget{},
 		Breakers: map[string]BreakerSettings{"": c.Breaker.BreakerSettings}}
 	maps.Copy(b.Breakers, c.Breaker.Providers)
@@ -253,7 +254,10 @@ func (c *Config) Build(getenv func(string) string, client *http.Client) (*Built,
 			errs = append(errs, fmt.Errorf("providers.%s.api_key_env: environment variable %s is not set", name, p.APIKeyEnv))
 			continue
 		}
-		hc := client
+		var hc *http.Client
+		if clientFor != nil {
+			hc = clientFor(name)
+		}
 		if hc == nil {
 			timeout := p.Timeout
 			if timeout == 0 {
@@ -274,7 +278,7 @@ func (c *Config) Build(getenv func(string) string, client *http.Client) (*Built,
 			b.Routes[alias] = append(b.Routes[alias], t)
 		}
 	}
-	prices, err := c.priceTable()
+	prices, err := c.PriceTable()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -315,7 +319,10 @@ func (c *Config) Build(getenv func(string) string, client *http.Client) (*Built,
 	return b, nil
 }
 
-func (c *Config) priceTable() (*pricing.Table, error) {
+// PriceTable is the shipped price table with the config's additions: a
+// LiteLLM file, then a brownout price file, then inline models, each
+// overriding the ones before.
+func (c *Config) PriceTable() (*pricing.Table, error) {
 	t := pricing.Default()
 	rel := func(p string) string {
 		if filepath.IsAbs(p) {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
 )
@@ -209,7 +210,7 @@ func TestBadInputIs4xx(t *testing.T) {
 			assert.Equal(t, tt.status, resp.StatusCode, "%s", body)
 			assert.Contains(t, string(body), `{"error":{`)
 			assert.Contains(t, string(body), tt.want)
-			assert.NotContains(t, string(body), "sk-provider-secret")
+			assert.NotContains(t, string(body), gatewaytest.ProviderKey)
 		})
 	}
 }

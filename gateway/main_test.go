@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/pricing"
 	"github.com/brownout-dev/brownout/internal/pgtest"
@@ -31,7 +30,8 @@ var (
 	long    = fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}}, ReasoningTokens: fakeprovider.Fixed(24)}
 )
 
-// rigPrices is the fakes' price table: the gateway's, as routesYAML extends it.
+// rigPrices is the fakes' price table: the gateway's, with rigConfig's
+// inline prices.
 var rigPrices = pricing.Default().Merge(&pricing.Table{Models: map[string]pricing.Price{
 	"long": {Input: pricing.MustRate("1.00"), Output: pricing.MustRate("10.00")},
 }})
@@ -45,23 +45,23 @@ type rig struct {
 	client *openai.Client
 }
 
-const routesYAML = `
-routes:
-  claude: [anthropic/claude-haiku-4-5]
-  sonnet: [anthropic/claude-sonnet-4-5]
-  flash: [gemini/gemini-2.5-flash]
-  lite: [gemini/gemini-2.5-flash-lite]
-  mini: [openai/gpt-4o-mini]
-  o4: [openai/o4-mini]
-  long-anthropic: [anthropic/long]
-  long-gemini: [gemini/long]
-  long-openai: [openai/long]
-prices:
-  models:
-    long: {input: "1.00", output: "10.00"}
-tenants:
-  - {name: acme, api_key_env: TEST_TENANT_KEY}
-`
+// rigConfig is the rig's gateway config, as serve.yaml would say it; the
+// providers' vendors and URLs come from the fakes.
+func rigConfig() gateway.Config {
+	return gateway.Config{
+		Providers: map[string]gateway.ProviderConfig{"anthropic": {ThinkingBudget: map[string]int{"claude-sonnet-4-5": 2048, "long": 2048}}},
+		Routes: map[string][]string{
+			"claude": {"anthropic/claude-haiku-4-5"}, "sonnet": {"anthropic/claude-sonnet-4-5"},
+			"flash": {"gemini/gemini-2.5-flash"}, "lite": {"gemini/gemini-2.5-flash-lite"},
+			"mini": {"openai/gpt-4o-mini"}, "o4": {"openai/o4-mini"},
+			"long-anthropic": {"anthropic/long"}, "long-gemini": {"gemini/long"}, "long-openai": {"openai/long"},
+		},
+		Prices:  gateway.PricesConfig{Models: map[string]pricing.Price{"long": {Input: pricing.MustRate("1.00"), Output: pricing.MustRate("10.00")}}},
+		Tenants: []gateway.TenantConfig{{Name: "acme", APIKeyEnv: "TEST_TENANT_KEY"}},
+		// Fast retries; a Retry-After beyond the deadline is not waited for.
+		Retry: gateway.RetrySettings{BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Deadline: 2 * time.Second},
+	}
+}
 
 // newRig starts the fakes (faults per provider name) and a gateway on them.
 func newRig(t testing.TB, store ledger.Store, rec gateway.Recorder, faults map[string][]fakeprovider.Fault) *rig {
@@ -96,34 +96,33 @@ type rigExtras struct {
 	breakers    map[string]gateway.BreakerSettings
 }
 
-// rigOn builds a gateway, as a separate gateway process would, on fakes.
+// rigOn builds a gateway, as a separate gateway process would, on fakes;
+// the extras go through the config as serve.yaml would give them.
 func rigOn(t testing.TB, fakes map[string]*fakeprovider.Server, store ledger.Store, rec gateway.Recorder, x rigExtras) *rig {
 	t.Helper()
-	r := &rig{fakes: fakes, store: store}
-	yaml := "providers:\n"
-	for _, name := range []string{"anthropic", "gemini", "openai"} {
-		yaml += fmt.Sprintf("  %s: {vendor: %s, base_url: %q, api_key_env: TEST_PROVIDER_KEY", name, name, fakes[name].URL)
-		if name == "anthropic" {
-			yaml += ", thinking_budget: {claude-sonnet-4-5: 2048, long: 2048}"
+	gc := rigConfig()
+	for i, tc := range gc.Tenants {
+		if b, ok := x.budgets[tc.Name]; ok {
+			gc.Tenants[i].BudgetUSD, gc.Tenants[i].BudgetWindow = &pricing.Rate{Decimal: b.Limit}, b.Window
 		}
-		yaml += "}\n"
 	}
-	cfg, err := gateway.ParseConfig("serve.yaml", []byte(yaml+routesYAML))
-	require.NoError(t, err)
-	env := map[string]string{"TEST_PROVIDER_KEY": "sk-provider-secret", "TEST_TENANT_KEY": tenantKey}
-	built, err := cfg.Build(func(k string) string { return env[k] }, nil)
-	require.NoError(t, err)
-	if rec == nil {
-		rec = &ledger.Immediate{Store: store}
+	for name, b := range x.breakers {
+		if name == "" {
+			gc.Breaker.BreakerSettings = b
+			continue
+		}
+		if gc.Breaker.Providers == nil {
+			gc.Breaker.Providers = map[string]gateway.BreakerSettings{}
+		}
+		gc.Breaker.Providers[name] = b
 	}
-	reg := prometheus.NewRegistry()
-	r.gw, err = gateway.New(gateway.Options{Providers: built.Providers, Routes: built.Routes, Prices: built.Prices,
-		Ledger: rec, Metrics: gateway.NewMetrics(reg, nil), Budgets: x.budgets, BudgetStore: x.budgetStore, Breakers: x.breakers,
-		// Fast retries; a Retry-After beyond the deadline is not waited for.
-		Retry: gateway.RetrySettings{BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Deadline: 2 * time.Second}})
+	g, err := gatewaytest.New(gatewaytest.Config{Servers: fakes, Loopback: true, Gateway: gc,
+		Getenv: func(k string) string { return map[string]string{"TEST_TENANT_KEY": tenantKey}[k] },
+		Store:  store, Ledger: rec, BudgetStore: x.budgetStore, Idempotency: x.idempotency})
 	require.NoError(t, err)
-	t.Cleanup(r.gw.Close)
-	r.server = httptest.NewServer(r.gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, Gatherer: reg, Idempotency: x.idempotency}))
+	t.Cleanup(g.Close)
+	r := &rig{fakes: fakes, store: store, gw: g.Gateway}
+	r.server = httptest.NewServer(g.Handler)
 	t.Cleanup(r.server.Close)
 	c := openai.NewClient(option.WithBaseURL(r.server.URL+"/v1"), option.WithAPIKey(tenantKey), option.WithMaxRetries(0))
 	r.client = &c

@@ -13,10 +13,10 @@ import (
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/pricing"
-	"github.com/brownout-dev/brownout/gateway/providers/openai"
 )
 
 // vrig is a gateway on in-memory fakes, for use inside a synctest bubble:
@@ -33,30 +33,19 @@ type vrig struct {
 // the route "chat" over targets.
 func newVrig(t *testing.T, targets []string, breaker gateway.BreakerSettings, retry gateway.RetrySettings, faults map[string][]fakeprovider.Fault) *vrig {
 	t.Helper()
-	r := &vrig{fakes: map[string]*fakeprovider.Server{}, store: ledger.NewMemoryStore(), events: make(chan gateway.BreakerEvent, 100)}
-	providers := map[string]llm.Provider{}
+	r := &vrig{store: ledger.NewMemoryStore(), events: make(chan gateway.BreakerEvent, 100)}
+	fakes := map[string]fakeprovider.Config{}
 	for _, name := range []string{"a", "b"} {
-		s, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1, Faults: faults[name],
-			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}, TTFTms: fakeprovider.Fixed(100)}}})
-		require.NoError(t, err)
-		c := s.Client()
-		t.Cleanup(func() { c.CloseIdleConnections(); s.Close() })
-		r.fakes[name] = s
-		providers[name] = openai.New(openai.Config{Name: name, BaseURL: s.URL, APIKey: "k", Client: c})
+		fakes[name] = fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1, Faults: faults[name], Prices: pricing.Default(),
+			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}, TTFTms: fakeprovider.Fixed(100)}}}
 	}
-	var route []gateway.Target
-	for _, s := range targets {
-		tg, err := gateway.ParseTarget(s)
-		require.NoError(t, err)
-		route = append(route, tg)
-	}
-	gw, err := gateway.New(gateway.Options{Providers: providers, Routes: map[string][]gateway.Target{"chat": route},
-		Prices: vrigPrices, Ledger: &ledger.Immediate{Store: r.store},
-		Breakers: map[string]gateway.BreakerSettings{"": breaker}, Retry: retry})
+	g, err := gatewaytest.New(gatewaytest.Config{Fakes: fakes, Store: r.store,
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": targets}, Prices: gateway.PricesConfig{Models: vrigPrices},
+			Breaker: gateway.BreakerConfig{BreakerSettings: breaker}, Retry: retry}})
 	require.NoError(t, err)
-	gw.SubscribeBreakers(r.events)
-	t.Cleanup(gw.Close)
-	r.gw = gw
+	g.SubscribeBreakers(r.events)
+	t.Cleanup(g.Close)
+	r.gw, r.fakes = g.Gateway, g.Fakes
 	return r
 }
 
@@ -92,10 +81,10 @@ func (r *vrig) transitions() []string {
 }
 
 // vrigPrices prices the models the fakes do not have, so their 404s can be routed.
-var vrigPrices = pricing.Default().Merge(&pricing.Table{Models: map[string]pricing.Price{
+var vrigPrices = map[string]pricing.Price{
 	"no-such-model": {Input: pricing.MustRate("1"), Output: pricing.MustRate("1")},
 	"unknown-model": {Input: pricing.MustRate("1"), Output: pricing.MustRate("1")},
-}})
+}
 
 var oneTry = gateway.RetrySettings{MaxAttempts: 1}
 

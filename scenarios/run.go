@@ -19,9 +19,8 @@ import (
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
-	"github.com/brownout-dev/brownout/gateway/llm"
-	"github.com/brownout-dev/brownout/gateway/pricing"
 )
 
 // Run executes sc in virtual time inside a testing/synctest bubble: an hour
@@ -85,70 +84,12 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	if store == nil {
 		store = ledger.NewMemoryStore()
 	}
-	prices := pricing.Default()
-	if len(sc.Gateway.Prices) > 0 {
-		prices = prices.Merge(&pricing.Table{Source: "scenario prices", Models: sc.Gateway.Prices})
-	}
-
-	// Fakes on the in-memory transport, each with its slice of the timeline.
-	fakes := map[string]*fakeprovider.Server{}
-	providers := map[string]llm.Provider{}
-	var clients []*http.Client
-	defer func() {
-		for _, c := range clients {
-			c.CloseIdleConnections()
-		}
-		for _, f := range fakes {
-			f.Close()
-		}
-	}()
-	for i, name := range slices.Sorted(maps.Keys(sc.Providers)) {
-		cfg := sc.Providers[name]
-		cfg.Seed = sc.Seed*1000 + uint64(i) + 1
-		cfg.Faults = sc.faultsOf(name)
-		cfg.Prices = prices
-		f, err := fakeprovider.NewUnstartedServer(cfg)
-		if err != nil {
-			return nil, fmt.Errorf("provider %s: %w", name, err)
-		}
-		fakes[name] = f
-		c := f.Client()
-		clients = append(clients, c)
-		a, err := gateway.NewAdapter(string(cfg.Vendor), name, f.URL, "k", c, nil)
-		if err != nil {
-			return nil, err
-		}
-		providers[name] = a
-	}
-
-	routes := map[string][]gateway.Target{}
-	for alias, ts := range sc.Gateway.Routes {
-		for _, s := range ts {
-			t, _ := gateway.ParseTarget(s) // validated
-			routes[alias] = append(routes[alias], t)
-		}
-	}
-	budgets := map[string]gateway.Budget{}
-	for tenant, b := range sc.Gateway.Budgets {
-		w := b.Window
-		if w == 0 {
-			w = 24 * time.Hour
-		}
-		budgets[tenant] = gateway.Budget{Limit: b.USD.Decimal, Window: w}
-	}
-	breakers := map[string]gateway.BreakerSettings{"": sc.Gateway.Breaker.BreakerSettings}
-	maps.Copy(breakers, sc.Gateway.Breaker.Providers)
-	retry := sc.Gateway.Retry
-	if retry.Seed == 0 {
-		retry.Seed = sc.Seed
-	}
-	rec := &ledger.Immediate{Store: store}
-	gw, err := gateway.New(gateway.Options{Providers: providers, Routes: routes, Prices: prices, Ledger: rec,
-		Breakers: breakers, Retry: retry, Budgets: budgets, Logger: opts.Logger})
+	g, err := gatewaytest.New(sc.gatewaytest(store, opts.Logger))
 	if err != nil {
 		return nil, err
 	}
-	defer gw.Close()
+	defer g.Close()
+	gw, fakes := g.Gateway, g.Fakes
 	start := time.Now()
 	events := make(chan gateway.BreakerEvent, 4096)
 	gw.SubscribeBreakers(events)
@@ -164,11 +105,7 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 		}
 	}()
 
-	var tenants []gateway.Tenant
-	for _, name := range sc.Traffic.Tenants {
-		tenants = append(tenants, gateway.Tenant{Name: name, KeySHA256: gateway.HashKey(tenantKey + "-" + name)})
-	}
-	handler := gw.Handler(gateway.HandlerOptions{Tenants: tenants, Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)})
+	handler := g.Handler
 
 	if opts.RunID == "" {
 		opts.RunID = fmt.Sprintf("%s-%d", sc.Name, sc.Seed)
@@ -190,6 +127,34 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 		rep.Passed = rep.Passed && c.Pass
 	}
 	return rep, nil
+}
+
+// gatewaytest is the scenario's gateway as `brownout serve` would build it
+// from a config: the scenario's routes, breaker, retry and prices, a tenant
+// per traffic tenant with its budget, and a fake per provider, seeded from
+// the scenario's seed, with its slice of the fault timeline.
+func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger) gatewaytest.Config {
+	fakes := map[string]fakeprovider.Config{}
+	for i, name := range slices.Sorted(maps.Keys(sc.Providers)) {
+		cfg := sc.Providers[name]
+		cfg.Seed = sc.Seed*1000 + uint64(i) + 1
+		cfg.Faults = sc.faultsOf(name)
+		fakes[name] = cfg
+	}
+	gc := gateway.Config{Routes: sc.Gateway.Routes, Breaker: sc.Gateway.Breaker, Retry: sc.Gateway.Retry,
+		Prices: gateway.PricesConfig{Models: sc.Gateway.Prices}}
+	if gc.Retry.Seed == 0 {
+		gc.Retry.Seed = sc.Seed
+	}
+	for _, name := range sc.Traffic.Tenants {
+		t := gateway.TenantConfig{Name: name, APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey(tenantKey+"-"+name))}
+		if b, ok := sc.Gateway.Budgets[name]; ok {
+			t.BudgetUSD, t.BudgetWindow = &b.USD, b.Window
+		}
+		gc.Tenants = append(gc.Tenants, t)
+	}
+	return gatewaytest.Config{Fakes: fakes, Gateway: gc, Store: store, Logger: log,
+		Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)}
 }
 
 // result is one client request as the traffic generator saw it.
