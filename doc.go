@@ -16,6 +16,8 @@
 //
 //   - gateway: the product. The request path, routing, the resilience
 //     policies and the OpenAI-compatible HTTP front (`brownout serve`).
+//   - gateway/gatewaytest: a gateway on fake vendors in one call, shaped
+//     like net/http/httptest, for tests of your own.
 //   - gateway/providers/{anthropic,gemini,openai}: wire adapters, one per
 //     vendor, that normalise usage so reasoning tokens are counted once.
 //   - gateway/pricing: the price table and exact-decimal cost per attempt.
@@ -29,14 +31,19 @@
 //   - evals: scorers, sampling, distributions and cost regression checks.
 //   - cmd/brownout: the CLI (serve, fake, replay, eval, cost compare).
 //   - internal/pgtest: a containerized Postgres for tests.
+//   - internal/backoff, internal/sse, internal/strictyaml: the one jittered
+//     backoff and sleep, the SSE reader and writer, the strict YAML decoder.
 //
 // # From a request to a ledger row
 //
 // A client's request reaches gateway.Handler, which authenticates the
-// tenant and hands a canonical request to the gateway. Policies wrap the
-// upstream call, outer to inner:
-//
-//	Idempotency(Budget(Fallback(Retry(Breaker(call)))))
+// tenant, applies the Idempotency-Key (replay, wait, or 422) and hands a
+// canonical request to the gateway. The gateway reserves the request's
+// worst case on the tenant's budget, then runs one loop over the route's
+// targets: attempts on each while the error is transient (retry), the next
+// target when it is not or the breaker is open (failover), every call
+// through the provider's circuit breaker; then it settles the budget
+// (gateway's package doc names the file of each layer).
 //
 // Every upstream attempt, successful or not, and every rejection (breaker
 // open, budget exceeded) becomes a ledger.Attempt keyed by (request id,
