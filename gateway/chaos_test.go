@@ -66,7 +66,7 @@ func TestChaosLedgerEqualsInvoices(t *testing.T) {
 	// Every generation a fake billed is a ledger row with its id, tokens and cost.
 	rows := map[string]ledger.Attempt{}
 	var buf exportBuffer
-	_, err = store.Export(context.Background(), time.Time{}, time.Time{}, &buf)
+	_, err = store.Export(context.Background(), ledger.Query{}, &buf)
 	require.NoError(t, err)
 	outcomes := map[ledger.Outcome]int{}
 	for _, a := range buf.attempts(t) {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/pricing"
 	"github.com/brownout-dev/brownout/gateway/providers/anthropic"
@@ -125,6 +126,9 @@ func (c *Config) Validate() error {
 	for _, name := range slices.Sorted(maps.Keys(c.Providers)) {
 		p := c.Providers[name]
 		path := "$.providers." + strictyaml.Key(name)
+		if err := ledger.CheckID(name); err != nil {
+			bad(path, "provider name: %v (it is a column of every ledger row)", err)
+		}
 		switch p.Vendor {
 		case "anthropic", "gemini", "openai":
 		default:
@@ -145,6 +149,9 @@ func (c *Config) Validate() error {
 	}
 	for _, alias := range slices.Sorted(maps.Keys(c.Routes)) {
 		path := "$.routes." + strictyaml.Key(alias)
+		if err := ledger.CheckID(alias); err != nil {
+			bad(path, "route name: %v (it is a column of every ledger row)", err)
+		}
 		if len(c.Routes[alias]) == 0 {
 			bad(path, "a route needs at least one provider/model target")
 		}
@@ -157,6 +164,9 @@ func (c *Config) Validate() error {
 			if _, ok := c.Providers[t.Provider]; !ok {
 				bad(fmt.Sprintf("%s[%d]", path, i), "unknown provider %q", t.Provider)
 			}
+			if err := ledger.CheckID(t.Model); err != nil {
+				bad(fmt.Sprintf("%s[%d]", path, i), "model name: %v (it is a column of every ledger row)", err)
+			}
 		}
 	}
 	if len(c.Tenants) == 0 {
@@ -167,6 +177,8 @@ func (c *Config) Validate() error {
 		path := fmt.Sprintf("$.tenants[%d]", i)
 		if t.Name == "" {
 			bad(path+".name", "is required")
+		} else if err := ledger.CheckID(t.Name); err != nil {
+			bad(path+".name", "%v (it is a column of every ledger row)", err)
 		}
 		if seen[t.Name] {
 			bad(path+".name", "tenant %q appears twice", t.Name)

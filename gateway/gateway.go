@@ -41,11 +41,15 @@ func ParseTarget(s string) (Target, error) {
 
 // Request is a client's request as the gateway handles it.
 type Request struct {
-	ID             string // the ledger's request_id
-	Tenant         string
-	IdempotencyKey string
-	Route          string // the alias the client named as its model
-	LLM            llm.Request
+	// ID is the ledger's request_id: minted by the gateway (NewRequestID),
+	// never taken from the client.
+	ID string
+	// ClientRequestID is the client's X-Request-ID, kept for tracing.
+	ClientRequestID string
+	Tenant          string
+	IdempotencyKey  string
+	Route           string // the alias the client named as its model
+	LLM             llm.Request
 }
 
 // Result is a completed request.
@@ -183,7 +187,8 @@ func (g *Gateway) BreakerState(t Target) string { return g.breakers.state(t) }
 func (g *Gateway) Routes() []string { return slices.Sorted(maps.Keys(g.routes)) }
 
 // Complete serves a non-streamed request: admit, the retry-and-failover
-// loop, settle (see the package doc). The error is ErrUnknownRoute or the last provider error.
+// loop, settle (see the package doc). The error is ErrUnknownRoute, a
+// budget refusal, or the last provider error.
 func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	resv, err := g.admit(ctx, req)
 	if err != nil {

@@ -1,18 +1,20 @@
 package gateway
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"cmp"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/internal/sse"
 )
 
@@ -43,6 +45,10 @@ type HandlerOptions struct {
 //	GET  /metrics               Prometheus
 //
 // Every error is in OpenAI's envelope {"error":{"message","type","param","code"}}.
+// Every chat response carries X-Brownout-Request-ID, the ledger's
+// request_id of the request (minted here, see NewRequestID), and
+// X-Request-ID, the client's own id echoed (or the ledger's when it sent
+// none); the client's is kept in the ledger as client_request_id.
 func (g *Gateway) Handler(opts HandlerOptions) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -104,19 +110,21 @@ func (h *handler) models(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
-// requestID returns the client's X-Request-ID if it is valid, or a new one.
-func requestID(r *http.Request) (string, *clientError) {
+// NewRequestID mints the ledger's request_id of a request: a UUIDv7,
+// time-ordered and unique across gateway processes (google/uuid), so the
+// key of a ledger row is never a value a client chose.
+func NewRequestID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// clientRequestID returns the client's X-Request-ID ("" when it sent none),
+// checked against the ledger's limits for an identifier: a value the
+// ledger would refuse is a 400 here, before any upstream call.
+func clientRequestID(r *http.Request) (string, *clientError) {
 	id := r.Header.Get("X-Request-ID")
-	if id == "" {
-		var b [12]byte
-		_, _ = rand.Read(b[:])
-		return "req_" + hex.EncodeToString(b[:]), nil
-	}
-	if len(id) > 128 || strings.ContainsFunc(id, func(c rune) bool {
+	if len(id) > ledger.MaxIDLen || strings.ContainsFunc(id, func(c rune) bool {
 		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c))
 	}) {
 		return "", &clientError{status: 400, param: "X-Request-ID", code: "invalid_request_id",
-			msg: "Invalid X-Request-ID: at most 128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'."}
+			msg: fmt.Sprintf("Invalid X-Request-ID: at most %d characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'.", ledger.MaxIDLen)}
 	}
 	return id, nil
 }
@@ -131,12 +139,16 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 		e.write(w)
 	}
 
-	id, cerr := requestID(r)
+	id := NewRequestID()
+	w.Header().Set("X-Brownout-Request-ID", id)
+	clientID, cerr := clientRequestID(r)
 	if cerr != nil {
 		fail(cerr)
 		return
 	}
-	w.Header().Set("X-Request-ID", id)
+	// X-Request-ID echoes the client's id, as tracing expects; a client that
+	// sent none gets the gateway's.
+	w.Header().Set("X-Request-ID", cmp.Or(clientID, id))
 	tenant, cerr := h.authenticate(r)
 	if cerr != nil {
 		fail(cerr)
@@ -159,7 +171,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	route = in.Model
 	includeUsage := in.StreamOptions != nil && in.StreamOptions.IncludeUsage
-	req := &Request{ID: id, Tenant: tenant, IdempotencyKey: r.Header.Get("Idempotency-Key"), Route: in.Model, LLM: call}
+	req := &Request{ID: id, ClientRequestID: clientID, Tenant: tenant, IdempotencyKey: r.Header.Get("Idempotency-Key"), Route: in.Model, LLM: call}
 	if req.IdempotencyKey != "" && h.opts.Idempotency != nil {
 		if cerr := checkIdempotencyKey(req.IdempotencyKey); cerr != nil {
 			fail(cerr)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/brownout-dev/brownout/gateway/ledger"
 )
 
 // errReplayed tells chat that claim answered the request from the store.
@@ -18,10 +20,13 @@ var errReplayed = errors.New("gateway: replayed")
 // second execution.
 var errIdempotencyUnavailable = errors.New("gateway: idempotency store unavailable")
 
+// checkIdempotencyKey holds a key to the ledger's limits for an identifier
+// (it is a column of every row): a key the ledger would refuse is a 400
+// here, before any upstream call, never a billed call without a row.
 func checkIdempotencyKey(k string) *clientError {
-	if len(k) > 255 || strings.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+	if len(k) > ledger.MaxIDLen || strings.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
 		return &clientError{status: 400, param: "Idempotency-Key", code: "invalid_idempotency_key",
-			msg: "Invalid Idempotency-Key: at most 255 printable ASCII characters, no spaces."}
+			msg: fmt.Sprintf("Invalid Idempotency-Key: at most %d printable ASCII characters, no spaces.", ledger.MaxIDLen)}
 	}
 	return nil
 }

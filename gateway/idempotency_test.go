@@ -51,9 +51,10 @@ func TestIdempotentReplay(t *testing.T) {
 	assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
 	assert.Equal(t, string(first), string(again), "the stored response, byte for byte")
 	assert.Len(t, r.fakes["openai"].Journal(), 1, "no second upstream call")
-	as, err := store.RequestAttempts(context.Background(), "idem-b")
+	var buf exportBuffer
+	_, err := store.Export(context.Background(), ledger.Query{ClientRequestID: "idem-b"}, &buf)
 	require.NoError(t, err)
-	assert.Empty(t, as, "a replay writes no ledger row")
+	assert.Empty(t, buf.attempts(t), "a replay writes no ledger row")
 
 	// The same key with another request is a 422; another tenant's key space is separate.
 	status, _, body := post(t, r.server.URL, "key-1", "idem-c", `{"model":"mini","messages":[{"role":"user","content":"And of Spain?"}]}`)

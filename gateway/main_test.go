@@ -129,10 +129,17 @@ func rigOn(t testing.TB, fakes map[string]*fakeprovider.Server, store ledger.Sto
 	return r
 }
 
-func (r *rig) attempts(t *testing.T, requestID string) []ledger.Attempt {
+// attempts returns the ledger rows of the request a client sent with
+// X-Request-ID clientID, found through the ledger's client_request_id.
+func (r *rig) attempts(t *testing.T, clientID string) []ledger.Attempt {
 	t.Helper()
-	as, err := r.store.RequestAttempts(context.Background(), requestID)
+	var buf exportBuffer
+	_, err := r.store.Export(context.Background(), ledger.Query{ClientRequestID: clientID}, &buf)
 	require.NoError(t, err)
+	as := buf.attempts(t)
+	for _, a := range as {
+		require.Equal(t, as[0].RequestID, a.RequestID, "X-Request-ID %q names more than one request", clientID)
+	}
 	return as
 }
 

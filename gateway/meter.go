@@ -38,7 +38,7 @@ func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) deci
 	}
 	a := row(req, r.target, r.n, r.started, finished)
 	a.Tokens, a.Cost = r.usage, cost.Truncate(ledger.CostScale)
-	a.Outcome, a.HTTPStatus, a.ProviderReqID = ledger.OutcomeOK, 200, r.vendorID
+	a.Outcome, a.HTTPStatus, a.ProviderReqID = ledger.OutcomeOK, 200, ledger.SanitizeID(r.vendorID)
 	if r.err != nil {
 		class := llm.Classify(ctx, r.err)
 		a.Outcome, a.HTTPStatus = outcomeOf(class), 0
@@ -47,7 +47,7 @@ func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) deci
 		if errors.As(r.err, &pe) {
 			a.HTTPStatus = pe.Status
 			if a.ProviderReqID == "" {
-				a.ProviderReqID = pe.RequestID
+				a.ProviderReqID = ledger.SanitizeID(pe.RequestID)
 			}
 		}
 	}
@@ -66,7 +66,8 @@ func (g *Gateway) reject(req *Request, t Target, n int, outcome ledger.Outcome, 
 // row is attempt n of req on t: its identity, who asked for what and who
 // was asked, and when. The callers fill in the outcome.
 func row(req *Request, t Target, n int, started, finished time.Time) ledger.Attempt {
-	return ledger.Attempt{RequestID: req.ID, Attempt: n, IdempotencyKey: req.IdempotencyKey, Tenant: req.Tenant, Route: req.Route,
+	return ledger.Attempt{RequestID: req.ID, ClientRequestID: req.ClientRequestID, Attempt: n, IdempotencyKey: req.IdempotencyKey,
+		Tenant: req.Tenant, Route: req.Route,
 		Provider: t.Provider, Model: t.Model, StartedAt: started, FinishedAt: finished}
 }
 

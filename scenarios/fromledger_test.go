@@ -42,7 +42,7 @@ func TestReplayFromLedgerRoundTrip(t *testing.T) {
 		store := ledger.NewMemoryStore()
 		recorded, err = scenarios.Execute(context.Background(), orig, scenarios.Options{Store: store})
 		require.NoError(t, err)
-		_, err = store.Export(context.Background(), time.Time{}, time.Time{}, &export)
+		_, err = store.Export(context.Background(), ledger.Query{}, &export)
 		require.NoError(t, err)
 	})
 	rebuilt, err := scenarios.FromLedger(bytes.NewReader(export.Bytes()), "incident", orig)

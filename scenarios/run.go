@@ -51,8 +51,9 @@ type Options struct {
 	// Logger receives the gateway's logs (default: discarded; the report
 	// has the breaker timeline).
 	Logger *slog.Logger
-	// RunID prefixes the run's request ids in the ledger (default
-	// "<name>-<seed>"); give each run its own when the ledger is shared.
+	// RunID prefixes the X-Request-ID of the run's requests, which the
+	// ledger keeps as client_request_id (default "<name>-<seed>"); the
+	// ledger's own keys are minted by the gateway.
 	RunID string
 	// Progress, when set, is called as each request is sent with the time
 	// into the run and the number sent so far.

@@ -55,7 +55,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 
 	var buf bytes.Buffer
 	// This run's attempts only: a shared ledger may hold earlier runs.
-	if _, err := store.Export(ctx, start, time.Now().Add(time.Second), &buf); err != nil {
+	if _, err := store.Export(ctx, ledger.Query{From: start, To: time.Now().Add(time.Second)}, &buf); err != nil {
 		return err
 	}
 	var attempts []ledger.Attempt

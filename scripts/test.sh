@@ -12,6 +12,8 @@
 #   - go vet and go test -race share one build of every package: vet runs
 #     with -race, so the test build finds each dependency in the cache
 #     instead of compiling it a second time with the race detector.
+#   - Every module is downloaded first, in parallel (go mod download, about
+#     20 s cold), instead of one at a time as go vet meets the imports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -57,6 +59,9 @@ if [ -z "${BROWNOUT_TEST_DATABASE_URL:-}" ]; then
   }
   trap stop_prepared EXIT
 fi
+
+step "go mod download (every module, in parallel)"
+go mod download
 
 step "go vet -race (the build go test -race reuses)"
 go vet -race ./...

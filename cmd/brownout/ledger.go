@@ -14,18 +14,24 @@ import (
 )
 
 // runLedger is `brownout ledger export`: the attempts that started in a
-// time window, as JSON lines (the input of `brownout replay --from-ledger`).
+// time window, as JSON lines (the input of `brownout replay --from-ledger`),
+// optionally only a tenant's or those of a client's X-Request-ID.
 func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "export" {
-		return usagef("usage: brownout ledger export --database-url URL [--from RFC3339] [--to RFC3339]")
+		return usagef("usage: brownout ledger export --database-url URL [--from RFC3339] [--to RFC3339] [--tenant NAME] [--client-request-id ID]")
 	}
 	fs := flag.NewFlagSet("brownout ledger export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dbURL := fs.String("database-url", os.Getenv("DATABASE_URL"), "the ledger's Postgres (default $DATABASE_URL)")
+	dbURL := fs.String("database-url", "", "the ledger's Postgres (default $DATABASE_URL)")
 	from := fs.String("from", "", "start of the window, RFC 3339 (default: the beginning)")
 	to := fs.String("to", "", "end of the window, RFC 3339, exclusive (default: now)")
+	tenant := fs.String("tenant", "", "only this tenant's attempts")
+	clientID := fs.String("client-request-id", "", "only the attempts of requests sent with this X-Request-ID")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err}
+	}
+	if *dbURL == "" {
+		*dbURL = os.Getenv("DATABASE_URL") // not the flag's default: -help would print it, password and all
 	}
 	if *dbURL == "" {
 		return usagef("ledger export: --database-url or DATABASE_URL is required")
@@ -47,7 +53,8 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("ledger export: %w", err)
 	}
 	defer pool.Close()
-	n, err := ledger.NewPostgresStore(pool).Export(ctx, start, end, stdout)
+	q := ledger.Query{From: start, To: end, Tenant: *tenant, ClientRequestID: *clientID}
+	n, err := ledger.NewPostgresStore(pool).Export(ctx, q, stdout)
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ ledger:
 	var n int
 	var cost string
 	require.NoError(t, conn.QueryRow(context.Background(),
-		"SELECT count(*), sum(cost)::text FROM ledger_attempts WHERE request_id = 'serve-1'").Scan(&n, &cost))
+		"SELECT count(*), sum(cost)::text FROM ledger_attempts WHERE client_request_id = 'serve-1'").Scan(&n, &cost))
 	assert.Equal(t, 1, n)
 	assert.Equal(t, fake.Invoice().Totals.Cost.StringFixed(12), cost, "the ledger row's cost equals the fake's invoice")
 }

@@ -79,22 +79,27 @@ func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 // The JSON form is the ledger's export format (one Attempt per line); its
 // field names are stable.
 type Attempt struct {
-	RequestID      string          `json:"request_id"`
-	Attempt        int             `json:"attempt"` // 1-based, in the order the gateway made them
-	IdempotencyKey string          `json:"idempotency_key,omitempty"`
-	Tenant         string          `json:"tenant"`
-	Route          string          `json:"route"` // the alias the client asked for
-	Provider       string          `json:"provider"`
-	Model          string          `json:"model"`
-	Outcome        Outcome         `json:"outcome"`
-	HTTPStatus     int             `json:"http_status,omitempty"` // the provider's status; 0 when none was received
-	ErrorClass     string          `json:"error_class,omitempty"`
-	ErrorMessage   string          `json:"error_message,omitempty"` // truncated to MaxMessageLen bytes
-	Tokens         llm.Usage       `json:"tokens"`
-	Cost           decimal.Decimal `json:"cost"` // USD, exact
-	StartedAt      time.Time       `json:"started_at"`
-	FinishedAt     time.Time       `json:"finished_at"`
-	ProviderReqID  string          `json:"provider_request_id,omitempty"`
+	// RequestID is minted by the gateway (time-ordered, unique): the key of
+	// the row is never a value a client chose.
+	RequestID string `json:"request_id"`
+	// ClientRequestID is the client's X-Request-ID, for tracing; "" when
+	// it sent none. Any number of rows may share one.
+	ClientRequestID string          `json:"client_request_id,omitempty"`
+	Attempt         int             `json:"attempt"` // 1-based, in the order the gateway made them
+	IdempotencyKey  string          `json:"idempotency_key,omitempty"`
+	Tenant          string          `json:"tenant"`
+	Route           string          `json:"route"` // the alias the client asked for
+	Provider        string          `json:"provider"`
+	Model           string          `json:"model"`
+	Outcome         Outcome         `json:"outcome"`
+	HTTPStatus      int             `json:"http_status,omitempty"` // the provider's status; 0 when none was received
+	ErrorClass      string          `json:"error_class,omitempty"`
+	ErrorMessage    string          `json:"error_message,omitempty"` // truncated to MaxMessageLen bytes
+	Tokens          llm.Usage       `json:"tokens"`
+	Cost            decimal.Decimal `json:"cost"` // USD, exact
+	StartedAt       time.Time       `json:"started_at"`
+	FinishedAt      time.Time       `json:"finished_at"`
+	ProviderReqID   string          `json:"provider_request_id,omitempty"`
 }
 
 // Latency is how long the attempt took.
@@ -115,7 +120,7 @@ func (a *Attempt) Validate() error {
 		return bad("attempt", "must be at least 1, got %d", a.Attempt)
 	}
 	for _, f := range []struct{ name, v string }{
-		{"idempotency_key", a.IdempotencyKey},
+		{"client_request_id", a.ClientRequestID}, {"idempotency_key", a.IdempotencyKey},
 		{"tenant", a.Tenant}, {"route", a.Route}, {"provider", a.Provider}, {"model", a.Model},
 		{"error_class", a.ErrorClass}, {"provider_request_id", a.ProviderReqID},
 	} {
@@ -168,6 +173,12 @@ const CostScale = 12
 
 var maxCost = decimal.New(1, 20-CostScale) // NUMERIC(20,12) holds values below 10^8
 
+// CheckID reports why s cannot be an identifier column of the ledger
+// (tenant, route, provider, model, keys): longer than MaxIDLen bytes, not
+// UTF-8, or holding a control character. Configuration is checked with it,
+// so that a value the ledger refuses is an error at start-up, not a lost row.
+func CheckID(s string) error { return checkID(s, false) }
+
 func checkID(s string, required bool) error {
 	switch {
 	case s == "" && required:
@@ -180,6 +191,24 @@ func checkID(s string, required bool) error {
 		return errors.New("contains a control character")
 	}
 	return nil
+}
+
+// SanitizeID makes a value that came from outside the gateway (a vendor's
+// request id) fit an identifier column instead of being a reason to refuse
+// the row: control characters and invalid UTF-8 become '?', and the value
+// is cut to MaxIDLen bytes on a rune boundary.
+func SanitizeID(s string) string {
+	if checkID(s, false) == nil {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "?")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+	return truncate(s, MaxIDLen)
 }
 
 // truncate cuts s to at most n bytes without splitting a rune, and removes

@@ -112,9 +112,11 @@ func (m *MemoryStore) RequestAttempts(ctx context.Context, requestID string) ([]
 }
 
 // Export implements Store.
-func (m *MemoryStore) Export(ctx context.Context, from, to time.Time, w io.Writer) (int, error) {
+func (m *MemoryStore) Export(ctx context.Context, q Query, w io.Writer) (int, error) {
+	if err := q.validate(); err != nil {
+		return 0, err
+	}
 	var out []Attempt
-	q := Query{From: from, To: to}
 	m.mu.RLock()
 	for _, a := range m.attempts {
 		if q.matches(&a) {
@@ -178,7 +180,8 @@ func (q *Query) matches(a *Attempt) bool {
 		(q.To.IsZero() || a.StartedAt.Before(q.To)) &&
 		(q.Tenant == "" || a.Tenant == q.Tenant) &&
 		(q.Provider == "" || a.Provider == q.Provider) &&
-		(q.Model == "" || a.Model == q.Model)
+		(q.Model == "" || a.Model == q.Model) &&
+		(q.ClientRequestID == "" || a.ClientRequestID == q.ClientRequestID)
 }
 
 func (q *Query) groupKey(a *Attempt) Total {

@@ -29,7 +29,7 @@ func NewPostgresStore(pool *pgxpool.Pool) *PostgresStore {
 
 const attemptColumns = `request_id, attempt, idempotency_key, tenant, route, provider, model, outcome,
 	http_status, error_class, error_message, input_tokens, output_tokens, reasoning_tokens,
-	cache_read_tokens, cache_write_tokens, cost, started_at, finished_at, provider_request_id`
+	cache_read_tokens, cache_write_tokens, cost, started_at, finished_at, provider_request_id, client_request_id`
 
 // insertSQL inserts a whole batch in one statement from column arrays: one
 // round trip, and ON CONFLICT DO NOTHING makes it idempotent, also for
@@ -37,10 +37,10 @@ const attemptColumns = `request_id, attempt, idempotency_key, tenant, route, pro
 const insertSQL = `INSERT INTO ledger_attempts (` + attemptColumns + `)
 SELECT request_id, attempt, idempotency_key, tenant, route, provider, model, outcome,
 	http_status, error_class, error_message, input_tokens, output_tokens, reasoning_tokens,
-	cache_read_tokens, cache_write_tokens, cost::numeric(20,12), started_at, finished_at, provider_request_id
+	cache_read_tokens, cache_write_tokens, cost::numeric(20,12), started_at, finished_at, provider_request_id, client_request_id
 FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 	$9::int[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],
-	$15::bigint[], $16::bigint[], $17::text[], $18::timestamptz[], $19::timestamptz[], $20::text[])
+	$15::bigint[], $16::bigint[], $17::text[], $18::timestamptz[], $19::timestamptz[], $20::text[], $21::text[])
 	AS t(` + attemptColumns + `)
 ON CONFLICT (request_id, attempt) DO NOTHING`
 
@@ -56,7 +56,7 @@ func (s *PostgresStore) Insert(ctx context.Context, batch []Attempt) (int, error
 	n := len(batch)
 	var (
 		reqIDs, idemKeys, tenants, routes, providers, models, outcomes = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		errClasses, errMsgs, costs, provReqIDs                         = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		errClasses, errMsgs, costs, provReqIDs, clientReqIDs           = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		attempts, statuses                                             = make([]int32, n), make([]int32, n)
 		in, out, reasoning, cacheRead, cacheWrite                      = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		started, finished                                              = make([]time.Time, n), make([]time.Time, n)
@@ -69,9 +69,10 @@ func (s *PostgresStore) Insert(ctx context.Context, batch []Attempt) (int, error
 		in[i], out[i], reasoning[i] = a.Tokens.Input, a.Tokens.Output, a.Tokens.Reasoning
 		cacheRead[i], cacheWrite[i] = a.Tokens.CacheRead, a.Tokens.CacheWrite
 		costs[i], started[i], finished[i], provReqIDs[i] = a.Cost.String(), a.StartedAt, a.FinishedAt, a.ProviderReqID
+		clientReqIDs[i] = a.ClientRequestID
 	}
 	tag, err := s.pool.Exec(ctx, insertSQL, reqIDs, attempts, idemKeys, tenants, routes, providers, models, outcomes,
-		statuses, errClasses, errMsgs, in, out, reasoning, cacheRead, cacheWrite, costs, started, finished, provReqIDs)
+		statuses, errClasses, errMsgs, in, out, reasoning, cacheRead, cacheWrite, costs, started, finished, provReqIDs, clientReqIDs)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: postgres insert of %d attempts: %w", n, err)
 	}
@@ -100,6 +101,9 @@ func (q *Query) where() (string, []any) {
 	}
 	if q.Model != "" {
 		add("model = $%d", q.Model)
+	}
+	if q.ClientRequestID != "" {
+		add("client_request_id = $%d", q.ClientRequestID)
 	}
 	if len(conds) == 0 {
 		return "", nil
@@ -173,7 +177,7 @@ func scanAttempt(row pgx.CollectableRow) (Attempt, error) {
 	var attempt, status int32
 	err := row.Scan(&a.RequestID, &attempt, &a.IdempotencyKey, &a.Tenant, &a.Route, &a.Provider, &a.Model, &outcome,
 		&status, &a.ErrorClass, &a.ErrorMessage, &a.Tokens.Input, &a.Tokens.Output, &a.Tokens.Reasoning,
-		&a.Tokens.CacheRead, &a.Tokens.CacheWrite, &cost, &a.StartedAt, &a.FinishedAt, &a.ProviderReqID)
+		&a.Tokens.CacheRead, &a.Tokens.CacheWrite, &cost, &a.StartedAt, &a.FinishedAt, &a.ProviderReqID, &a.ClientRequestID)
 	if err != nil {
 		return a, err
 	}
@@ -198,8 +202,7 @@ func (s *PostgresStore) RequestAttempts(ctx context.Context, requestID string) (
 
 // Export implements Store. Rows stream from the server; memory use does not
 // grow with the window.
-func (s *PostgresStore) Export(ctx context.Context, from, to time.Time, w io.Writer) (int, error) {
-	q := Query{From: from, To: to}
+func (s *PostgresStore) Export(ctx context.Context, q Query, w io.Writer) (int, error) {
 	if err := q.validate(); err != nil {
 		return 0, err
 	}

@@ -28,9 +28,9 @@ type Store interface {
 	Totals(ctx context.Context, q Query) ([]Total, error)
 	// RequestAttempts returns the attempts of one request, by attempt number.
 	RequestAttempts(ctx context.Context, requestID string) ([]Attempt, error)
-	// Export writes the attempts that started in [from, to) as JSON lines,
-	// ordered by start time, request id and attempt.
-	Export(ctx context.Context, from, to time.Time, w io.Writer) (n int, err error)
+	// Export writes the attempts that match q (its GroupBy is ignored) as
+	// JSON lines, ordered by start time, request id and attempt.
+	Export(ctx context.Context, q Query, w io.Writer) (n int, err error)
 }
 
 // Dimension is a column that Totals can group by.
@@ -51,7 +51,10 @@ type Query struct {
 	Tenant   string    // "" matches every tenant
 	Provider string    // "" matches every provider
 	Model    string    // "" matches every model
-	GroupBy  []Dimension
+	// ClientRequestID matches the attempts of the requests a client sent
+	// with this X-Request-ID ("" matches every attempt).
+	ClientRequestID string
+	GroupBy         []Dimension
 }
 
 // Total is the sum of the attempts of one group. Fields of dimensions that

@@ -175,7 +175,7 @@ func TestStoreExportIsTheSameEverywhere(t *testing.T) {
 		_, err := s.Insert(ctx, batch)
 		require.NoError(t, err)
 		var buf bytes.Buffer
-		n, err := s.Export(ctx, t0.Add(10*time.Millisecond), t0.Add(40*time.Millisecond), &buf)
+		n, err := s.Export(ctx, ledger.Query{From: t0.Add(10 * time.Millisecond), To: t0.Add(40 * time.Millisecond)}, &buf)
 		require.NoError(t, err)
 		assert.Equal(t, 30, n)
 		exports = append(exports, buf.Bytes())
@@ -189,4 +189,52 @@ func TestStoreExportIsTheSameEverywhere(t *testing.T) {
 	want := attempt(10)
 	require.NoError(t, want.Validate())
 	assert.Equal(t, want, first)
+}
+
+// TestStoreClientRequestID: the client's X-Request-ID is kept beside the
+// key, any number of requests may share it, and an export finds them by it.
+func TestStoreClientRequestID(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(t *testing.T) ledger.Store) {
+		ctx := context.Background()
+		s := newStore(t)
+		batch := attempts(0, 10)
+		for _, i := range []int{2, 5, 7} {
+			batch[i].ClientRequestID = "same-id"
+		}
+		_, err := s.Insert(ctx, batch)
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		n, err := s.Export(ctx, ledger.Query{ClientRequestID: "same-id"}, &buf)
+		require.NoError(t, err)
+		require.Equal(t, 3, n)
+		var ids []string
+		for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+			var a ledger.Attempt
+			require.NoError(t, json.Unmarshal(line, &a))
+			assert.Equal(t, "same-id", a.ClientRequestID)
+			ids = append(ids, a.RequestID)
+		}
+		assert.Equal(t, []string{batch[2].RequestID, batch[5].RequestID, batch[7].RequestID}, ids)
+		got, err := s.RequestAttempts(ctx, batch[0].RequestID)
+		require.NoError(t, err)
+		require.NotEmpty(t, got)
+		for _, a := range got {
+			assert.Empty(t, a.ClientRequestID, "a request sent without one")
+		}
+	})
+}
+
+func TestSanitizeID(t *testing.T) {
+	long := string(bytes.Repeat([]byte("é"), ledger.MaxIDLen)) // two bytes a rune
+	for _, tc := range []struct{ in, want string }{
+		{"req_123", "req_123"},
+		{"", ""},
+		{"a\x00b\nc\x7fd", "a?b?c?d"},
+		{"bad\xffutf8", "bad?utf8"},
+		{long, long[:ledger.MaxIDLen]},
+	} {
+		got := ledger.SanitizeID(tc.in)
+		assert.Equal(t, tc.want, got, "SanitizeID(%q)", tc.in)
+		assert.NoError(t, ledger.CheckID(got), "SanitizeID(%q) is a valid identifier", tc.in)
+	}
 }
