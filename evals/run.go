@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/brownout-dev/brownout/gateway/llm"
 )
-
-var seq atomic.Int64
 
 // Sample is one answer to one case.
 type Sample struct {

@@ -44,8 +44,8 @@ func (p InProcess) Complete(ctx context.Context, model string, messages []llm.Me
 		tenant = "evals"
 	}
 	start := time.Now()
-	id := fmt.Sprintf("eval-%d", seq.Add(1))
-	res, err := p.Gateway.Complete(ctx, &gateway.Request{ID: id, Tenant: tenant, Route: model, LLM: llm.Request{Messages: messages}})
+	// No ID: the gateway mints the ledger's key.
+	res, err := p.Gateway.Complete(ctx, &gateway.Request{Tenant: tenant, Route: model, LLM: llm.Request{Messages: messages}})
 	if err != nil {
 		return Completion{}, err
 	}

@@ -45,9 +45,13 @@ type reservation struct {
 	amount decimal.Decimal
 }
 
-// admit checks the route and reserves the request's worst case on its
-// tenant's budget; a refusal is metered as a rejection at zero cost.
+// admit mints the request's id if it has none, checks the route and
+// reserves the request's worst case on its tenant's budget; a refusal is
+// metered as a rejection at zero cost.
 func (g *Gateway) admit(ctx context.Context, req *Request) (*reservation, error) {
+	if req.ID == "" {
+		req.ID = NewRequestID()
+	}
 	targets, ok := g.routes[req.Route]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)

@@ -42,7 +42,7 @@ func ParseTarget(s string) (Target, error) {
 // Request is a client's request as the gateway handles it.
 type Request struct {
 	// ID is the ledger's request_id: minted by the gateway (NewRequestID),
-	// never taken from the client.
+	// never taken from the client. Empty: Complete and Stream mint one.
 	ID string
 	// ClientRequestID is the client's X-Request-ID, kept for tracing.
 	ClientRequestID string

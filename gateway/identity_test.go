@@ -205,3 +205,22 @@ func TestVendorRequestIDIsSanitisedNotDropped(t *testing.T) {
 	assert.True(t, strings.HasPrefix(rows[0].ProviderReqID, "req??[31m"), "control characters replaced: %q", rows[0].ProviderReqID[:12])
 	assert.Equal(t, res.Cost.String(), rows[0].Cost.String())
 }
+
+// TestInProcessRequestsGetMintedIDs: a caller in process (evals) that sets
+// no ID gets one minted, so its rows never collide with another process's.
+func TestInProcessRequestsGetMintedIDs(t *testing.T) {
+	g := twoTenants(t, nil)
+	var ids []string
+	for range 2 {
+		req := &gateway.Request{Tenant: "acme", Route: "mini",
+			LLM: llm.Request{Messages: []llm.Message{{Role: "user", Content: "Capital of France?"}}}}
+		_, err := g.Complete(context.Background(), req)
+		require.NoError(t, err)
+		require.Len(t, req.ID, 36, "a minted UUID")
+		rows, err := g.Store.RequestAttempts(context.Background(), req.ID)
+		require.NoError(t, err)
+		require.Len(t, rows, 1)
+		ids = append(ids, req.ID)
+	}
+	assert.NotEqual(t, ids[0], ids[1])
+}

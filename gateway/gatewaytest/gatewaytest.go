@@ -142,6 +142,10 @@ func New(cfg Config) (*Gateway, error) {
 		g.Fakes[name] = s
 	}
 	for name, s := range cfg.Servers {
+		if s == nil {
+			g.Close()
+			return nil, fmt.Errorf("gatewaytest: Servers[%q] is nil", name)
+		}
 		if _, dup := g.Fakes[name]; dup {
 			g.Close()
 			return nil, fmt.Errorf("gatewaytest: provider %s is both in Fakes and in Servers", name)

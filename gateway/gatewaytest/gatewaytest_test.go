@@ -90,10 +90,18 @@ func TestBadConfigIsAnError(t *testing.T) {
 			Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/my-model"}}}}, "no price"},
 		{"a provider twice", gatewaytest.Config{
 			Fakes:   map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Models: paris}},
-			Servers: map[string]*fakeprovider.Server{"openai": nil},
+			Servers: map[string]*fakeprovider.Server{"openai": fakeprovider.NewServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Models: paris})},
 			Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}}}, "both in Fakes and in Servers"},
+		{"a nil server", gatewaytest.Config{
+			Servers: map[string]*fakeprovider.Server{"openai": nil},
+			Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}}}, `Servers["openai"] is nil`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			for _, s := range tc.cfg.Servers {
+				if s != nil {
+					defer s.Close()
+				}
+			}
 			g, err := gatewaytest.New(tc.cfg)
 			require.Error(t, err)
 			assert.Nil(t, g)
