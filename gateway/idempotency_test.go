@@ -1,10 +1,8 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -19,19 +17,11 @@ import (
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
-// post sends a raw chat request with an Idempotency-Key.
+// post sends a raw chat request as the rig's tenant, with an
+// Idempotency-Key and an X-Request-ID.
 func post(t *testing.T, base, key, reqID, body string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest("POST", base+"/v1/chat/completions", bytes.NewReader([]byte(body)))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+tenantKey)
-	req.Header.Set("Idempotency-Key", key)
-	req.Header.Set("X-Request-ID", reqID)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	resp, b := send(t, base, tenantKey, body, map[string]string{"Idempotency-Key": key, "X-Request-ID": reqID})
 	return resp.StatusCode, resp.Header, b
 }
 

@@ -1,11 +1,8 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -38,22 +35,6 @@ func twoTenants(t *testing.T, opts func(*gateway.Options)) *gatewaytest.Gateway 
 	return g
 }
 
-func send(t *testing.T, url, key string, headers map[string]string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest("POST", url+"/v1/chat/completions", bytes.NewReader([]byte(capitalBody)))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+key)
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, body
-}
-
 // TestClientRequestIDNeverKeysTheLedger guards against clients choosing the
 // ledger key: three requests sent with X-Request-ID "same-id", by two
 // tenants, gave three invoice lines and one ledger row while the client's
@@ -64,7 +45,7 @@ func TestClientRequestIDNeverKeysTheLedger(t *testing.T) {
 	defer srv.Close()
 	keys := map[string]string{} // ledger request id -> tenant key
 	for _, key := range []string{"key-acme", "key-acme", "key-beta"} {
-		resp, body := send(t, srv.URL, key, map[string]string{"X-Request-ID": "same-id"})
+		resp, body := send(t, srv.URL, key, capitalBody, map[string]string{"X-Request-ID": "same-id"})
 		require.Equal(t, 200, resp.StatusCode, "%s", body)
 		assert.Equal(t, "same-id", resp.Header.Get("X-Request-ID"), "the client's id is echoed")
 		id := resp.Header.Get("X-Brownout-Request-ID")
@@ -96,7 +77,7 @@ func TestClientRequestIDNeverKeysTheLedger(t *testing.T) {
 	assert.Equal(t, map[string]int{"acme": 2, "beta": 1}, tenants)
 
 	// Without an X-Request-ID, the gateway's id is the one echoed.
-	resp, _ := send(t, srv.URL, "key-beta", nil)
+	resp, _ := send(t, srv.URL, "key-beta", capitalBody, nil)
 	assert.Equal(t, resp.Header.Get("X-Brownout-Request-ID"), resp.Header.Get("X-Request-ID"))
 }
 
@@ -138,7 +119,7 @@ func TestEdgeRefusesWhatTheLedgerWould(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(g.Invoices()["openai"].Lines)
-			resp, body := send(t, srv.URL, gatewaytest.DefaultKey, map[string]string{tc.header: tc.value})
+			resp, body := send(t, srv.URL, gatewaytest.DefaultKey, capitalBody, map[string]string{tc.header: tc.value})
 			require.Equal(t, tc.status, resp.StatusCode, "%s", body)
 			calls := len(g.Invoices()["openai"].Lines) - before
 			rows, err := g.Store.RequestAttempts(context.Background(), resp.Header.Get("X-Brownout-Request-ID"))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -163,4 +165,22 @@ func (b *exportBuffer) attempts(t *testing.T) []ledger.Attempt {
 		out = append(out, a)
 	}
 	return out
+}
+
+// send posts body to the chat endpoint at url with the API key and the
+// headers given, and returns the response and its body.
+func send(t *testing.T, url, apiKey, body string, headers map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url+"/v1/chat/completions", bytes.NewReader([]byte(body)))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, b
 }

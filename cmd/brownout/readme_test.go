@@ -186,15 +186,16 @@ func runUntilReady(t *testing.T, line string, args []string) {
 	case err := <-exited:
 		t.Fatalf("%s: exited before it served: %v", line, err)
 	}
+	serve := args[0] == "serve"
+	path := "/"
+	if serve {
+		path = "/readyz"
+	}
 	for _, a := range addrs {
-		path := "/"
-		if args[0] == "serve" {
-			path = "/readyz"
-		}
 		resp, err := http.Get(a + path)
 		require.NoError(t, err, "%s: %s%s", line, a, path)
 		_ = resp.Body.Close()
-		if args[0] == "serve" {
+		if serve {
 			require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s%s", line, a, path)
 		}
 	}

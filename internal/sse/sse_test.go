@@ -1,6 +1,7 @@
 package sse_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -74,9 +75,10 @@ func FuzzAppendEventRoundTrip(f *testing.F) {
 	f.Add("message_start", []byte(`{"type":"message_start"}`), []byte("second\nevent"))
 	f.Add("", []byte(""), []byte("[DONE]"))
 	f.Fuzz(func(t *testing.T, name string, a, b []byte) {
-		if strings.ContainsAny(name, "\r\n") || strings.HasPrefix(name, " ") || strings.ContainsRune(string(a)+string(b), '\r') {
-			t.Skip("a line ending inside a field is not a valid event")
-		}
+		// A name is one line without a leading space, and data holds no CR
+		// (a line ending of its own): make every input such an event.
+		name = strings.TrimLeft(strings.NewReplacer("\r", "", "\n", "").Replace(name), " ")
+		a, b = bytes.ReplaceAll(a, []byte{'\r'}, nil), bytes.ReplaceAll(b, []byte{'\r'}, nil)
 		stream := sse.AppendEvent(sse.AppendEvent(nil, name, a), "", b)
 		r := sse.NewReader(strings.NewReader(string(stream)))
 		for i, want := range []sse.Event{{Name: name, Data: a}, {Data: b}} {
