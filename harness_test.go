@@ -38,6 +38,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestScenarioLibraryOnPostgres(t *testing.T) {
 	for _, name := range scenarios.Library() {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			sc, err := scenarios.LoadLibrary(name)
 			require.NoError(t, err)
 			url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
