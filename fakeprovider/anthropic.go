@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/brownout-dev/brownout/internal/sse"
 )
 
@@ -205,6 +207,19 @@ func anthropicUsageOf(g *generation, reasoning, output int) anthropicUsage {
 	}
 	u.OutputTokensDetails.ThinkingTokens = reasoning
 	return u
+}
+
+// bill is what Anthropic charges for a usage object: input_tokens (which
+// exclude the cache) at the input rate, cache_read_input_tokens and
+// cache_creation_input_tokens at theirs, output_tokens (which include the
+// thinking) at the output rate.
+func (anthropicAPI) bill(p ListPrice, g *generation, reasoning, output int) decimal.Decimal {
+	u := anthropicUsageOf(g, reasoning, output)
+	r := p.at(u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens)
+	return perMillion(u.InputTokens, r.Input).
+		Add(perMillion(u.CacheReadInputTokens, r.CacheRead)).
+		Add(perMillion(u.CacheCreationInputTokens, r.CacheWrite)).
+		Add(perMillion(u.OutputTokens, r.Output))
 }
 
 type anthropicBlock struct {

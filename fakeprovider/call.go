@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/internal/backoff"
 )
 
@@ -260,9 +259,11 @@ func (c *call) billTokens(g *generation, req *request, reasoning, output int, co
 		Stream:          req.stream,
 		Complete:        complete,
 	}
-	cost, err := c.s.prices.Cost("", g.model, llm.Usage{Input: line.InputTokens, Output: line.OutputTokens,
-		Reasoning: line.ReasoningTokens, CacheRead: line.CacheReadTokens})
-	line.Cost, line.Unpriced = cost, err != nil
+	if p, ok := c.s.prices[g.model]; ok {
+		line.Cost = c.s.api.bill(p, g, reasoning, output)
+	} else {
+		line.Unpriced = true
+	}
 	c.s.bill(line)
 }
 

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/brownout-dev/brownout/gateway/pricing"
 	"github.com/brownout-dev/brownout/internal/strictyaml"
 )
 
@@ -36,9 +35,6 @@ type Config struct {
 	Models map[string]Model `yaml:"models" json:"models"`
 	// Faults are injected in order of this list (see Fault).
 	Faults []Fault `yaml:"faults" json:"faults"`
-	// Prices prices the invoice (nil: pricing.Default()). Lines for models
-	// the table does not price are marked Unpriced, with a zero cost.
-	Prices *pricing.Table `yaml:"-" json:"-"`
 	// Epoch is the wall-clock time the fake's clock reads at its start, used
 	// for timestamps in responses (default 2026-01-01T00:00:00Z), so bodies
 	// do not depend on when the test ran.
@@ -69,6 +65,9 @@ type Model struct {
 	// PerTokenMs is the time per generated token (reasoning and output), in
 	// milliseconds, sampled once per request.
 	PerTokenMs Dist `yaml:"per_token_ms" json:"per_token_ms"`
+	// Price is what the fake charges for the model; nil takes it from
+	// ListPrices. A model priced by neither is billed as Unpriced, at zero.
+	Price *ListPrice `yaml:"price" json:"price,omitempty"`
 }
 
 // Rule is a prompt-dependent set of answers.
@@ -179,6 +178,11 @@ func (c *Config) validate(path string) error {
 		}{{"reasoning_tokens", m.ReasoningTokens}, {"cache_read_tokens", m.CacheReadTokens}, {"ttft_ms", m.TTFTms}, {"per_token_ms", m.PerTokenMs}} {
 			if err := d.dist.validate(); err != nil {
 				bad(mp+"."+d.field, "%v", err)
+			}
+		}
+		if m.Price != nil {
+			if err := m.Price.validate(); err != nil {
+				bad(mp+".price", "%v", err)
 			}
 		}
 	}

@@ -36,5 +36,12 @@
 //   - OpenAI: completion_tokens includes
 //     completion_tokens_details.reasoning_tokens.
 //
+// A line's cost is what the vendor charges for those usage fields at the
+// fake's own price list (ListPrices, typed from the vendors' pricing pages,
+// or a Model's Price), with its own arithmetic: the fakes never import the
+// gateway's price table or its normalised usage, so a ledger that equals
+// their invoices is checked against numbers the gateway did not compute.
+// A model priced by neither is billed as Unpriced, at zero.
+//
 // Input tokens are approximated as one per 4 characters of text, rounded up.
 package fakeprovider

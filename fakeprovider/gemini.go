@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/brownout-dev/brownout/internal/sse"
 )
 
@@ -187,6 +189,18 @@ func geminiUsageOf(g *generation, reasoning, output int) geminiUsage {
 		TotalTokenCount:         g.input + output + reasoning,
 		PromptTokensDetails:     []map[string]any{{"modality": "TEXT", "tokenCount": g.input}},
 	}
+}
+
+// bill is what Google charges for a usageMetadata: promptTokenCount less
+// cachedContentTokenCount at the input rate, the cached tokens at the
+// caching rate, candidatesTokenCount and thoughtsTokenCount (which is not
+// part of the candidates) at the output rate.
+func (geminiAPI) bill(p ListPrice, g *generation, reasoning, output int) decimal.Decimal {
+	u := geminiUsageOf(g, reasoning, output)
+	r := p.at(u.PromptTokenCount)
+	return perMillion(u.PromptTokenCount-u.CachedContentTokenCount, r.Input).
+		Add(perMillion(u.CachedContentTokenCount, r.CacheRead)).
+		Add(perMillion(u.CandidatesTokenCount+u.ThoughtsTokenCount, r.Output))
 }
 
 func geminiChunk(g *generation, parts []geminiPart, finish string, usage geminiUsage) map[string]any {

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/brownout-dev/brownout/gateway/pricing"
 )
 
 // maxBody is the largest request body the fake reads; larger is a 413.
@@ -33,7 +31,7 @@ type Server struct {
 	URL string
 
 	cfg     Config
-	prices  *pricing.Table
+	prices  map[string]ListPrice
 	api     vendorAPI
 	httpSrv *http.Server
 	tcp     net.Listener
@@ -84,12 +82,14 @@ func NewUnstartedServer(cfg Config) (*Server, error) {
 		URL:     "http://fake." + string(cfg.Vendor) + ".invalid",
 		cfg:     cfg,
 		api:     vendorFor(cfg.Vendor),
-		prices:  cfg.Prices,
+		prices:  ListPrices(),
 		drained: make(chan struct{}),
 		start:   time.Now(),
 	}
-	if s.prices == nil {
-		s.prices = pricing.Default()
+	for name, m := range cfg.Models {
+		if m.Price != nil {
+			s.prices[name] = *m.Price
+		}
 	}
 	s.setFaults(cfg.Faults)
 	s.life, s.stop = context.WithCancel(context.Background())

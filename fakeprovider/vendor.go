@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 // vendorAPI is one vendor's wire format.
@@ -24,6 +26,9 @@ type vendorAPI interface {
 	defaultStreamErrorStatus() int
 	body(g *generation, req *request) []byte
 	events(g *generation, req *request) []sseEvent
+	// bill is what the vendor charges at price p for a generation that
+	// produced reasoning and output tokens, from its own usage fields.
+	bill(p ListPrice, g *generation, reasoning, output int) decimal.Decimal
 }
 
 func vendorFor(v Vendor) vendorAPI {

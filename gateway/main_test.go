@@ -12,6 +12,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
@@ -29,14 +30,11 @@ const tenantKey = "bk-test-tenant"
 var (
 	plain   = fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris", Tokens: 1}}}
 	thinker = fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris", Tokens: 1}}, ReasoningTokens: fakeprovider.Fixed(24), Thinking: "France's capital is Paris."}
-	long    = fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}}, ReasoningTokens: fakeprovider.Fixed(24)}
+	// long is a model no vendor sells: the fakes charge its Price, the
+	// gateway rigConfig's inline price, each typed on its own.
+	long = fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}}, ReasoningTokens: fakeprovider.Fixed(24),
+		Price: &fakeprovider.ListPrice{Input: decimal.RequireFromString("1"), Output: decimal.RequireFromString("10")}}
 )
-
-// rigPrices is the fakes' price table: the gateway's, with rigConfig's
-// inline prices.
-var rigPrices = pricing.Default().Merge(&pricing.Table{Models: map[string]pricing.Price{
-	"long": {Input: pricing.MustRate("1.00"), Output: pricing.MustRate("10.00")},
-}})
 
 // rig is a gateway in front of three fakes, with a synchronous ledger.
 type rig struct {
@@ -81,7 +79,7 @@ func startFakes(t testing.TB, faults map[string][]fakeprovider.Fault) map[string
 		"openai":    {"gpt-4o-mini": plain, "o4-mini": thinker, "long": long},
 	}
 	for name, ms := range models {
-		s, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.Vendor(name), Seed: 3, Models: ms, Faults: faults[name], Prices: rigPrices})
+		s, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.Vendor(name), Seed: 3, Models: ms, Faults: faults[name]})
 		require.NoError(t, err)
 		require.NoError(t, s.Start())
 		t.Cleanup(s.Close)

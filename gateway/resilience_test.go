@@ -36,7 +36,7 @@ func newVrig(t *testing.T, targets []string, breaker gateway.BreakerSettings, re
 	r := &vrig{store: ledger.NewMemoryStore(), events: make(chan gateway.BreakerEvent, 100)}
 	fakes := map[string]fakeprovider.Config{}
 	for _, name := range []string{"a", "b"} {
-		fakes[name] = fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1, Faults: faults[name], Prices: pricing.Default(),
+		fakes[name] = fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1, Faults: faults[name],
 			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}, TTFTms: fakeprovider.Fixed(100)}}}
 	}
 	g, err := gatewaytest.New(gatewaytest.Config{Fakes: fakes, Store: r.store,

@@ -47,8 +47,9 @@ const keyEnv = "BROWNOUT_GATEWAYTEST_PROVIDER_KEY"
 // comment says.
 type Config struct {
 	// Fakes are the fake vendors to start, by provider name; the
-	// provider's vendor is its fake's. A fake with no Prices bills with
-	// the gateway's price table.
+	// provider's vendor is its fake's. The fakes bill from their own price
+	// list (fakeprovider.ListPrices, or a model's Price), never the
+	// gateway's table.
 	Fakes map[string]fakeprovider.Config
 	// Servers are fakes already running, by provider name, that this
 	// gateway shares with others (two gateway processes in front of the
@@ -118,15 +119,8 @@ func New(cfg Config) (*Gateway, error) {
 	if len(gc.Tenants) == 0 {
 		gc.Tenants = []gateway.TenantConfig{{Name: DefaultTenant, APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey(DefaultKey))}}
 	}
-	prices, err := gc.PriceTable()
-	if err != nil {
-		return nil, fmt.Errorf("gatewaytest: %w", err)
-	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Fakes)) {
 		fc := cfg.Fakes[name]
-		if fc.Prices == nil {
-			fc.Prices = prices
-		}
 		s, err := fakeprovider.NewUnstartedServer(fc)
 		if err != nil {
 			g.Close()

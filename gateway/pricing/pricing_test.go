@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/pricing"
 )
@@ -147,5 +148,27 @@ func TestWorstCase(t *testing.T) {
 			got := tc.price.WorstCase(tc.in, tc.out)
 			assert.Equal(t, tc.want, got.String(), "WorstCase(%d, %d)", tc.in, tc.out)
 		})
+	}
+}
+
+// TestDefaultTableAgreesWithTheFakesPriceList: the fakes bill from a price
+// list of their own (typed separately from the vendors' pages), so that a
+// ledger equal to their invoices means something. The two lists must agree
+// on every model the gateway ships a price for, rate by rate.
+func TestDefaultTableAgreesWithTheFakesPriceList(t *testing.T) {
+	table, list := pricing.Default(), fakeprovider.ListPrices()
+	require.NotEmpty(t, table.Models)
+	for name, p := range table.Models {
+		f, ok := list[name]
+		if !assert.True(t, ok, "%s: the gateway prices it, the fakes do not", name) {
+			continue
+		}
+		assert.Equal(t, f.Input.String(), p.Input.String(), "%s: input", name)
+		assert.Equal(t, f.Output.String(), p.Output.String(), "%s: output", name)
+		assert.Equal(t, f.Output.String(), p.ReasoningRate().String(), "%s: reasoning bills as output", name)
+		assert.Equal(t, f.CacheRead.String(), p.CacheReadRate().String(), "%s: cache read", name)
+		if !f.CacheWrite.IsZero() {
+			assert.Equal(t, f.CacheWrite.String(), p.CacheWriteRate().String(), "%s: cache write", name)
+		}
 	}
 }
