@@ -9,8 +9,10 @@
 // and observable (every upstream attempt metered, idempotently, in Postgres).
 // The harness runs that same gateway against programmable fake providers
 // that misbehave on a seeded timeline, and asserts what happened: breaker
-// transitions, a ledger that matches the fakes' own invoices to the last
-// digit, and eval score distributions instead of exact strings.
+// transitions, a ledger whose reported spend matches invoices the fakes
+// price from their own list to the last digit (with the spend the gateway
+// had to estimate, where a vendor's usage never came back, shown apart),
+// and eval score distributions instead of exact strings.
 //
 // # Packages
 //

@@ -200,7 +200,7 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
 		actx, cancel := context.WithTimeout(ctx, g.retry.AttemptTimeout)
 		defer cancel()
-		rec := attemptRecord{target: t, n: n, started: g.now()}
+		rec := attemptRecord{target: t, n: n, started: g.now(), call: call}
 		resp, err := g.providers[t.Provider].Complete(actx, call)
 		done(err)
 		rec.err = err

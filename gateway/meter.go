@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -22,22 +23,27 @@ type attemptRecord struct {
 	target   Target
 	n        int // the attempt's number within its request, across targets
 	started  time.Time
-	usage    llm.Usage // what the vendor reported (the partial usage of a cut stream)
-	vendorID string    // the vendor's request id, which its invoice is keyed by; "" takes the error's
-	err      error     // nil for a success
+	call     *llm.Request // what was sent: the prompt an estimate starts from
+	usage    llm.Usage    // what the vendor reported (the partial usage of a cut stream)
+	vendorID string       // the vendor's request id, which its invoice is keyed by; "" takes the error's
+	err      error        // nil for a success
+	// opened is set once the vendor began a successful answer (a stream's
+	// 200): an error after it may come with billed work.
+	opened bool
 }
 
 // meter records one upstream attempt of req in the ledger and the metrics,
 // and returns its cost.
 func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) decimal.Decimal {
 	finished := g.now()
-	cost, perr := g.prices.Cost(r.target.Provider, r.target.Model, r.usage)
+	usage, source := g.usage(r)
+	cost, perr := g.prices.Cost(r.target.Provider, r.target.Model, usage)
 	if perr != nil {
 		// New checked every routed model; this is a bug, not a free call.
 		g.log.Error("gateway: unpriced attempt", "target", r.target.String(), "error", perr)
 	}
 	a := row(req, r.target, r.n, r.started, finished)
-	a.Tokens, a.Cost = r.usage, cost.Truncate(ledger.CostScale)
+	a.Tokens, a.UsageSource, a.Cost = usage, source, cost.Truncate(ledger.CostScale)
 	a.Outcome, a.HTTPStatus, a.ProviderReqID = ledger.OutcomeOK, 200, ledger.SanitizeID(r.vendorID)
 	if r.err != nil {
 		class := llm.Classify(ctx, r.err)
@@ -55,11 +61,51 @@ func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) deci
 	return cost
 }
 
+// usage is what attempt r used as far as the gateway can know, and how it
+// knows. A vendor's usage is taken as reported; an error answer bills
+// nothing; a connection never made reached no vendor. Anything else may
+// have been billed with its usage lost (a timeout, a disconnect, a
+// malformed body, a cut or cancelled stream): it is estimated, never zero.
+// Input comes from the prompt by the adapter's estimate unless the vendor
+// had said it (Anthropic's message_start); output is what was received.
+func (g *Gateway) usage(r attemptRecord) (llm.Usage, ledger.UsageSource) {
+	if r.err == nil {
+		return r.usage, ledger.UsageReported
+	}
+	var pe *llm.ProviderError
+	if !r.opened && errors.As(r.err, &pe) && pe.Status >= 400 {
+		return llm.Usage{}, ledger.UsageReported
+	}
+	if neverConnected(r.err) {
+		return llm.Usage{}, ledger.UsageNone
+	}
+	u := r.usage
+	if u.Input+u.CacheRead+u.CacheWrite == 0 && r.call != nil {
+		u.Input = g.estimatePrompt(r.target, r.call)
+	}
+	return u, ledger.UsageEstimated
+}
+
+// estimatePrompt is the input tokens t's vendor is likely to bill for call.
+func (g *Gateway) estimatePrompt(t Target, call *llm.Request) int64 {
+	if e, ok := g.providers[t.Provider].(llm.PromptEstimator); ok {
+		return e.EstimatePromptTokens(call)
+	}
+	return llm.EstimatePromptTokens(call, 4, 4)
+}
+
+// neverConnected reports whether err is a failure to connect: nothing was
+// sent, so nothing can be billed.
+func neverConnected(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
 // reject records a request refused before any upstream call, at zero cost.
 func (g *Gateway) reject(req *Request, t Target, n int, outcome ledger.Outcome, msg string) {
 	now := g.now()
 	a := row(req, t, n, now, now)
-	a.Outcome, a.ErrorClass, a.ErrorMessage = outcome, string(outcome), msg
+	a.Outcome, a.ErrorClass, a.ErrorMessage, a.UsageSource = outcome, string(outcome), msg, ledger.UsageNone
 	g.record(a, decimal.Zero)
 }
 
@@ -77,7 +123,7 @@ func (g *Gateway) record(a ledger.Attempt, cost decimal.Decimal) {
 	if err := g.ledger.Record(a); err != nil {
 		g.log.Error("gateway: ledger refused an attempt", "request_id", a.RequestID, "attempt", a.Attempt, "outcome", a.Outcome, "error", err)
 	}
-	g.metrics.attempt(Target{Provider: a.Provider, Model: a.Model}, a.Outcome, a.Tokens, cost, a.FinishedAt.Sub(a.StartedAt))
+	g.metrics.attempt(Target{Provider: a.Provider, Model: a.Model}, a.Outcome, a.UsageSource, a.Tokens, cost, a.FinishedAt.Sub(a.StartedAt))
 }
 
 // outcomeOf is the ledger outcome of a failed attempt's error class.

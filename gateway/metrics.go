@@ -33,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer, queueDepth func() float64) *Metrics {
 			Help: "Upstream attempts by provider, model and outcome."}, []string{"provider", "model", "outcome"}),
 		// The ledger holds the exact cost; this counter is its float view for dashboards.
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brownout_cost_usd_total",
-			Help: "Metered cost in USD (approximate; the ledger is exact)."}, []string{"provider", "model"}),
+			Help: "Metered cost in USD (approximate; the ledger is exact), by how the usage is known: reported by the vendor or estimated by the gateway."}, []string{"provider", "model", "usage_source"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brownout_tokens_total",
 			Help: "Tokens by provider, model and kind (input, output, reasoning, cache_read, cache_write)."}, []string{"provider", "model", "kind"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "brownout_request_duration_seconds",
@@ -52,12 +52,12 @@ func NewMetrics(reg prometheus.Registerer, queueDepth func() float64) *Metrics {
 	return m
 }
 
-func (m *Metrics) attempt(t Target, outcome ledger.Outcome, u llm.Usage, cost decimal.Decimal, d time.Duration) {
+func (m *Metrics) attempt(t Target, outcome ledger.Outcome, source ledger.UsageSource, u llm.Usage, cost decimal.Decimal, d time.Duration) {
 	if m == nil {
 		return
 	}
 	m.attempts.WithLabelValues(t.Provider, t.Model, string(outcome)).Inc()
-	m.cost.WithLabelValues(t.Provider, t.Model).Add(cost.InexactFloat64())
+	m.cost.WithLabelValues(t.Provider, t.Model, string(source)).Add(cost.InexactFloat64())
 	for _, k := range []struct {
 		kind string
 		n    int64

@@ -21,6 +21,7 @@ type Stream struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	req     *Request
+	call    *llm.Request // what was sent upstream
 	target  Target
 	n       int
 	started time.Time
@@ -59,10 +60,10 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 			timer.Stop()
 			cancel()
 			done(err)
-			spent = spent.Add(g.meter(ctx, req, attemptRecord{target: t, n: n, started: started, err: err}))
+			spent = spent.Add(g.meter(ctx, req, attemptRecord{target: t, n: n, started: started, call: call, err: err}))
 			return err
 		}
-		s := &Stream{g: g, ctx: client, cancel: cancel, req: req, target: t, n: n, started: started, up: up, done: done,
+		s := &Stream{g: g, ctx: client, cancel: cancel, req: req, call: call, target: t, n: n, started: started, up: up, done: done,
 			resv: resv, before: spent}
 		c, err := up.Next()
 		timer.Stop()
@@ -112,8 +113,8 @@ func (s *Stream) Next() (llm.Chunk, error) {
 func (s *Stream) finish(err error) {
 	s.once.Do(func() {
 		s.done(err)
-		s.cost = s.g.meter(s.ctx, s.req, attemptRecord{target: s.target, n: s.n, started: s.started,
-			usage: s.up.Usage(), vendorID: s.up.ProviderRequestID(), err: err})
+		s.cost = s.g.meter(s.ctx, s.req, attemptRecord{target: s.target, n: s.n, started: s.started, call: s.call,
+			usage: s.up.Usage(), vendorID: s.up.ProviderRequestID(), err: err, opened: true})
 		s.g.settle(s.resv, s.before.Add(s.cost))
 	})
 }

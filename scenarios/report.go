@@ -126,14 +126,21 @@ type BudgetUse struct {
 
 // Reconciliation is the ledger against the fakes' invoices.
 type Reconciliation struct {
-	Invoiced     string `json:"invoiced"`
-	Metered      string `json:"metered"`
-	Matched      int    `json:"matched"`
-	Missing      int    `json:"missing"`    // billed, not metered
-	Extra        int    `json:"extra"`      // metered with tokens, not billed
-	Mismatched   int    `json:"mismatched"` // both, with different tokens or cost
-	Unmetered    string `json:"unmetered"`  // billed spend the ledger lacks or undercounts
-	DoubleBilled int    `json:"double_billed"`
+	Invoiced  string `json:"invoiced"`
+	Metered   string `json:"metered"`   // the ledger's spend: reported and estimated
+	Reported  string `json:"reported"`  // the part of Metered from the vendors' usage
+	Estimated string `json:"estimated"` // the part of Metered the gateway estimated
+	// EstimatedRows are the rows whose usage the gateway estimated; Unjoined
+	// of them have no vendor id to join a line on (their estimate offsets
+	// the Missing lines in Unmetered).
+	EstimatedRows int    `json:"estimated_rows"`
+	Unjoined      int    `json:"unjoined"`
+	Matched       int    `json:"matched"`
+	Missing       int    `json:"missing"`    // billed, not metered
+	Extra         int    `json:"extra"`      // metered with tokens, not billed
+	Mismatched    int    `json:"mismatched"` // both, with different tokens or cost
+	Unmetered     string `json:"unmetered"`  // billed spend the ledger lacks or undercounts
+	DoubleBilled  int    `json:"double_billed"`
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -190,8 +197,8 @@ func (r *Report) WriteText(w io.Writer) {
 			k, c.Total, c.OK, c.PerRequest, c.Output, c.Reasoning)
 	}
 	rc := r.Reconciliation
-	fmt.Fprintf(w, "  ledger    invoiced $%s, metered $%s; %d matched, %d missing, %d extra, %d mismatched; unmetered $%s\n",
-		rc.Invoiced, rc.Metered, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
+	fmt.Fprintf(w, "  ledger    invoiced $%s, metered $%s (reported $%s, estimated $%s over %d attempts, %d without a vendor id); %d matched, %d missing, %d extra, %d mismatched; unmetered $%s\n",
+		rc.Invoiced, rc.Metered, rc.Reported, rc.Estimated, rc.EstimatedRows, rc.Unjoined, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
 	for _, b := range r.Budgets {
 		fmt.Fprintf(w, "  budget    %s: spent $%s of $%s (window from %s), %d requests refused\n", b.Tenant, b.Spent, b.Limit, b.Window, b.Rejected)
 	}
@@ -238,6 +245,6 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		}
 	}
 	rc := r.Reconciliation
-	fmt.Fprintf(w, "\nLedger: invoiced $%s, metered $%s; %d matched, %d missing, %d extra, %d mismatched; unmetered $%s.\n",
-		rc.Invoiced, rc.Metered, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
+	fmt.Fprintf(w, "\nLedger: invoiced $%s, metered $%s (reported $%s, estimated $%s over %d attempts, %d without a vendor id); %d matched, %d missing, %d extra, %d mismatched; unmetered $%s.\n",
+		rc.Invoiced, rc.Metered, rc.Reported, rc.Estimated, rc.EstimatedRows, rc.Unjoined, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
 }

@@ -167,10 +167,23 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 	}
 
 	// Reconciliation: every billed generation against the ledger row with
-	// its provider request id.
+	// its provider request id. A row whose usage the gateway estimated
+	// without a vendor id (a timeout before any answer) cannot be joined to
+	// a line: its estimate is set against the lines no row names.
 	metered := map[string]ledger.Attempt{}
 	rc := &rep.Reconciliation
+	invoiced, meteredSum, unmetered, estimated, unjoined := decimal.Zero, decimal.Zero, decimal.Zero, decimal.Zero, decimal.Zero
 	for _, a := range attempts {
+		if a.UsageSource == ledger.UsageEstimated {
+			rc.EstimatedRows++
+			estimated = estimated.Add(a.Cost)
+			if a.ProviderReqID == "" {
+				rc.Unjoined++
+				unjoined = unjoined.Add(a.Cost)
+				meteredSum = meteredSum.Add(a.Cost)
+				continue
+			}
+		}
 		if a.ProviderReqID == "" || (a.Tokens == llm.Usage{}) {
 			continue
 		}
@@ -179,7 +192,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 		}
 		metered[a.ProviderReqID] = a
 	}
-	invoiced, meteredSum, unmetered := decimal.Zero, decimal.Zero, decimal.Zero
+	missing := decimal.Zero
 	billed := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(fakes)) {
 		for _, l := range fakes[name].Invoice().Lines {
@@ -188,7 +201,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 			a, ok := metered[l.RequestID]
 			if !ok {
 				rc.Missing++
-				unmetered = unmetered.Add(l.Cost)
+				missing = missing.Add(l.Cost)
 				continue
 			}
 			meteredSum = meteredSum.Add(a.Cost)
@@ -210,7 +223,9 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 			meteredSum = meteredSum.Add(a.Cost)
 		}
 	}
+	unmetered = unmetered.Add(decimal.Max(decimal.Zero, missing.Sub(unjoined)))
 	rc.Invoiced, rc.Metered, rc.Unmetered = invoiced.String(), meteredSum.String(), unmetered.String()
+	rc.Reported, rc.Estimated = meteredSum.Sub(estimated).String(), estimated.String()
 
 	// Budgets: metered spend per tenant and window, as the gateway keeps it.
 	for _, tenant := range slices.Sorted(maps.Keys(sc.Gateway.Budgets)) {

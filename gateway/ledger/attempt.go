@@ -45,6 +45,34 @@ func (o Outcome) Valid() bool {
 	return false
 }
 
+// UsageSource says how an attempt's tokens, and so its cost, are known.
+type UsageSource string
+
+// The usage sources. Every attempt a vendor could have billed has a row:
+// where the vendor's usage never arrived, the row carries the gateway's
+// estimate and says so, never a silent zero.
+const (
+	// UsageReported: the vendor's own usage fields (a success, a stream's
+	// final usage), or an error answer, which the vendors do not bill.
+	UsageReported UsageSource = "reported"
+	// UsageEstimated: the call reached the vendor and may be billed, but
+	// its usage never came back (a timeout, a disconnect, a malformed
+	// body, a cut or cancelled stream). Input is estimated from the prompt
+	// unless the vendor had said it; output is what was received.
+	UsageEstimated UsageSource = "estimated"
+	// UsageNone: nothing reached a vendor (a rejection by the breaker or
+	// the budget, a connection never made): nothing can be billed.
+	UsageNone UsageSource = "none"
+	// UsageUnknown: the row does not say (written before the ledger kept
+	// the source, or by a writer that left it empty).
+	UsageUnknown UsageSource = "unknown"
+)
+
+// Valid reports whether s is one of the usage sources.
+func (s UsageSource) Valid() bool {
+	return s == UsageReported || s == UsageEstimated || s == UsageNone || s == UsageUnknown
+}
+
 // Limits on the text fields of an Attempt. IDs over the limit are an error;
 // an error message over the limit is truncated (it is diagnostic, not a key).
 const (
@@ -96,7 +124,8 @@ type Attempt struct {
 	ErrorClass      string          `json:"error_class,omitempty"`
 	ErrorMessage    string          `json:"error_message,omitempty"` // truncated to MaxMessageLen bytes
 	Tokens          llm.Usage       `json:"tokens"`
-	Cost            decimal.Decimal `json:"cost"` // USD, exact
+	UsageSource     UsageSource     `json:"usage_source"` // how Tokens are known; "" is kept as unknown
+	Cost            decimal.Decimal `json:"cost"`         // USD, exact
 	StartedAt       time.Time       `json:"started_at"`
 	FinishedAt      time.Time       `json:"finished_at"`
 	ProviderReqID   string          `json:"provider_request_id,omitempty"`
@@ -130,6 +159,12 @@ func (a *Attempt) Validate() error {
 	}
 	if !a.Outcome.Valid() {
 		return bad("outcome", "unknown outcome %q", clip(string(a.Outcome), 32))
+	}
+	if a.UsageSource == "" {
+		a.UsageSource = UsageUnknown
+	}
+	if !a.UsageSource.Valid() {
+		return bad("usage_source", "unknown usage source %q", clip(string(a.UsageSource), 32))
 	}
 	if a.HTTPStatus != 0 && (a.HTTPStatus < 100 || a.HTTPStatus > 599) {
 		return bad("http_status", "must be 0 or 100..599, got %d", a.HTTPStatus)

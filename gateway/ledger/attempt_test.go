@@ -32,6 +32,7 @@ func TestValidateRejectsBadInput(t *testing.T) {
 		{"cost too large for NUMERIC(20,12)", func(a *ledger.Attempt) { a.Cost = decimal.New(1, 8) }, "cost"},
 		{"unknown outcome", func(a *ledger.Attempt) { a.Outcome = "exploded" }, "outcome"},
 		{"empty outcome", func(a *ledger.Attempt) { a.Outcome = "" }, "outcome"},
+		{"unknown usage source", func(a *ledger.Attempt) { a.UsageSource = "guessed" }, "usage_source"},
 		{"http status out of range", func(a *ledger.Attempt) { a.HTTPStatus = 99 }, "http_status"},
 		{"missing start", func(a *ledger.Attempt) { a.StartedAt = time.Time{} }, "started_at"},
 		{"finish before start", func(a *ledger.Attempt) { a.FinishedAt = a.StartedAt.Add(-time.Second) }, "finished_at"},
@@ -63,6 +64,12 @@ func TestValidateNormalises(t *testing.T) {
 	assert.Equal(t, 123456000, a.StartedAt.Nanosecond(), "started_at keeps microseconds only")
 	// .123456789 and .123458289 truncate to .123456 and .123458.
 	assert.Equal(t, 2*time.Microsecond, a.Latency())
+
+	// A writer that does not say how it knows the usage gets "unknown",
+	// never a claim that the vendor reported it.
+	a.UsageSource = ""
+	require.NoError(t, a.Validate())
+	assert.Equal(t, ledger.UsageUnknown, a.UsageSource)
 }
 
 func TestOutcomesAreValid(t *testing.T) {

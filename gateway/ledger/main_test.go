@@ -26,6 +26,7 @@ var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 func attempt(i int) ledger.Attempt {
 	providers := []string{"anthropic", "gemini", "openai"}
 	outcomes := []ledger.Outcome{ledger.OutcomeOK, ledger.OutcomeOK, ledger.OutcomeOK, ledger.OutcomeThrottled, ledger.OutcomeServerError}
+	sources := []ledger.UsageSource{ledger.UsageReported, ledger.UsageEstimated, ledger.UsageReported, ledger.UsageReported}
 	start := t0.Add(time.Duration(i) * time.Millisecond)
 	return ledger.Attempt{
 		RequestID:      fmt.Sprintf("req-%06d", i/2),
@@ -38,6 +39,7 @@ func attempt(i int) ledger.Attempt {
 		Outcome:        outcomes[i%5],
 		HTTPStatus:     200,
 		Tokens:         llm.Usage{Input: int64(10 + i%7), Output: int64(4 + i%5), Reasoning: int64(i % 24), CacheRead: int64(i % 2), CacheWrite: 0},
+		UsageSource:    sources[i%4],
 		Cost:           decimal.RequireFromString("0.000001234567").Add(decimal.New(int64(i), -12)),
 		StartedAt:      start,
 		FinishedAt:     start.Add(time.Duration(100+i%50) * time.Millisecond),

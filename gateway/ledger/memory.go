@@ -86,6 +86,9 @@ func (m *MemoryStore) Totals(ctx context.Context, q Query) ([]Total, error) {
 		g.requests[a.RequestID] = struct{}{}
 		g.total.Tokens = g.total.Tokens.Add(a.Tokens)
 		g.total.Cost = g.total.Cost.Add(a.Cost)
+		if a.UsageSource == UsageEstimated {
+			g.total.EstimatedCost = g.total.EstimatedCost.Add(a.Cost)
+		}
 	}
 	m.mu.RUnlock()
 	out := make([]Total, 0, len(groups))

@@ -68,4 +68,7 @@ type Total struct {
 	Requests int64           `json:"requests"` // distinct request ids
 	Tokens   llm.Usage       `json:"tokens"`
 	Cost     decimal.Decimal `json:"cost"`
+	// EstimatedCost is the part of Cost whose usage the gateway estimated
+	// (UsageEstimated): spend the vendor may bill differently.
+	EstimatedCost decimal.Decimal `json:"estimated_cost"`
 }

@@ -110,6 +110,9 @@ func TestStoreTotals(t *testing.T) {
 			w.Attempts++
 			w.Tokens = w.Tokens.Add(a.Tokens)
 			w.Cost = w.Cost.Add(a.Cost)
+			if a.UsageSource == ledger.UsageEstimated {
+				w.EstimatedCost = w.EstimatedCost.Add(a.Cost)
+			}
 			want[a.Provider] = w
 		}
 		got, err := s.Totals(ctx, ledger.Query{From: t0.Add(50 * time.Millisecond), Tenant: "tenant-1", GroupBy: []ledger.Dimension{ledger.ByProvider}})
@@ -123,6 +126,8 @@ func TestStoreTotals(t *testing.T) {
 			assert.Equal(t, w.Attempts, g.Attempts, "%s attempts", g.Provider)
 			assert.Equal(t, w.Tokens, g.Tokens, "%s tokens", g.Provider)
 			assert.True(t, w.Cost.Equal(g.Cost), "%s cost = %s; want %s", g.Provider, g.Cost, w.Cost)
+			assert.True(t, w.EstimatedCost.IsPositive(), "%s: the sample has estimated rows", g.Provider)
+			assert.True(t, w.EstimatedCost.Equal(g.EstimatedCost), "%s estimated cost = %s; want %s", g.Provider, g.EstimatedCost, w.EstimatedCost)
 			assert.Empty(t, g.Tenant, "tenant is not grouped")
 		}
 

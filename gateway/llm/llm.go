@@ -5,7 +5,11 @@
 // gateway, the adapters and the pricing table all import it.
 package llm
 
-import "context"
+import (
+	"context"
+	"math"
+	"unicode/utf8"
+)
 
 // Message is one turn of a conversation.
 type Message struct {
@@ -83,6 +87,30 @@ type Stream interface {
 	Usage() Usage
 	ProviderRequestID() string
 	Close() error
+}
+
+// PromptEstimator is implemented by an adapter that can estimate, without
+// a call, how many input tokens its vendor bills for a request's prompt.
+// The gateway meters with it an attempt the vendor may have billed but
+// whose usage never came back (a timeout, a cut stream).
+type PromptEstimator interface {
+	EstimatePromptTokens(req *Request) int64
+}
+
+// EstimatePromptTokens estimates the prompt of req at charsPerToken
+// characters a token, plus perMessage tokens of framing for each message:
+// the vendors' own rules of thumb, an estimate and never a count. It is at
+// least 1 for a request with any message.
+func EstimatePromptTokens(req *Request, charsPerToken float64, perMessage int64) int64 {
+	var chars int
+	for _, m := range req.Messages {
+		chars += utf8.RuneCountInString(m.Content)
+	}
+	n := int64(math.Ceil(float64(chars)/charsPerToken)) + perMessage*int64(len(req.Messages))
+	if n < 1 && len(req.Messages) > 0 {
+		n = 1
+	}
+	return n
 }
 
 // Provider is one vendor's adapter. Implementations are safe for

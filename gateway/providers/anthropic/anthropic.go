@@ -184,6 +184,13 @@ func finishReason(stop string) string {
 	return stop
 }
 
+// EstimatePromptTokens implements llm.PromptEstimator with Anthropic's
+// rule of thumb: about 3.5 characters a token, and 3 tokens of framing a
+// message.
+func (a *Adapter) EstimatePromptTokens(req *llm.Request) int64 {
+	return llm.EstimatePromptTokens(req, 3.5, 3)
+}
+
 // Complete implements llm.Provider.
 func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response, error) {
 	resp, reqID, err := a.post(ctx, req, false)

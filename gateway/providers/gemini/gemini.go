@@ -207,6 +207,12 @@ func (r *generateResponse) finish() string {
 	}
 }
 
+// EstimatePromptTokens implements llm.PromptEstimator with Google's rule
+// of thumb: about 4 characters a token, and no framing counted.
+func (a *Adapter) EstimatePromptTokens(req *llm.Request) int64 {
+	return llm.EstimatePromptTokens(req, 4, 0)
+}
+
 // Complete implements llm.Provider.
 func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response, error) {
 	resp, err := a.post(ctx, req, false)

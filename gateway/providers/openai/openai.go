@@ -144,6 +144,12 @@ type completion struct {
 	Usage *usage `json:"usage"`
 }
 
+// EstimatePromptTokens implements llm.PromptEstimator with OpenAI's rule of
+// thumb: about 4 characters a token, and 4 tokens of framing a message.
+func (a *Adapter) EstimatePromptTokens(req *llm.Request) int64 {
+	return llm.EstimatePromptTokens(req, 4, 4)
+}
+
 // Complete implements llm.Provider.
 func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response, error) {
 	resp, reqID, err := a.post(ctx, req, false)

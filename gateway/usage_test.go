@@ -1,0 +1,135 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/pricing"
+)
+
+// TestEveryBilledAttemptHasUsage: an attempt the vendor may have billed
+// gets a row that says how its usage is known. Where the vendor's usage
+// never came back (a timeout, a malformed body, a cut or cancelled stream)
+// the row is estimated, never zero: input from the prompt by the vendor's
+// rule of thumb, output from what arrived. Before usage_source these rows
+// had zero usage (non-streamed) or input 0 (cut streams).
+//
+// The prompt is 40 characters in one message. Hand-computed estimates:
+// OpenAI ceil(40/4) + 4 framing = 14; Anthropic ceil(40/3.5) + 3 = 15;
+// Gemini ceil(40/4) = 10. The fake model bills 1 USD per million input
+// tokens and 10 per million output tokens (reasoning included).
+func TestEveryBilledAttemptHasUsage(t *testing.T) {
+	const prompt = "What is the capital of France? One word."
+	tests := []struct {
+		name    string
+		vendor  fakeprovider.Vendor
+		fault   fakeprovider.Fault
+		stream  bool
+		cancel  bool // the client closes the stream after its first chunk
+		outcome ledger.Outcome
+		source  ledger.UsageSource
+		input   int64 // 0 with source reported: nothing billed
+		output  int64 // output and reasoning received
+		cost    string
+		billed  bool // the fake has an invoice line for it
+		joined  bool // the row carries the line's vendor id
+	}{
+		{name: "timeout before any answer", vendor: fakeprovider.OpenAI, fault: fakeprovider.Fault{Kind: fakeprovider.FaultLatency, Delay: time.Minute},
+			outcome: ledger.OutcomeTransportError, source: ledger.UsageEstimated, input: 14, cost: "0.000014", billed: true},
+		{name: "hang", vendor: fakeprovider.Gemini, fault: fakeprovider.Fault{Kind: fakeprovider.FaultHang},
+			outcome: ledger.OutcomeTransportError, source: ledger.UsageEstimated, input: 10, cost: "0.00001"},
+		{name: "malformed body", vendor: fakeprovider.Anthropic, fault: fakeprovider.Fault{Kind: fakeprovider.FaultMalformed},
+			outcome: ledger.OutcomeTransportError, source: ledger.UsageEstimated, input: 15, cost: "0.000015", billed: true, joined: true},
+		{name: "cut OpenAI stream", vendor: fakeprovider.OpenAI, stream: true, fault: fakeprovider.Fault{Kind: fakeprovider.FaultTruncate, AfterEvents: 4},
+			outcome: ledger.OutcomeTransportError, source: ledger.UsageEstimated, input: 14, output: 3, cost: "0.000044", billed: true, joined: true},
+		// Anthropic's message_start carries the input tokens: the vendor's
+		// count (the fake's 10) is kept, not the estimate.
+		{name: "cut Anthropic stream", vendor: fakeprovider.Anthropic, stream: true, fault: fakeprovider.Fault{Kind: fakeprovider.FaultTruncate, AfterEvents: 6},
+			outcome: ledger.OutcomeTransportError, source: ledger.UsageEstimated, input: 10, output: 3, cost: "0.00004", billed: true, joined: true},
+		{name: "stream the client closes", vendor: fakeprovider.Gemini, stream: true, cancel: true,
+			outcome: ledger.OutcomeCancelled, source: ledger.UsageEstimated, input: 10, output: 1, cost: "0.00002", billed: true, joined: true},
+		{name: "an error answer bills nothing", vendor: fakeprovider.OpenAI, fault: fakeprovider.Fault{Kind: fakeprovider.FaultServerError, Status: 503},
+			outcome: ledger.OutcomeServerError, source: ledger.UsageReported, cost: "0"},
+		{name: "a success", vendor: fakeprovider.Anthropic,
+			outcome: ledger.OutcomeOK, source: ledger.UsageReported, input: 10, output: 8, cost: "0.00009", billed: true, joined: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var faults []fakeprovider.Fault
+				if tt.fault.Kind != "" {
+					faults = append(faults, tt.fault)
+				}
+				model := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}},
+					TTFTms: fakeprovider.Fixed(100), PerTokenMs: fakeprovider.Fixed(10),
+					Price: &fakeprovider.ListPrice{Input: decimal.RequireFromString("1"), Output: decimal.RequireFromString("10")}}
+				store := ledger.NewMemoryStore()
+				g, err := gatewaytest.New(gatewaytest.Config{
+					Fakes: map[string]fakeprovider.Config{"p": {Vendor: tt.vendor, Seed: 1, Faults: faults, Models: map[string]fakeprovider.Model{"m": model}}},
+					Gateway: gateway.Config{Routes: map[string][]string{"chat": {"p/m"}},
+						Prices: gateway.PricesConfig{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("1"), Output: pricing.MustRate("10")}}},
+						Retry:  gateway.RetrySettings{MaxAttempts: 1, AttemptTimeout: 5 * time.Second, Deadline: 10 * time.Second}},
+					Store: store})
+				require.NoError(t, err)
+				defer g.Close()
+				req := &gateway.Request{Tenant: gatewaytest.DefaultTenant, Route: "chat",
+					LLM: llm.Request{Messages: []llm.Message{{Role: "user", Content: prompt}}}}
+				if tt.stream {
+					s, err := g.Stream(context.Background(), req)
+					if err == nil {
+						for {
+							_, err = s.Next()
+							if err != nil || tt.cancel {
+								break
+							}
+						}
+						s.Close()
+					}
+					if !tt.cancel && tt.outcome != ledger.OutcomeOK {
+						require.Error(t, err)
+						require.False(t, errors.Is(err, io.EOF), "the stream must fail, not end")
+					}
+				} else {
+					_, err := g.Complete(context.Background(), req)
+					assert.Equal(t, tt.outcome == ledger.OutcomeOK, err == nil, "%v", err)
+				}
+				synctest.Wait()
+
+				var buf exportBuffer
+				_, err = store.Export(context.Background(), ledger.Query{}, &buf)
+				require.NoError(t, err)
+				rows := buf.attempts(t)
+				require.Len(t, rows, 1, "one row for the one attempt")
+				a := rows[0]
+				assert.Equal(t, tt.outcome, a.Outcome)
+				assert.Equal(t, tt.source, a.UsageSource)
+				assert.Equal(t, tt.input, a.Tokens.Input, "input tokens")
+				assert.Equal(t, tt.output, a.Tokens.Output+a.Tokens.Reasoning, "output tokens received")
+				assert.Equal(t, tt.cost, a.Cost.String(), "cost")
+
+				lines := g.Fakes["p"].Invoice().Lines
+				if !tt.billed {
+					assert.Empty(t, lines, "the vendor billed nothing")
+					return
+				}
+				require.Len(t, lines, 1)
+				if tt.joined {
+					assert.Equal(t, lines[0].RequestID, a.ProviderReqID, "the row names the invoice line")
+				}
+			})
+		})
+	}
+}
