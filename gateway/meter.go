@@ -33,7 +33,9 @@ type attemptRecord struct {
 }
 
 // meter records one upstream attempt of req in the ledger and the metrics,
-// and returns its cost.
+// and returns its cost. The exact cost is rounded once, here, to the
+// ledger's scale (half away from zero); the row, the metric, the budget's
+// settlement and the client's X-Brownout-Cost-USD all carry that value.
 func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) decimal.Decimal {
 	finished := g.now()
 	usage, source := g.usage(r)
@@ -42,8 +44,9 @@ func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) deci
 		// New checked every routed model; this is a bug, not a free call.
 		g.log.Error("gateway: unpriced attempt", "target", r.target.String(), "error", perr)
 	}
+	cost = cost.Round(ledger.CostScale)
 	a := row(req, r.target, r.n, r.started, finished)
-	a.Tokens, a.UsageSource, a.Cost = usage, source, cost.Truncate(ledger.CostScale)
+	a.Tokens, a.UsageSource, a.Cost = usage, source, cost
 	a.Outcome, a.HTTPStatus, a.ProviderReqID = ledger.OutcomeOK, 200, ledger.SanitizeID(r.vendorID)
 	if r.err != nil {
 		class := llm.Classify(ctx, r.err)
@@ -57,7 +60,7 @@ func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) deci
 			}
 		}
 	}
-	g.record(a, cost)
+	g.record(a)
 	return cost
 }
 
@@ -106,7 +109,7 @@ func (g *Gateway) reject(req *Request, t Target, n int, outcome ledger.Outcome, 
 	now := g.now()
 	a := row(req, t, n, now, now)
 	a.Outcome, a.ErrorClass, a.ErrorMessage, a.UsageSource = outcome, string(outcome), msg, ledger.UsageNone
-	g.record(a, decimal.Zero)
+	g.record(a)
 }
 
 // row is attempt n of req on t: its identity, who asked for what and who
@@ -117,13 +120,12 @@ func row(req *Request, t Target, n int, started, finished time.Time) ledger.Atte
 		Provider: t.Provider, Model: t.Model, StartedAt: started, FinishedAt: finished}
 }
 
-// record hands a to the ledger and counts it in the metrics; cost is the
-// attempt's exact cost (the ledger's is truncated to its scale).
-func (g *Gateway) record(a ledger.Attempt, cost decimal.Decimal) {
+// record hands a to the ledger and counts it in the metrics.
+func (g *Gateway) record(a ledger.Attempt) {
 	if err := g.ledger.Record(a); err != nil {
 		g.log.Error("gateway: ledger refused an attempt", "request_id", a.RequestID, "attempt", a.Attempt, "outcome", a.Outcome, "error", err)
 	}
-	g.metrics.attempt(Target{Provider: a.Provider, Model: a.Model}, a.Outcome, a.UsageSource, a.Tokens, cost, a.FinishedAt.Sub(a.StartedAt))
+	g.metrics.attempt(Target{Provider: a.Provider, Model: a.Model}, a.Outcome, a.UsageSource, a.Tokens, a.Cost, a.FinishedAt.Sub(a.StartedAt))
 }
 
 // outcomeOf is the ledger outcome of a failed attempt's error class.

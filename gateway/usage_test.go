@@ -133,3 +133,35 @@ func TestEveryBilledAttemptHasUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestOneRoundingOfOneCost: the exact cost is rounded once, to the
+// ledger's scale, and the row, the result (the client's
+// X-Brownout-Cost-USD) and the budget settle on that one value. At 0.00000015
+// USD per million input tokens and 1 per million output tokens, 10 input and
+// 8 output tokens cost exactly 0.0000080000015, which is 0.000008000002
+// at 12 places (half away from zero). Before, the ledger truncated it to
+// …001 and the header kept all 13 places.
+func TestOneRoundingOfOneCost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		model := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}}}
+		store := ledger.NewMemoryStore()
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes: map[string]fakeprovider.Config{"p": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"m": model}}},
+			Gateway: gateway.Config{Routes: map[string][]string{"chat": {"p/m"}},
+				Prices: gateway.PricesConfig{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("0.00000015"), Output: pricing.MustRate("1")}}}},
+			Store: store})
+		require.NoError(t, err)
+		defer g.Close()
+		res, err := g.Complete(context.Background(), &gateway.Request{Tenant: gatewaytest.DefaultTenant, Route: "chat",
+			LLM: llm.Request{Messages: []llm.Message{{Role: "user", Content: "What is the capital of France? One word."}}}})
+		require.NoError(t, err)
+		require.Equal(t, llm.Usage{Input: 10, Output: 8}, res.Response.Usage)
+		assert.Equal(t, "0.000008000002", res.Cost.String(), "the cost the client is told")
+		var buf exportBuffer
+		_, err = store.Export(context.Background(), ledger.Query{}, &buf)
+		require.NoError(t, err)
+		rows := buf.attempts(t)
+		require.Len(t, rows, 1)
+		assert.Equal(t, "0.000008000002", rows[0].Cost.String(), "the ledger's cost")
+	})
+}

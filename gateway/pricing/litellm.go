@@ -90,5 +90,5 @@ func perMillion(n *json.Number) (Rate, error) {
 	if d.IsNegative() {
 		return Rate{}, fmt.Errorf("negative price %s", n)
 	}
-	return Rate{Decimal: d.Mul(million), set: true}, nil
+	return Rate{Decimal: d.Shift(6), set: true}, nil
 }

@@ -26,8 +26,6 @@ import (
 // ErrUnpriced is returned for a model the table has no price for.
 var ErrUnpriced = errors.New("pricing: model has no price")
 
-var million = decimal.New(1, 6)
-
 // Price is one model's rates, USD per million tokens. A nil rate takes its
 // default (Reasoning: Output; CacheRead, CacheWrite: Input).
 type Price struct {
@@ -61,7 +59,7 @@ func (p Price) Cost(u llm.Usage) decimal.Decimal {
 		Add(p.ReasoningRate().Mul(decimal.NewFromInt(u.Reasoning))).
 		Add(p.CacheReadRate().Mul(decimal.NewFromInt(u.CacheRead))).
 		Add(p.CacheWriteRate().Mul(decimal.NewFromInt(u.CacheWrite)))
-	return sum.Div(million) // exact: a division by a power of ten
+	return sum.Shift(-6) // per million: the decimal point moves, nothing is rounded
 }
 
 // WorstCase is the most a call with input prompt tokens and at most
@@ -72,7 +70,7 @@ func (p Price) Cost(u llm.Usage) decimal.Decimal {
 func (p Price) WorstCase(input, maxOutput int64) decimal.Decimal {
 	in := decimal.Max(p.Input.Decimal, p.CacheWriteRate(), p.CacheReadRate())
 	out := decimal.Max(p.Output.Decimal, p.ReasoningRate())
-	return in.Mul(decimal.NewFromInt(input)).Add(out.Mul(decimal.NewFromInt(maxOutput))).Div(million)
+	return in.Mul(decimal.NewFromInt(input)).Add(out.Mul(decimal.NewFromInt(maxOutput))).Shift(-6)
 }
 
 // Table maps models to prices. The zero Table is empty; it is safe for

@@ -172,3 +172,15 @@ func TestDefaultTableAgreesWithTheFakesPriceList(t *testing.T) {
 		}
 	}
 }
+
+// TestCostIsExact: per million is a shift of the decimal point, so a rate
+// with more digits than a division keeps (16 after the point) still gives
+// the exact cost; the gateway rounds it once, to the ledger's scale.
+func TestCostIsExact(t *testing.T) {
+	p := pricing.Price{Input: pricing.MustRate("0.1234567890123456789"), Output: pricing.MustRate("3")}
+	got := p.Cost(llm.Usage{Input: 7, Output: 1})
+	// 7 * 0.1234567890123456789 = 0.8641975230864197523; + 3 = 3.8641975230864197523; per million:
+	assert.Equal(t, "0.0000038641975230864197523", got.String())
+	assert.Equal(t, "0.000007938271560493827156", p.WorstCase(40, 1).String(),
+		"40 * 0.1234567890123456789 = 4.938271560493827156; + 1 * 3; per million")
+}
