@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,8 +23,16 @@ import (
 	"github.com/brownout-dev/brownout/gateway/ledger"
 )
 
-// shutdownGrace bounds draining requests and flushing the ledger on SIGTERM.
-const shutdownGrace = 30 * time.Second
+// On SIGTERM serve stops taking requests and lets those in flight finish
+// for --drain-timeout; then it cuts what is left (long streams), whose
+// attempts the gateway meters as cancelled with their partial usage, waits
+// up to cutGrace for those handlers to return, and only then flushes the
+// ledger, within flushTimeout. No attempt is recorded after the writer
+// closed.
+const (
+	cutGrace     = 10 * time.Second
+	flushTimeout = 30 * time.Second
+)
 
 // runServe runs the gateway until ctx ends, then drains requests and
 // flushes the ledger.
@@ -34,11 +43,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:0", "host:port to listen on (port 0 picks a free one)")
 	dbURL := fs.String("database-url", "", "Postgres URL of the ledger (default $DATABASE_URL; empty: in-memory ledger)")
 	spoolDir := fs.String("spool-dir", "", "the ledger writer's durable spool, over the config's ledger.spool_dir (one per process)")
+	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may finish before the rest are cut (and metered as cancelled)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *config == "" {
 		return usagef("serve: --config is required")
+	}
+	if *drainTimeout < 0 {
+		return usagef("serve: --drain-timeout must not be negative")
 	}
 	if *dbURL == "" {
 		*dbURL = os.Getenv("DATABASE_URL") // not the flag's default: -help would print it, password and all
@@ -111,7 +124,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	line, _ := json.Marshal(map[string]string{"addr": "http://" + ln.Addr().String()})
 	fmt.Fprintf(stdout, "%s\n", line)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// Every request's context descends from reqCtx: cutting it ends the
+	// requests still running after the drain. inflight counts handlers, so
+	// the writer closes only after the last one has metered its attempts.
+	reqCtx, cutRequests := context.WithCancel(context.Background())
+	defer cutRequests()
+	var inflight sync.WaitGroup
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inflight.Add(1)
+		defer inflight.Done()
+		handler.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: counted, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "routes", gw.Routes())
@@ -123,17 +148,38 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: %w", err)
 	}
 	draining.Store(true)
-	log.Info("shutting down: draining requests, then flushing the ledger")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
+	log.Info("shutting down: draining requests, then flushing the ledger", "drain_timeout", drainTimeout.String())
 	var errs []error
-	if err := srv.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("serve: drain: %w", err))
+	dctx, cancel := context.WithTimeout(context.Background(), *drainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		log.Warn("shutting down: requests still running after the drain; cutting them (metered as cancelled)", "error", err)
 	}
-	if err := writer.Close(sctx); err != nil {
+	cutRequests()
+	if !waitTimeout(&inflight, cutGrace) {
+		errs = append(errs, fmt.Errorf("serve: requests still running %s after they were cut; attempts they record now are lost", cutGrace))
+	}
+	_ = srv.Close()
+	fctx, cancelFlush := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancelFlush()
+	if err := writer.Close(fctx); err != nil {
 		errs = append(errs, fmt.Errorf("serve: ledger flush: %w", err))
 	}
 	st := writer.Stats()
 	log.Info("ledger flushed", "recorded", st.Recorded, "inserted", st.Inserted, "spooled", st.Spooled)
 	return errors.Join(errs...)
+}
+
+// waitTimeout waits for wg up to d, and reports whether it finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }

@@ -18,7 +18,7 @@ type memSpool struct {
 	total int
 }
 
-func (m *memSpool) append(batch []Attempt) error {
+func (m *memSpool) append(batch []Attempt, _ bool) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.segs == nil {
@@ -31,10 +31,20 @@ func (m *memSpool) append(batch []Attempt) error {
 	}
 	m.segs[m.cur] = append(m.segs[m.cur], batch...)
 	m.total += len(batch)
+	return m.cur, nil
+}
+
+func (m *memSpool) closeCurrent() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cur = ""
 	return nil
 }
 
-func (m *memSpool) rotate() ([]string, error) {
+// done is for a write-ahead log, which a memory spool never is.
+func (m *memSpool) done(string, int, bool) {}
+
+func (m *memSpool) replayable() ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cur = ""

@@ -3,10 +3,14 @@ package ledger
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"os"
+	"slices"
 	"testing"
+	"time"
 )
 
 // FuzzReadSegment: whatever bytes a crash or a disk leaves in a segment,
@@ -42,4 +46,80 @@ func FuzzReadSegment(f *testing.F) {
 			}
 		}
 	})
+}
+
+// tornFile writes the first half of the write numbered failAt, then fails,
+// as a full disk or an I/O error leaves a segment.
+type tornFile struct {
+	*os.File
+	writes, failAt int
+}
+
+func (f *tornFile) Write(b []byte) (int, error) {
+	f.writes++
+	if f.writes == f.failAt {
+		n, _ := f.File.Write(b[:len(b)/2])
+		return n, errors.New("no space left on device")
+	}
+	return f.File.Write(b)
+}
+
+// TestFailedAppendLeavesNoTornLine: an append that fails part-way is cut
+// back to the last good line, so the next append is not joined to a torn
+// line and lost to its checksum.
+func TestFailedAppendLeavesNoTornLine(t *testing.T) {
+	open := openSegment
+	t.Cleanup(func() { openSegment = open })
+	openSegment = func(path string) (segmentFile, error) {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+		return &tornFile{File: f, failAt: 2}, err
+	}
+	dir := t.TempDir()
+	s, err := openSpool(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	batch := func(from int) []Attempt {
+		var out []Attempt
+		for i := from; i < from+3; i++ {
+			out = append(out, Attempt{RequestID: fmt.Sprintf("r%d", i), Attempt: 1, Tenant: "t", Route: "chat", Provider: "p", Model: "m",
+				Outcome: OutcomeOK, UsageSource: UsageReported, StartedAt: time.Unix(1, 0), FinishedAt: time.Unix(2, 0)})
+		}
+		return out
+	}
+	if _, err := s.append(batch(0), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.append(batch(3), false); err == nil {
+		t.Fatal("the torn append reported success")
+	}
+	if _, err := s.append(batch(6), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.closeCurrent(); err != nil {
+		t.Fatal(err)
+	}
+	names, err := s.replayable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	corrupt := 0
+	for _, name := range names {
+		as, c, err := s.read(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		corrupt += c
+		for _, a := range as {
+			got = append(got, a.RequestID)
+		}
+	}
+	if want := []string{"r0", "r1", "r2", "r6", "r7", "r8"}; corrupt != 0 || !slices.Equal(got, want) {
+		t.Fatalf("read back %v with %d corrupt lines; want %v and none corrupt (the failed batch's caller was told)", got, corrupt, want)
+	}
+	if s.pending() != 6 {
+		t.Fatalf("pending = %d; want 6", s.pending())
+	}
 }

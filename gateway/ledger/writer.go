@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"slices"
 	"sync"
@@ -22,6 +23,12 @@ type WriterConfig struct {
 	// QueueSize bounds the in-memory queue between Record and the batcher
 	// (default 65536). When it is full, Record appends the attempt to the
 	// spool synchronously: slower, never lost (Stats.Overflowed counts it).
+	//
+	// With a SpoolDir the queue is what a crash can lose, so it is small
+	// (default 1024) and a full queue makes Record wait for the group
+	// commit to take from it: backpressure at the disk's pace, which bounds
+	// the loss to the attempts of about one GroupCommit even when Record is
+	// called faster than the disk can write.
 	QueueSize int
 	// BatchSize is the most attempts one Insert carries (default 1000).
 	BatchSize int
@@ -43,7 +50,15 @@ type WriterConfig struct {
 	// SpoolDir is the directory of the durable spool. Empty means the spool
 	// is kept in memory: it rides out a store outage but not a crash of the
 	// process. Production deployments with Postgres set it.
+	//
+	// With a SpoolDir the spool is also a write-ahead log: every attempt is
+	// appended to it (fsync'd, in groups) within GroupCommit of Record,
+	// before the store sees it, and its segment is removed once the store
+	// has it. A crash loses at most the attempts of the last GroupCommit.
 	SpoolDir string
+	// GroupCommit is how long an attempt may wait in memory before it is on
+	// disk, with a SpoolDir (default 10ms): the most a crash can lose.
+	GroupCommit time.Duration
 	// Seed seeds the backoff jitter (default 1).
 	Seed uint64
 	// Logger receives the writer's warnings (default slog.Default()).
@@ -53,6 +68,9 @@ type WriterConfig struct {
 func (c *WriterConfig) normalize() {
 	if c.QueueSize <= 0 {
 		c.QueueSize = 65536
+		if c.SpoolDir != "" {
+			c.QueueSize = 1024
+		}
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
@@ -74,6 +92,9 @@ func (c *WriterConfig) normalize() {
 	if c.ReplayInterval <= 0 {
 		c.ReplayInterval = time.Second
 	}
+	if c.GroupCommit <= 0 {
+		c.GroupCommit = 10 * time.Millisecond
+	}
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
@@ -88,7 +109,8 @@ type WriterStats struct {
 	Recorded     uint64 `json:"recorded"`      // attempts Record accepted
 	Inserted     uint64 `json:"inserted"`      // attempts the store took as new
 	Duplicates   uint64 `json:"duplicates"`    // attempts the store already had
-	Overflowed   uint64 `json:"overflowed"`    // Record found the queue full and spooled
+	Overflowed   uint64 `json:"overflowed"`    // Record found the queue full (and spooled, or with a SpoolDir waited)
+	Committed    uint64 `json:"committed"`     // attempts written ahead to the spool directory by group commit
 	Spooled      uint64 `json:"spooled"`       // attempts appended to the spool
 	Replayed     uint64 `json:"replayed"`      // spooled attempts since written to the store
 	Corrupt      uint64 `json:"corrupt"`       // spool lines skipped as torn or corrupt
@@ -125,16 +147,20 @@ type Writer struct {
 	healthy    bool
 	lastReplay time.Time
 	unspooled  []Attempt // attempts the spool refused (disk full); retried every tick
+	// groups carry attempts from commitLoop to insertLoop (with a SpoolDir).
+	groups chan group
 
-	recorded, inserted, duplicates, overflowed, spooled, replayed, corrupt, insertErrors atomic.Uint64
-	unspooledN                                                                           atomic.Int64
+	recorded, inserted, duplicates, overflowed, committed, spooled, replayed, corrupt, insertErrors atomic.Uint64
+	unspooledN                                                                                      atomic.Int64
 }
 
 // spooler is what the Writer needs of a spool: the file spool or, without
 // a SpoolDir, the memory one.
 type spooler interface {
-	append(batch []Attempt) error
-	rotate() ([]string, error)
+	append(batch []Attempt, handed bool) (segment string, err error)
+	done(segment string, n int, stored bool)
+	closeCurrent() error
+	replayable() ([]string, error)
 	read(name string) ([]Attempt, int, error)
 	remove(name string) error
 	pending() int
@@ -162,13 +188,20 @@ func NewWriter(store Store, cfg WriterConfig) (*Writer, error) {
 		ctx: ctx, cancel: cancel,
 		healthy: true,
 	}
-	go w.run()
+	if cfg.SpoolDir != "" {
+		w.groups = make(chan group, 4)
+		go w.commitLoop()
+		go w.insertLoop()
+	} else {
+		go w.run()
+	}
 	return w, nil
 }
 
 // Record validates a and queues it for the store. It does not wait for the
 // store: it returns after a channel send, or, when the queue is full, after
-// an fsync'd append to the spool. It returns an error wrapping ErrInvalid
+// an fsync'd append to the spool (with a SpoolDir: after the group commit
+// has made room in the queue). It returns an error wrapping ErrInvalid
 // for a bad attempt, ErrClosed after Close, or a spool error if the queue is
 // full and the spool cannot take the attempt.
 func (w *Writer) Record(a Attempt) error {
@@ -186,7 +219,15 @@ func (w *Writer) Record(a Attempt) error {
 		return nil
 	default:
 	}
-	if err := w.spool.append([]Attempt{a}); err != nil {
+	if w.groups != nil {
+		// A write-ahead log: wait for the group commit, which never waits
+		// for the store.
+		w.queue <- a
+		w.recorded.Add(1)
+		w.overflowed.Add(1)
+		return nil
+	}
+	if _, err := w.spool.append([]Attempt{a}, false); err != nil {
 		return fmt.Errorf("ledger: queue full and %w", err)
 	}
 	w.recorded.Add(1)
@@ -203,6 +244,7 @@ func (w *Writer) Stats() WriterStats {
 		Inserted:     w.inserted.Load(),
 		Duplicates:   w.duplicates.Load(),
 		Overflowed:   w.overflowed.Load(),
+		Committed:    w.committed.Load(),
 		Spooled:      w.spooled.Load(),
 		Replayed:     w.replayed.Load(),
 		Corrupt:      w.corrupt.Load(),
@@ -257,8 +299,8 @@ func (w *Writer) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// run is the writer's goroutine; it exits when Close closes w.stop, after
-// draining the queue.
+// run is the goroutine of a writer without a spool directory; it exits
+// when Close closes w.stop, after draining the queue.
 func (w *Writer) run() {
 	defer close(w.done)
 	tick := time.NewTicker(w.cfg.FlushInterval)
@@ -266,7 +308,7 @@ func (w *Writer) run() {
 	batch := make([]Attempt, 0, w.cfg.BatchSize)
 	flush := func() {
 		if len(batch) > 0 {
-			w.flush(batch)
+			w.flushVolatile(batch)
 			batch = batch[:0]
 		}
 	}
@@ -284,17 +326,11 @@ func (w *Writer) run() {
 		case <-w.stop:
 			// Record can no longer enqueue (closed is set under the lock), so
 			// the queue only shrinks from here.
-			for {
-				select {
-				case a := <-w.queue:
-					batch = append(batch, a)
-					if len(batch) >= w.cfg.BatchSize {
-						flush()
-					}
-					continue
-				default:
+			for a := range w.drain() {
+				batch = append(batch, a)
+				if len(batch) >= w.cfg.BatchSize {
+					flush()
 				}
-				break
 			}
 			flush()
 			w.lastReplay = time.Time{}
@@ -304,9 +340,164 @@ func (w *Writer) run() {
 	}
 }
 
-// flush inserts a batch, retrying with backoff while the store is healthy;
-// a batch the store does not take is spooled.
-func (w *Writer) flush(batch []Attempt) {
+// drain yields what is left in the queue once Record can no longer add to it.
+func (w *Writer) drain() iter.Seq[Attempt] {
+	return func(yield func(Attempt) bool) {
+		for {
+			select {
+			case a := <-w.queue:
+				if !yield(a) {
+					return
+				}
+			default:
+				return
+			}
+		}
+	}
+}
+
+// group is attempts written ahead to segment seg of the spool directory
+// together; seg is "" when the disk refused them.
+type group struct {
+	seg      string
+	attempts []Attempt
+}
+
+// commitLoop is the group-commit goroutine of a writer with a spool
+// directory: it takes attempts off the queue and, every GroupCommit (or
+// sooner, at BatchSize), appends them to the spool with one fsync and hands
+// them to insertLoop. It does nothing else and never waits for the store:
+// when insertLoop is behind, a group already on disk is left to replay. So
+// a slow or hanging store never holds an attempt in memory longer than
+// GroupCommit. It closes the current segment every FlushInterval so that
+// stored segments can be removed.
+func (w *Writer) commitLoop() {
+	defer close(w.groups)
+	commit := time.NewTicker(w.cfg.GroupCommit)
+	defer commit.Stop()
+	rotate := time.NewTicker(w.cfg.FlushInterval)
+	defer rotate.Stop()
+	var pending []Attempt
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		name, err := w.spool.append(pending, true)
+		if err != nil {
+			w.log.Error("ledger: write-ahead to the spool failed; sending the attempts straight to the store", "error", err, "attempts", len(pending))
+			name = ""
+		} else {
+			w.committed.Add(uint64(len(pending)))
+		}
+		if name == "" {
+			w.groups <- group{attempts: pending} // only in memory: wait for the inserter
+		} else {
+			select {
+			case w.groups <- group{seg: name, attempts: pending}:
+			default:
+				// The inserter is behind (a slow store, a long replay). The
+				// group is on disk: replay writes it; never wait for it here.
+				w.spool.done(name, len(pending), false)
+				w.spooled.Add(uint64(len(pending)))
+			}
+		}
+		pending = nil
+	}
+	closeSegment := func() {
+		if err := w.spool.closeCurrent(); err != nil {
+			w.log.Error("ledger: spool", "error", err)
+		}
+	}
+	for {
+		select {
+		case a := <-w.queue:
+			pending = append(pending, a)
+			if len(pending) >= w.cfg.BatchSize {
+				flush()
+			}
+		case <-commit.C:
+			flush()
+		case <-rotate.C:
+			closeSegment()
+		case <-w.stop:
+			for a := range w.drain() {
+				pending = append(pending, a)
+			}
+			flush()
+			closeSegment()
+			return
+		}
+	}
+}
+
+// insertLoop is the store goroutine of a writer with a spool directory: it
+// batches the groups commitLoop hands it, inserts them and tells the spool,
+// and replays what the store does not have. It exits when commitLoop is
+// done, after a last insert and replay.
+func (w *Writer) insertLoop() {
+	defer close(w.done)
+	tick := time.NewTicker(w.cfg.FlushInterval)
+	defer tick.Stop()
+	var groups []group
+	n := 0
+	flush := func() {
+		if len(groups) > 0 {
+			w.flushDurable(groups)
+			groups, n = groups[:0], 0
+		}
+	}
+	w.maybeReplay(time.Now())
+	for {
+		select {
+		case g, ok := <-w.groups:
+			if !ok {
+				flush()
+				w.lastReplay = time.Time{}
+				w.maybeReplay(time.Now())
+				return
+			}
+			if g.seg == "" {
+				w.flushVolatile(g.attempts)
+				continue
+			}
+			groups = append(groups, g)
+			if n += len(g.attempts); n >= w.cfg.BatchSize {
+				flush()
+			}
+		case now := <-tick.C:
+			flush()
+			w.maybeReplay(now)
+		}
+	}
+}
+
+// flushDurable inserts groups already on disk: one try while the store is
+// healthy, none while it is failing (replay writes them once it answers).
+// Either way the spool is told, and removes segments the store has whole.
+func (w *Writer) flushDurable(groups []group) {
+	stored := false
+	if w.healthy {
+		var batch []Attempt
+		for _, g := range groups {
+			batch = append(batch, g.attempts...)
+		}
+		err := w.insert(batch)
+		if stored = err == nil; !stored {
+			w.healthy = false
+			w.log.Warn("ledger: store failing; attempts stay in the spool until it answers", "error", err, "batch", len(batch))
+		}
+	}
+	for _, g := range groups {
+		if !stored {
+			w.spooled.Add(uint64(len(g.attempts)))
+		}
+		w.spool.done(g.seg, len(g.attempts), stored)
+	}
+}
+
+// flushVolatile inserts a batch held only in memory, retrying with backoff
+// while the store is healthy; a batch the store does not take is spooled.
+func (w *Writer) flushVolatile(batch []Attempt) {
 	if w.healthy {
 		for try := 0; ; try++ {
 			err := w.insert(batch)
@@ -340,7 +531,7 @@ func (w *Writer) insert(batch []Attempt) error {
 }
 
 func (w *Writer) toSpool(batch []Attempt) {
-	if err := w.spool.append(batch); err != nil {
+	if _, err := w.spool.append(batch, false); err != nil {
 		// Keep them in memory and try again every tick; Close reports any left.
 		w.log.Error("ledger: spool refused attempts; holding them in memory", "error", err, "batch", len(batch))
 		w.unspooled = append(w.unspooled, batch...)
@@ -357,7 +548,7 @@ func (w *Writer) maybeReplay(now time.Time) {
 		held := w.unspooled
 		w.unspooled = nil
 		w.unspooledN.Store(0)
-		w.flush(held)
+		w.flushVolatile(held)
 	}
 	if !w.healthy && now.Sub(w.lastReplay) < w.cfg.ReplayInterval {
 		return
@@ -366,10 +557,13 @@ func (w *Writer) maybeReplay(now time.Time) {
 		return
 	}
 	w.lastReplay = now
-	names, err := w.spool.rotate()
+	names, err := w.spool.replayable()
 	if err != nil {
-		w.log.Error("ledger: spool rotate failed", "error", err)
+		w.log.Error("ledger: spool", "error", err)
 		return
+	}
+	if len(names) == 0 {
+		return // what the spool holds is still in flight to the store
 	}
 	for _, name := range names {
 		attempts, corrupt, err := w.spool.read(name)
