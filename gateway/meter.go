@@ -123,7 +123,10 @@ func row(req *Request, t Target, n int, started, finished time.Time) ledger.Atte
 // record hands a to the ledger and counts it in the metrics.
 func (g *Gateway) record(a ledger.Attempt) {
 	if err := g.ledger.Record(a); err != nil {
+		// The ledger's Writer keeps it as a dead letter; the metric is what
+		// an alert watches.
 		g.log.Error("gateway: ledger refused an attempt", "request_id", a.RequestID, "attempt", a.Attempt, "outcome", a.Outcome, "error", err)
+		g.metrics.ledgerRefused(err)
 	}
 	g.metrics.attempt(Target{Provider: a.Provider, Model: a.Model}, a.Outcome, a.UsageSource, a.Tokens, a.Cost, a.FinishedAt.Sub(a.StartedAt))
 }

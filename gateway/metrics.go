@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ type Metrics struct {
 	latency    *prometheus.HistogramVec
 	upstream   *prometheus.HistogramVec
 	breaker    *prometheus.GaugeVec
+	refused    *prometheus.CounterVec
 	queueDepth prometheus.GaugeFunc
 }
 
@@ -43,7 +45,9 @@ func NewMetrics(reg prometheus.Registerer, queueDepth func() float64) *Metrics {
 	}
 	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "brownout_breaker_state",
 		Help: "Circuit breaker state by provider (and model for per-model breakers): 0 closed, 1 half-open, 2 open."}, []string{"provider", "model"})
-	reg.MustRegister(m.requests, m.attempts, m.cost, m.tokens, m.latency, m.upstream, m.breaker)
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brownout_ledger_refused_total",
+		Help: "Attempts the ledger refused to record, by reason (invalid, closed, spool); each is kept as a dead letter."}, []string{"reason"})
+	reg.MustRegister(m.requests, m.attempts, m.cost, m.tokens, m.latency, m.upstream, m.breaker, m.refused)
 	if queueDepth != nil {
 		m.queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "brownout_ledger_queue_depth",
 			Help: "Attempts waiting in the ledger writer's queue."}, queueDepth)
@@ -67,6 +71,21 @@ func (m *Metrics) attempt(t Target, outcome ledger.Outcome, source ledger.UsageS
 		}
 	}
 	m.upstream.WithLabelValues(t.Provider).Observe(d.Seconds())
+}
+
+// ledgerRefused counts an attempt the ledger's Record refused.
+func (m *Metrics) ledgerRefused(err error) {
+	if m == nil {
+		return
+	}
+	reason := "spool"
+	switch {
+	case errors.Is(err, ledger.ErrInvalid):
+		reason = "invalid"
+	case errors.Is(err, ledger.ErrClosed):
+		reason = "closed"
+	}
+	m.refused.WithLabelValues(reason).Inc()
 }
 
 func (m *Metrics) request(route, outcome string, d time.Duration) {

@@ -1,11 +1,15 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -117,6 +121,7 @@ type WriterStats struct {
 	SpoolPending int    `json:"spool_pending"` // attempts this writer spooled and not yet replayed
 	InsertErrors uint64 `json:"insert_errors"` // failed Insert calls
 	Unspooled    int    `json:"unspooled"`     // attempts neither stored nor spooled (spool failing)
+	DeadLetters  uint64 `json:"dead_letters"`  // attempts Record refused, kept as dead letters
 }
 
 // Writer meters attempts asynchronously in front of a Store: Record validates
@@ -150,8 +155,11 @@ type Writer struct {
 	// groups carry attempts from commitLoop to insertLoop (with a SpoolDir).
 	groups chan group
 
-	recorded, inserted, duplicates, overflowed, committed, spooled, replayed, corrupt, insertErrors atomic.Uint64
-	unspooledN                                                                                      atomic.Int64
+	recorded, inserted, duplicates, overflowed, committed, spooled, replayed, corrupt, insertErrors, deadLetters atomic.Uint64
+	unspooledN                                                                                                   atomic.Int64
+
+	dlMu           sync.Mutex
+	memDeadLetters []DeadLetter // without a SpoolDir
 }
 
 // spooler is what the Writer needs of a spool: the file spool or, without
@@ -204,8 +212,15 @@ func NewWriter(store Store, cfg WriterConfig) (*Writer, error) {
 // has made room in the queue). It returns an error wrapping ErrInvalid
 // for a bad attempt, ErrClosed after Close, or a spool error if the queue is
 // full and the spool cannot take the attempt.
-func (w *Writer) Record(a Attempt) error {
+func (w *Writer) Record(a Attempt) (err error) {
+	defer func() {
+		if err != nil {
+			w.deadLetter(a, err)
+		}
+	}()
+	raw := a
 	if err := a.Validate(); err != nil {
+		a = raw // the dead letter keeps what the caller sent
 		return err
 	}
 	w.mu.RLock()
@@ -236,6 +251,88 @@ func (w *Writer) Record(a Attempt) error {
 	return nil
 }
 
+// DeadLetter is an attempt Record refused, with the reason: the ledger
+// never only logs a billed attempt it could not take.
+type DeadLetter struct {
+	At      time.Time `json:"at"`
+	Reason  string    `json:"reason"`
+	Attempt Attempt   `json:"attempt"`
+}
+
+// deadLetterFile is the file of dead letters in a spool directory: one
+// DeadLetter a line, appended and fsync'd; never replayed (each one needs
+// a person to look at it).
+const deadLetterFile = "dead-letters.jsonl"
+
+// maxMemDeadLetters bounds the dead letters a writer without a spool
+// directory keeps (the counter keeps counting).
+const maxMemDeadLetters = 10000
+
+// deadLetter keeps an attempt Record refused: in the spool directory's
+// dead-letter file, or in memory without one. It works after Close too.
+func (w *Writer) deadLetter(a Attempt, reason error) {
+	w.deadLetters.Add(1)
+	d := DeadLetter{At: time.Now().UTC(), Reason: reason.Error(), Attempt: a}
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	if w.cfg.SpoolDir == "" {
+		if len(w.memDeadLetters) < maxMemDeadLetters {
+			w.memDeadLetters = append(w.memDeadLetters, d)
+		}
+		return
+	}
+	if err := appendDeadLetter(filepath.Join(w.cfg.SpoolDir, deadLetterFile), d); err != nil {
+		w.log.Error("ledger: could not keep a dead letter", "request_id", a.RequestID, "attempt", a.Attempt, "reason", reason, "error", err)
+	}
+}
+
+func appendDeadLetter(path string, d DeadLetter) error {
+	line, err := json.Marshal(&d)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// DeadLetters returns the dead letters Record kept: those in the spool
+// directory's dead-letter file (every writer's on that directory), or
+// this writer's in memory.
+func (w *Writer) DeadLetters() ([]DeadLetter, error) {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	if w.cfg.SpoolDir == "" {
+		return slices.Clone(w.memDeadLetters), nil
+	}
+	b, err := os.ReadFile(filepath.Join(w.cfg.SpoolDir, deadLetterFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: dead letters: %w", err)
+	}
+	var out []DeadLetter
+	for line := range bytes.Lines(b) {
+		var d DeadLetter
+		if err := json.Unmarshal(line, &d); err != nil {
+			return out, fmt.Errorf("ledger: dead letters: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 // Stats returns the writer's counters.
 func (w *Writer) Stats() WriterStats {
 	st := WriterStats{
@@ -250,6 +347,7 @@ func (w *Writer) Stats() WriterStats {
 		Corrupt:      w.corrupt.Load(),
 		InsertErrors: w.insertErrors.Load(),
 		Unspooled:    int(w.unspooledN.Load()),
+		DeadLetters:  w.deadLetters.Load(),
 	}
 	st.SpoolPending = w.spool.pending()
 	return st

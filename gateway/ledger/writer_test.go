@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -466,4 +467,37 @@ func TestWriterLossOnSIGKILL(t *testing.T) {
 	assert.LessOrEqual(t, lost, maxLost, "more attempts were lost than the queue and one group hold")
 	assert.LessOrEqual(t, oldest, groupCommit+slack, "an attempt older than the group commit was lost")
 	assertSpoolEmpty(t, dir)
+}
+
+// TestRefusedAttemptsBecomeDeadLetters: an attempt Record refuses (invalid,
+// or after Close) is kept with its reason in the spool directory's
+// dead-letter file and counted, never only logged.
+func TestRefusedAttemptsBecomeDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{SpoolDir: dir, Logger: quietLogger()})
+	require.NoError(t, err)
+	bad := attempt(1)
+	bad.Tenant = strings.Repeat("t", ledger.MaxIDLen+1)
+	require.ErrorIs(t, w.Record(bad), ledger.ErrInvalid)
+	closeWriter(t, w)
+	late := attempt(2)
+	require.ErrorIs(t, w.Record(late), ledger.ErrClosed)
+
+	assert.Equal(t, uint64(2), w.Stats().DeadLetters)
+	letters, err := w.DeadLetters()
+	require.NoError(t, err)
+	require.Len(t, letters, 2)
+	assert.Contains(t, letters[0].Reason, "tenant: longer than 128 bytes")
+	assert.Equal(t, bad.Tenant, letters[0].Attempt.Tenant, "the dead letter keeps what was sent")
+	assert.Equal(t, ledger.ErrClosed.Error(), letters[1].Reason)
+	assert.Equal(t, late.RequestID, letters[1].Attempt.RequestID)
+
+	// Without a spool directory they are kept in memory.
+	mw, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{Logger: quietLogger()})
+	require.NoError(t, err)
+	require.Error(t, mw.Record(bad))
+	closeWriter(t, mw)
+	letters, err = mw.DeadLetters()
+	require.NoError(t, err)
+	require.Len(t, letters, 1)
 }
