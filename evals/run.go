@@ -137,6 +137,7 @@ func summarize(samples []Sample, seed uint64) Stats {
 		st.Tokens.Reasoning += s.Usage.Reasoning
 		st.Tokens.CacheRead += s.Usage.CacheRead
 		st.Tokens.CacheWrite += s.Usage.CacheWrite
+		st.Tokens.CacheWrite1h += s.Usage.CacheWrite1h
 	}
 	st.PassRate = Wilson(st.Passed, st.N, Confidence)
 	st.MeanScore = BootstrapMean(scores, Confidence, rng)

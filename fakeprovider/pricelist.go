@@ -16,10 +16,11 @@ import (
 // as on its pricing page. Thinking tokens bill at the output rate at every
 // vendor here.
 type ListPrice struct {
-	Input      decimal.Decimal `yaml:"input" json:"input"`
-	Output     decimal.Decimal `yaml:"output" json:"output"`
-	CacheRead  decimal.Decimal `yaml:"cache_read" json:"cache_read"`
-	CacheWrite decimal.Decimal `yaml:"cache_write" json:"cache_write"` // a 5-minute cache write (Anthropic)
+	Input        decimal.Decimal `yaml:"input" json:"input"`
+	Output       decimal.Decimal `yaml:"output" json:"output"`
+	CacheRead    decimal.Decimal `yaml:"cache_read" json:"cache_read"`
+	CacheWrite   decimal.Decimal `yaml:"cache_write" json:"cache_write"`       // a 5-minute cache write (Anthropic)
+	CacheWrite1h decimal.Decimal `yaml:"cache_write_1h" json:"cache_write_1h"` // a 1-hour cache write (Anthropic)
 	// Long, when set, is the price of a request whose prompt (cache reads
 	// and writes included) is over LongAbove tokens: the whole request is
 	// billed at it (Anthropic's and Google's long-context tiers).
@@ -44,7 +45,7 @@ func (p ListPrice) validate() error {
 	for _, f := range []struct {
 		name string
 		v    decimal.Decimal
-	}{{"input", p.Input}, {"output", p.Output}, {"cache_read", p.CacheRead}, {"cache_write", p.CacheWrite}} {
+	}{{"input", p.Input}, {"output", p.Output}, {"cache_read", p.CacheRead}, {"cache_write", p.CacheWrite}, {"cache_write_1h", p.CacheWrite1h}} {
 		if f.v.IsNegative() {
 			return fmt.Errorf("%s: a price cannot be negative, got %s", f.name, f.v)
 		}
@@ -74,12 +75,16 @@ func usd(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 // overrides it for one fake.
 func ListPrices() map[string]ListPrice {
 	return map[string]ListPrice{
-		"claude-haiku-4-5": {Input: usd("1"), Output: usd("5"), CacheRead: usd("0.1"), CacheWrite: usd("1.25")},
-		"claude-sonnet-4-5": {Input: usd("3"), Output: usd("15"), CacheRead: usd("0.3"), CacheWrite: usd("3.75"),
-			LongAbove: 200_000, Long: &ListPrice{Input: usd("6"), Output: usd("22.5"), CacheRead: usd("0.6"), CacheWrite: usd("7.5")}},
+		"claude-haiku-4-5": {Input: usd("1"), Output: usd("5"), CacheRead: usd("0.1"), CacheWrite: usd("1.25"), CacheWrite1h: usd("2")},
+		"claude-sonnet-4-5": {Input: usd("3"), Output: usd("15"), CacheRead: usd("0.3"), CacheWrite: usd("3.75"), CacheWrite1h: usd("6"),
+			LongAbove: 200_000, Long: &ListPrice{Input: usd("6"), Output: usd("22.5"), CacheRead: usd("0.6"), CacheWrite: usd("7.5"), CacheWrite1h: usd("12")}},
 		"gemini-2.5-flash":      {Input: usd("0.3"), Output: usd("2.5"), CacheRead: usd("0.03")},
 		"gemini-2.5-flash-lite": {Input: usd("0.1"), Output: usd("0.4"), CacheRead: usd("0.01")},
-		"gpt-4o-mini":           {Input: usd("0.15"), Output: usd("0.6"), CacheRead: usd("0.075")},
-		"o4-mini":               {Input: usd("1.1"), Output: usd("4.4"), CacheRead: usd("0.275")},
+		"gemini-2.5-pro": {Input: usd("1.25"), Output: usd("10"), CacheRead: usd("0.125"),
+			LongAbove: 200_000, Long: &ListPrice{Input: usd("2.5"), Output: usd("15"), CacheRead: usd("0.25")}},
+		"gpt-4o-mini": {Input: usd("0.15"), Output: usd("0.6"), CacheRead: usd("0.075")},
+		"gpt-5":       {Input: usd("1.25"), Output: usd("10"), CacheRead: usd("0.125")},
+		"gpt-5-mini":  {Input: usd("0.25"), Output: usd("2"), CacheRead: usd("0.025")},
+		"o4-mini":     {Input: usd("1.1"), Output: usd("4.4"), CacheRead: usd("0.275")},
 	}
 }

@@ -83,7 +83,7 @@ func (g *Gateway) usage(r attemptRecord) (llm.Usage, ledger.UsageSource) {
 		return llm.Usage{}, ledger.UsageNone
 	}
 	u := r.usage
-	if u.Input+u.CacheRead+u.CacheWrite == 0 && r.call != nil {
+	if u.Prompt() == 0 && r.call != nil {
 		u.Input = g.estimatePrompt(r.target, r.call)
 	}
 	return u, ledger.UsageEstimated

@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer, queueDepth func() float64) *Metrics {
 		cost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brownout_cost_usd_total",
 			Help: "Metered cost in USD (approximate; the ledger is exact), by how the usage is known: reported by the vendor or estimated by the gateway."}, []string{"provider", "model", "usage_source"}),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brownout_tokens_total",
-			Help: "Tokens by provider, model and kind (input, output, reasoning, cache_read, cache_write)."}, []string{"provider", "model", "kind"}),
+			Help: "Tokens by provider, model and kind (input, output, reasoning, cache_read, cache_write, cache_write_1h)."}, []string{"provider", "model", "kind"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "brownout_request_duration_seconds",
 			Help: "Client request latency by route.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"route"}),
 		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "brownout_attempt_duration_seconds",
@@ -65,7 +65,7 @@ func (m *Metrics) attempt(t Target, outcome ledger.Outcome, source ledger.UsageS
 	for _, k := range []struct {
 		kind string
 		n    int64
-	}{{"input", u.Input}, {"output", u.Output}, {"reasoning", u.Reasoning}, {"cache_read", u.CacheRead}, {"cache_write", u.CacheWrite}} {
+	}{{"input", u.Input}, {"output", u.Output}, {"reasoning", u.Reasoning}, {"cache_read", u.CacheRead}, {"cache_write", u.CacheWrite}, {"cache_write_1h", u.CacheWrite1h}} {
 		if k.n > 0 {
 			m.tokens.WithLabelValues(t.Provider, t.Model, k.kind).Add(float64(k.n))
 		}

@@ -169,7 +169,7 @@ type chatUsage struct {
 
 func openaiUsage(u llm.Usage) *chatUsage {
 	var c chatUsage
-	c.PromptTokens = u.Input + u.CacheRead + u.CacheWrite
+	c.PromptTokens = u.Prompt()
 	c.CompletionTokens = u.Output + u.Reasoning
 	c.TotalTokens = c.PromptTokens + c.CompletionTokens
 	c.PromptTokensDetails.CachedTokens = u.CacheRead

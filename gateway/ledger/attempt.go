@@ -175,7 +175,7 @@ func (a *Attempt) Validate() error {
 	}{
 		{"tokens.input", a.Tokens.Input}, {"tokens.output", a.Tokens.Output},
 		{"tokens.reasoning", a.Tokens.Reasoning}, {"tokens.cache_read", a.Tokens.CacheRead},
-		{"tokens.cache_write", a.Tokens.CacheWrite},
+		{"tokens.cache_write", a.Tokens.CacheWrite}, {"tokens.cache_write_1h", a.Tokens.CacheWrite1h},
 	} {
 		if f.v < 0 {
 			return bad(f.name, "must not be negative, got %d", f.v)

@@ -38,7 +38,7 @@ func attempt(i int) ledger.Attempt {
 		Model:          "model-" + providers[i%3],
 		Outcome:        outcomes[i%5],
 		HTTPStatus:     200,
-		Tokens:         llm.Usage{Input: int64(10 + i%7), Output: int64(4 + i%5), Reasoning: int64(i % 24), CacheRead: int64(i % 2), CacheWrite: 0},
+		Tokens:         llm.Usage{Input: int64(10 + i%7), Output: int64(4 + i%5), Reasoning: int64(i % 24), CacheRead: int64(i % 2), CacheWrite: 0, CacheWrite1h: int64(i % 3)},
 		UsageSource:    sources[i%4],
 		Cost:           decimal.RequireFromString("0.000001234567").Add(decimal.New(int64(i), -12)),
 		StartedAt:      start,

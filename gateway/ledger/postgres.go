@@ -29,7 +29,8 @@ func NewPostgresStore(pool *pgxpool.Pool) *PostgresStore {
 
 const attemptColumns = `request_id, attempt, idempotency_key, tenant, route, provider, model, outcome,
 	http_status, error_class, error_message, input_tokens, output_tokens, reasoning_tokens,
-	cache_read_tokens, cache_write_tokens, cost, started_at, finished_at, provider_request_id, client_request_id, usage_source`
+	cache_read_tokens, cache_write_tokens, cost, started_at, finished_at, provider_request_id, client_request_id, usage_source,
+	cache_write_1h_tokens`
 
 // insertSQL inserts a whole batch in one statement from column arrays: one
 // round trip, and ON CONFLICT DO NOTHING makes it idempotent, also for
@@ -37,10 +38,11 @@ const attemptColumns = `request_id, attempt, idempotency_key, tenant, route, pro
 const insertSQL = `INSERT INTO ledger_attempts (` + attemptColumns + `)
 SELECT request_id, attempt, idempotency_key, tenant, route, provider, model, outcome,
 	http_status, error_class, error_message, input_tokens, output_tokens, reasoning_tokens,
-	cache_read_tokens, cache_write_tokens, cost::numeric(20,12), started_at, finished_at, provider_request_id, client_request_id, usage_source
+	cache_read_tokens, cache_write_tokens, cost::numeric(20,12), started_at, finished_at, provider_request_id, client_request_id, usage_source,
+	cache_write_1h_tokens
 FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 	$9::int[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],
-	$15::bigint[], $16::bigint[], $17::text[], $18::timestamptz[], $19::timestamptz[], $20::text[], $21::text[], $22::text[])
+	$15::bigint[], $16::bigint[], $17::text[], $18::timestamptz[], $19::timestamptz[], $20::text[], $21::text[], $22::text[], $23::bigint[])
 	AS t(` + attemptColumns + `)
 ON CONFLICT (request_id, attempt) DO NOTHING`
 
@@ -58,7 +60,7 @@ func (s *PostgresStore) Insert(ctx context.Context, batch []Attempt) (int, error
 		reqIDs, idemKeys, tenants, routes, providers, models, outcomes = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		errClasses, errMsgs, costs, provReqIDs, clientReqIDs, sources  = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		attempts, statuses                                             = make([]int32, n), make([]int32, n)
-		in, out, reasoning, cacheRead, cacheWrite                      = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		in, out, reasoning, cacheRead, cacheWrite, cacheWrite1h        = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		started, finished                                              = make([]time.Time, n), make([]time.Time, n)
 	)
 	for i := range batch {
@@ -67,12 +69,12 @@ func (s *PostgresStore) Insert(ctx context.Context, batch []Attempt) (int, error
 		routes[i], providers[i], models[i], outcomes[i] = a.Route, a.Provider, a.Model, string(a.Outcome)
 		statuses[i], errClasses[i], errMsgs[i] = int32(a.HTTPStatus), a.ErrorClass, a.ErrorMessage
 		in[i], out[i], reasoning[i] = a.Tokens.Input, a.Tokens.Output, a.Tokens.Reasoning
-		cacheRead[i], cacheWrite[i] = a.Tokens.CacheRead, a.Tokens.CacheWrite
+		cacheRead[i], cacheWrite[i], cacheWrite1h[i] = a.Tokens.CacheRead, a.Tokens.CacheWrite, a.Tokens.CacheWrite1h
 		costs[i], started[i], finished[i], provReqIDs[i] = a.Cost.String(), a.StartedAt, a.FinishedAt, a.ProviderReqID
 		clientReqIDs[i], sources[i] = a.ClientRequestID, string(a.UsageSource)
 	}
 	tag, err := s.pool.Exec(ctx, insertSQL, reqIDs, attempts, idemKeys, tenants, routes, providers, models, outcomes,
-		statuses, errClasses, errMsgs, in, out, reasoning, cacheRead, cacheWrite, costs, started, finished, provReqIDs, clientReqIDs, sources)
+		statuses, errClasses, errMsgs, in, out, reasoning, cacheRead, cacheWrite, costs, started, finished, provReqIDs, clientReqIDs, sources, cacheWrite1h)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: postgres insert of %d attempts: %w", n, err)
 	}
@@ -139,7 +141,7 @@ func (s *PostgresStore) Totals(ctx context.Context, q Query) ([]Total, error) {
 		}
 	}
 	sql := "SELECT " + strings.Join(cols, ", ") + `, count(*), count(DISTINCT request_id),
-		sum(input_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
+		sum(input_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens),
 		sum(cost)::text, coalesce(sum(cost) FILTER (WHERE usage_source = 'estimated'), 0)::text FROM ledger_attempts` + where
 	if len(groupBy) > 0 {
 		sql += " GROUP BY " + strings.Join(groupBy, ", ") + " ORDER BY " + strings.Join(orderBy, ", ")
@@ -155,7 +157,7 @@ func (s *PostgresStore) Totals(ctx context.Context, q Query) ([]Total, error) {
 		var outcome, cost, estimated string
 		// sum(bigint) is numeric in Postgres; pgx scans it into int64 exactly.
 		err := row.Scan(&t.Provider, &t.Model, &t.Tenant, &outcome, &t.Attempts, &t.Requests,
-			&t.Tokens.Input, &t.Tokens.Output, &t.Tokens.Reasoning, &t.Tokens.CacheRead, &t.Tokens.CacheWrite, &cost, &estimated)
+			&t.Tokens.Input, &t.Tokens.Output, &t.Tokens.Reasoning, &t.Tokens.CacheRead, &t.Tokens.CacheWrite, &t.Tokens.CacheWrite1h, &cost, &estimated)
 		if err != nil {
 			return t, err
 		}
@@ -180,7 +182,8 @@ func scanAttempt(row pgx.CollectableRow) (Attempt, error) {
 	var attempt, status int32
 	err := row.Scan(&a.RequestID, &attempt, &a.IdempotencyKey, &a.Tenant, &a.Route, &a.Provider, &a.Model, &outcome,
 		&status, &a.ErrorClass, &a.ErrorMessage, &a.Tokens.Input, &a.Tokens.Output, &a.Tokens.Reasoning,
-		&a.Tokens.CacheRead, &a.Tokens.CacheWrite, &cost, &a.StartedAt, &a.FinishedAt, &a.ProviderReqID, &a.ClientRequestID, &source)
+		&a.Tokens.CacheRead, &a.Tokens.CacheWrite, &cost, &a.StartedAt, &a.FinishedAt, &a.ProviderReqID, &a.ClientRequestID, &source,
+		&a.Tokens.CacheWrite1h)
 	if err != nil {
 		return a, err
 	}

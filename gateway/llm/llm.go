@@ -35,7 +35,9 @@ type Request struct {
 //     so their adapters subtract them).
 //   - Output: the visible answer tokens, reasoning excluded.
 //   - Reasoning: thinking tokens, billed at the reasoning rate.
-//   - CacheRead, CacheWrite: prompt tokens read from or written to a cache.
+//   - CacheRead: prompt tokens read from a cache.
+//   - CacheWrite, CacheWrite1h: prompt tokens written to a cache that lives
+//     5 minutes, or one hour (Anthropic bills the two at different rates).
 //
 // Streamed usage is the final cumulative count, never a sum of deltas.
 type Usage struct {
@@ -44,16 +46,22 @@ type Usage struct {
 	Reasoning  int64 `json:"reasoning"`
 	CacheRead  int64 `json:"cache_read"`
 	CacheWrite int64 `json:"cache_write"`
+	// CacheWrite1h is absent from exports written before it existed: 0.
+	CacheWrite1h int64 `json:"cache_write_1h,omitempty"`
 }
+
+// Prompt is every prompt token of u: input, cache reads and cache writes.
+func (u Usage) Prompt() int64 { return u.Input + u.CacheRead + u.CacheWrite + u.CacheWrite1h }
 
 // Add returns the element-wise sum of u and v.
 func (u Usage) Add(v Usage) Usage {
 	return Usage{
-		Input:      u.Input + v.Input,
-		Output:     u.Output + v.Output,
-		Reasoning:  u.Reasoning + v.Reasoning,
-		CacheRead:  u.CacheRead + v.CacheRead,
-		CacheWrite: u.CacheWrite + v.CacheWrite,
+		Input:        u.Input + v.Input,
+		Output:       u.Output + v.Output,
+		Reasoning:    u.Reasoning + v.Reasoning,
+		CacheRead:    u.CacheRead + v.CacheRead,
+		CacheWrite:   u.CacheWrite + v.CacheWrite,
+		CacheWrite1h: u.CacheWrite1h + v.CacheWrite1h,
 	}
 }
 

@@ -17,7 +17,13 @@ type liteLLMEntry struct {
 	OutputCostPerReasoningToken *json.Number `json:"output_cost_per_reasoning_token"`
 	CacheReadInputTokenCost     *json.Number `json:"cache_read_input_token_cost"`
 	CacheCreationInputTokenCost *json.Number `json:"cache_creation_input_token_cost"`
-	Provider                    string       `json:"litellm_provider"`
+	CacheCreation1hr            *json.Number `json:"cache_creation_input_token_cost_above_1hr"`
+	// The long-context tier: a prompt over 200k tokens.
+	InputAbove200k         *json.Number `json:"input_cost_per_token_above_200k_tokens"`
+	OutputAbove200k        *json.Number `json:"output_cost_per_token_above_200k_tokens"`
+	CacheReadAbove200k     *json.Number `json:"cache_read_input_token_cost_above_200k_tokens"`
+	CacheCreationAbove200k *json.Number `json:"cache_creation_input_token_cost_above_200k_tokens"`
+	Provider               string       `json:"litellm_provider"`
 }
 
 // LoadLiteLLM reads LiteLLM's model_prices_and_context_window.json.
@@ -67,19 +73,54 @@ func ParseLiteLLM(name string, data []byte) (*Table, error) {
 			{"output_cost_per_reasoning_token", e.OutputCostPerReasoningToken, &p.Reasoning},
 			{"cache_read_input_token_cost", e.CacheReadInputTokenCost, &p.CacheRead},
 			{"cache_creation_input_token_cost", e.CacheCreationInputTokenCost, &p.CacheWrite},
+			{"cache_creation_input_token_cost_above_1hr", e.CacheCreation1hr, &p.CacheWrite1h},
 		} {
-			if opt.n == nil {
-				continue
-			}
-			r, err := perMillion(opt.n)
-			if err != nil {
+			if err := optional(opt.n, opt.dst); err != nil {
 				return nil, fmt.Errorf("%s: %s.%s: %w", name, model, opt.field, err)
 			}
-			*opt.dst = &r
+		}
+		if e.InputAbove200k != nil {
+			// The tier's rates not given are the base ones, but for the 1-hour
+			// cache write, which defaults to twice the tier's input.
+			long := Price{Output: p.Output, Reasoning: p.Reasoning, CacheRead: p.CacheRead, CacheWrite: p.CacheWrite}
+			if long.Input, err = perMillion(e.InputAbove200k); err != nil {
+				return nil, fmt.Errorf("%s: %s.input_cost_per_token_above_200k_tokens: %w", name, model, err)
+			}
+			for _, opt := range []struct {
+				field string
+				n     *json.Number
+				dst   **Rate
+			}{
+				{"cache_read_input_token_cost_above_200k_tokens", e.CacheReadAbove200k, &long.CacheRead},
+				{"cache_creation_input_token_cost_above_200k_tokens", e.CacheCreationAbove200k, &long.CacheWrite},
+			} {
+				if err := optional(opt.n, opt.dst); err != nil {
+					return nil, fmt.Errorf("%s: %s.%s: %w", name, model, opt.field, err)
+				}
+			}
+			if e.OutputAbove200k != nil {
+				if long.Output, err = perMillion(e.OutputAbove200k); err != nil {
+					return nil, fmt.Errorf("%s: %s.output_cost_per_token_above_200k_tokens: %w", name, model, err)
+				}
+			}
+			p.Long, p.LongAbove = &long, 200_000
 		}
 		t.Models[model] = p
 	}
 	return t, nil
+}
+
+// optional sets *dst to n per million, when n is given.
+func optional(n *json.Number, dst **Rate) error {
+	if n == nil {
+		return nil
+	}
+	r, err := perMillion(n)
+	if err != nil {
+		return err
+	}
+	*dst = &r
+	return nil
 }
 
 func perMillion(n *json.Number) (Rate, error) {

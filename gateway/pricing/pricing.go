@@ -27,13 +27,31 @@ import (
 var ErrUnpriced = errors.New("pricing: model has no price")
 
 // Price is one model's rates, USD per million tokens. A nil rate takes its
-// default (Reasoning: Output; CacheRead, CacheWrite: Input).
+// default (Reasoning: Output; CacheRead, CacheWrite: Input; CacheWrite1h:
+// twice Input, Anthropic's rule for every current model).
+//
+// Long, with LongAbove, is the long-context tier (Anthropic's and Google's):
+// a request whose prompt (input, cache reads and writes) is over LongAbove
+// tokens is billed whole at Long's rates, whose own defaults follow the
+// same rules from Long's input and output.
 type Price struct {
-	Input      Rate  `yaml:"input" json:"input"`
-	Output     Rate  `yaml:"output" json:"output"`
-	Reasoning  *Rate `yaml:"reasoning,omitempty" json:"reasoning,omitempty"`
-	CacheRead  *Rate `yaml:"cache_read,omitempty" json:"cache_read,omitempty"`
-	CacheWrite *Rate `yaml:"cache_write,omitempty" json:"cache_write,omitempty"`
+	Input        Rate   `yaml:"input" json:"input"`
+	Output       Rate   `yaml:"output" json:"output"`
+	Reasoning    *Rate  `yaml:"reasoning,omitempty" json:"reasoning,omitempty"`
+	CacheRead    *Rate  `yaml:"cache_read,omitempty" json:"cache_read,omitempty"`
+	CacheWrite   *Rate  `yaml:"cache_write,omitempty" json:"cache_write,omitempty"`
+	CacheWrite1h *Rate  `yaml:"cache_write_1h,omitempty" json:"cache_write_1h,omitempty"`
+	Long         *Price `yaml:"long,omitempty" json:"long,omitempty"`
+	LongAbove    int64  `yaml:"long_above,omitempty" json:"long_above,omitempty"`
+}
+
+// At is the price that applies to a request of prompt tokens: Long above
+// LongAbove, p otherwise.
+func (p Price) At(prompt int64) Price {
+	if p.Long != nil && prompt > p.LongAbove {
+		return *p.Long
+	}
+	return p
 }
 
 // ReasoningRate is the reasoning rate, defaulting to the output rate.
@@ -42,8 +60,18 @@ func (p Price) ReasoningRate() decimal.Decimal { return or(p.Reasoning, p.Output
 // CacheReadRate is the cache-read rate, defaulting to the input rate.
 func (p Price) CacheReadRate() decimal.Decimal { return or(p.CacheRead, p.Input) }
 
-// CacheWriteRate is the cache-write rate, defaulting to the input rate.
+// CacheWriteRate is the 5-minute cache-write rate, defaulting to the input
+// rate.
 func (p Price) CacheWriteRate() decimal.Decimal { return or(p.CacheWrite, p.Input) }
+
+// CacheWrite1hRate is the 1-hour cache-write rate, defaulting to twice the
+// input rate.
+func (p Price) CacheWrite1hRate() decimal.Decimal {
+	if p.CacheWrite1h != nil {
+		return p.CacheWrite1h.Decimal
+	}
+	return p.Input.Mul(decimal.NewFromInt(2))
+}
 
 func or(r *Rate, def Rate) decimal.Decimal {
 	if r != nil {
@@ -52,23 +80,32 @@ func or(r *Rate, def Rate) decimal.Decimal {
 	return def.Decimal
 }
 
-// Cost is the exact cost of u at p.
+// Cost is the exact cost of u at p (at its long-context tier when the
+// prompt is over it).
 func (p Price) Cost(u llm.Usage) decimal.Decimal {
+	p = p.At(u.Prompt())
 	sum := p.Input.Mul(decimal.NewFromInt(u.Input)).
 		Add(p.Output.Mul(decimal.NewFromInt(u.Output))).
 		Add(p.ReasoningRate().Mul(decimal.NewFromInt(u.Reasoning))).
 		Add(p.CacheReadRate().Mul(decimal.NewFromInt(u.CacheRead))).
-		Add(p.CacheWriteRate().Mul(decimal.NewFromInt(u.CacheWrite)))
+		Add(p.CacheWriteRate().Mul(decimal.NewFromInt(u.CacheWrite))).
+		Add(p.CacheWrite1hRate().Mul(decimal.NewFromInt(u.CacheWrite1h)))
 	return sum.Shift(-6) // per million: the decimal point moves, nothing is rounded
 }
 
 // WorstCase is the most a call with input prompt tokens and at most
 // maxOutput completion tokens can cost at p: every prompt token at the
 // dearest of the input and cache rates, every completion token at the
-// dearest of the output and reasoning rates. Budgets reserve it before the
-// call.
+// dearest of the output and reasoning rates, at the long-context tier if
+// the prompt is over it. Budgets reserve it before the call. A 1-hour
+// cache write counts only where its rate is set: only Anthropic's models
+// write that cache, and their prices say so.
 func (p Price) WorstCase(input, maxOutput int64) decimal.Decimal {
+	p = p.At(input)
 	in := decimal.Max(p.Input.Decimal, p.CacheWriteRate(), p.CacheReadRate())
+	if p.CacheWrite1h != nil {
+		in = decimal.Max(in, p.CacheWrite1h.Decimal)
+	}
 	out := decimal.Max(p.Output.Decimal, p.ReasoningRate())
 	return in.Mul(decimal.NewFromInt(input)).Add(out.Mul(decimal.NewFromInt(maxOutput))).Shift(-6)
 }
@@ -109,21 +146,35 @@ func Parse(name string, data []byte) (*Table, error) {
 func (t *Table) Validate() error {
 	var errs []error
 	for _, k := range slices.Sorted(maps.Keys(t.Models)) {
-		p := t.Models[k]
-		path := "$.models." + strictyaml.Key(k)
-		for _, r := range []struct {
-			field string
-			rate  *Rate
-		}{{"input", &p.Input}, {"output", &p.Output}, {"reasoning", p.Reasoning}, {"cache_read", p.CacheRead}, {"cache_write", p.CacheWrite}} {
-			if r.rate != nil && r.rate.IsNegative() {
-				errs = append(errs, strictyaml.Errorf(path+"."+r.field, "must not be negative, got %s", r.rate))
-			}
-		}
-		if !p.Input.set || !p.Output.set {
-			errs = append(errs, strictyaml.Errorf(path, "input and output prices are required"))
-		}
+		errs = append(errs, t.Models[k].validate("$.models."+strictyaml.Key(k))...)
 	}
 	return errors.Join(errs...)
+}
+
+func (p Price) validate(path string) []error {
+	var errs []error
+	for _, r := range []struct {
+		field string
+		rate  *Rate
+	}{{"input", &p.Input}, {"output", &p.Output}, {"reasoning", p.Reasoning}, {"cache_read", p.CacheRead}, {"cache_write", p.CacheWrite}, {"cache_write_1h", p.CacheWrite1h}} {
+		if r.rate != nil && r.rate.IsNegative() {
+			errs = append(errs, strictyaml.Errorf(path+"."+r.field, "must not be negative, got %s", r.rate))
+		}
+	}
+	if !p.Input.set || !p.Output.set {
+		errs = append(errs, strictyaml.Errorf(path, "input and output prices are required"))
+	}
+	switch {
+	case p.Long != nil && p.LongAbove <= 0:
+		errs = append(errs, strictyaml.Errorf(path+".long_above", "must be positive when long is set, got %d", p.LongAbove))
+	case p.Long == nil && p.LongAbove != 0:
+		errs = append(errs, strictyaml.Errorf(path+".long_above", "is set without a long price"))
+	case p.Long != nil && p.Long.Long != nil:
+		errs = append(errs, strictyaml.Errorf(path+".long.long", "a long-context price has no tier of its own"))
+	case p.Long != nil:
+		errs = append(errs, p.Long.validate(path+".long")...)
+	}
+	return errs
 }
 
 // Lookup returns the price of model served by provider: "provider/model"

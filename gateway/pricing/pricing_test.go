@@ -158,17 +158,27 @@ func TestWorstCase(t *testing.T) {
 func TestDefaultTableAgreesWithTheFakesPriceList(t *testing.T) {
 	table, list := pricing.Default(), fakeprovider.ListPrices()
 	require.NotEmpty(t, table.Models)
-	for name, p := range table.Models {
-		f, ok := list[name]
-		if !assert.True(t, ok, "%s: the gateway prices it, the fakes do not", name) {
-			continue
-		}
+	agree := func(name string, p pricing.Price, f fakeprovider.ListPrice) {
 		assert.Equal(t, f.Input.String(), p.Input.String(), "%s: input", name)
 		assert.Equal(t, f.Output.String(), p.Output.String(), "%s: output", name)
 		assert.Equal(t, f.Output.String(), p.ReasoningRate().String(), "%s: reasoning bills as output", name)
 		assert.Equal(t, f.CacheRead.String(), p.CacheReadRate().String(), "%s: cache read", name)
 		if !f.CacheWrite.IsZero() {
 			assert.Equal(t, f.CacheWrite.String(), p.CacheWriteRate().String(), "%s: cache write", name)
+		}
+		if !f.CacheWrite1h.IsZero() {
+			assert.Equal(t, f.CacheWrite1h.String(), p.CacheWrite1hRate().String(), "%s: 1-hour cache write", name)
+		}
+	}
+	for name, p := range table.Models {
+		f, ok := list[name]
+		if !assert.True(t, ok, "%s: the gateway prices it, the fakes do not", name) {
+			continue
+		}
+		agree(name, p, f)
+		if assert.Equal(t, f.Long != nil, p.Long != nil, "%s: a long-context tier on one side only", name) && p.Long != nil {
+			assert.Equal(t, int64(f.LongAbove), p.LongAbove, "%s: where the long context starts", name)
+			agree(name+" (long context)", *p.Long, *f.Long)
 		}
 	}
 }
@@ -183,4 +193,72 @@ func TestCostIsExact(t *testing.T) {
 	assert.Equal(t, "0.0000038641975230864197523", got.String())
 	assert.Equal(t, "0.000007938271560493827156", p.WorstCase(40, 1).String(),
 		"40 * 0.1234567890123456789 = 4.938271560493827156; + 1 * 3; per million")
+}
+
+// TestPricesAsBilled: long-context tiers and 1-hour cache writes, worked
+// by hand from the vendors' pages (USD per million tokens).
+func TestPricesAsBilled(t *testing.T) {
+	table := pricing.Default()
+	tests := []struct {
+		model string
+		usage llm.Usage
+		want  string
+		why   string
+	}{
+		{"claude-sonnet-4-5", llm.Usage{Input: 200_000, Output: 1000}, "0.615",
+			"a prompt of exactly 200k is not over the tier: 200000*3 + 1000*15 = 615000"},
+		{"claude-sonnet-4-5", llm.Usage{Input: 150_000, CacheRead: 50_001, Output: 1000}, "0.9525006",
+			"200,001 prompt tokens bill the whole request long: 150000*6 + 50001*0.60 + 1000*22.50 = 900000 + 30000.6 + 22500"},
+		{"claude-haiku-4-5", llm.Usage{Input: 10, CacheWrite: 1000, CacheWrite1h: 1000, Output: 5}, "0.003285",
+			"10*1 + 1000*1.25 (5 minutes) + 1000*2 (1 hour) + 5*5 = 3285"},
+		{"claude-sonnet-4-5", llm.Usage{Input: 100_000, CacheWrite1h: 100_001, Output: 10}, "1.800237",
+			"1-hour writes count in the prompt: 200,001 is long, 100000*6 + 100001*12 + 10*22.50 = 600000 + 1200012 + 225"},
+		{"gemini-2.5-pro", llm.Usage{Input: 250_000, Output: 2000, Reasoning: 8000}, "0.775",
+			"250000*2.50 + (2000+8000)*15 = 625000 + 150000"},
+		{"gemini-2.5-pro", llm.Usage{Input: 1000, Output: 100, Reasoning: 400}, "0.00625", "1000*1.25 + 500*10"},
+		{"gpt-5", llm.Usage{Input: 1000, CacheRead: 4000, Output: 100, Reasoning: 900}, "0.01175", "1000*1.25 + 4000*0.125 + 1000*10"},
+		{"gpt-5-mini", llm.Usage{Input: 1000, Output: 1000}, "0.00225", "1000*0.25 + 1000*2"},
+	}
+	for _, tt := range tests {
+		got, err := table.Cost("", tt.model, tt.usage)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got.String(), "%s: %s", tt.model, tt.why)
+	}
+	p, err := table.Lookup("", "claude-sonnet-4-5")
+	require.NoError(t, err)
+	assert.Equal(t, "3.6225", p.WorstCase(300_000, 1000).String(), "the reservation of a long prompt is at the long tier: 300000*12 (1-hour write) + 1000*22.50 = 3600000 + 22500")
+}
+
+func TestParseLiteLLMTiers(t *testing.T) {
+	table, err := pricing.ParseLiteLLM("prices.json", []byte(`{
+  "claude-sonnet-4-5": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
+    "input_cost_per_token_above_200k_tokens": 6e-06, "output_cost_per_token_above_200k_tokens": 2.25e-05,
+    "cache_read_input_token_cost": 3e-07, "cache_read_input_token_cost_above_200k_tokens": 6e-07,
+    "cache_creation_input_token_cost": 3.75e-06, "cache_creation_input_token_cost_above_200k_tokens": 7.5e-06,
+    "cache_creation_input_token_cost_above_1hr": 6e-06}
+}`))
+	require.NoError(t, err)
+	p, err := table.Lookup("anthropic", "claude-sonnet-4-5")
+	require.NoError(t, err)
+	assert.Equal(t, "6", p.CacheWrite1hRate().String())
+	require.NotNil(t, p.Long)
+	assert.Equal(t, int64(200_000), p.LongAbove)
+	assert.Equal(t, "12", p.Long.CacheWrite1hRate().String(), "the long tier's 1-hour write defaults to twice its input")
+	for _, u := range []llm.Usage{{Input: 10, CacheWrite: 100, CacheWrite1h: 100, Output: 5}, {Input: 150_000, CacheRead: 50_001, Output: 1000}} {
+		want, err := pricing.Default().Cost("", "claude-sonnet-4-5", u)
+		require.NoError(t, err)
+		assert.Equal(t, want.String(), p.Cost(u).String(), "LiteLLM's rates and the shipped table agree on %+v", u)
+	}
+}
+
+func TestLongContextPriceIsValidated(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"models:\n  m: {input: 1, output: 2, long: {input: 2, output: 4}}\n", "long_above: must be positive"},
+		{"models:\n  m: {input: 1, output: 2, long_above: 10}\n", "long_above: is set without a long price"},
+		{"models:\n  m: {input: 1, output: 2, long_above: 10, long: {input: -2, output: 4}}\n", "long.input: must not be negative"},
+		{"models:\n  m: {input: 1, output: 2, cache_write_1h: -1}\n", "cache_write_1h: must not be negative"},
+	} {
+		_, err := pricing.Parse("p.yaml", []byte(tt.yaml))
+		assert.ErrorContains(t, err, tt.want)
+	}
 }

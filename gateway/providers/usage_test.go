@@ -81,6 +81,18 @@ func TestUsageNormalisation(t *testing.T) {
 		{"anthropic cache counts are separate from input_tokens", "anthropic",
 			`{"id":"msg_3","type":"message","content":[{"type":"text","text":"Paris"}],"stop_reason":"max_tokens","usage":{"input_tokens":3,"output_tokens":4,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000}}`,
 			llm.Usage{Input: 3, Output: 4, CacheRead: 2000, CacheWrite: 100}},
+		{"anthropic 1-hour cache writes are apart from 5-minute ones (trap: priced at the 5-minute rate)", "anthropic",
+			`{"id":"msg_4","type":"message","content":[{"type":"text","text":"Paris"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":4,
+			  "cache_creation_input_tokens":3000,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":1000,"ephemeral_1h_input_tokens":2000}}}`,
+			llm.Usage{Input: 3, Output: 4, CacheWrite: 1000, CacheWrite1h: 2000}},
+		{"anthropic redacted thinking still bills (trap: thinking counted from the content)", "anthropic",
+			`{"id":"msg_5","type":"message","content":[{"type":"redacted_thinking","data":"EmwKAhgBEgy3va3pzix"},{"type":"text","text":"Paris"}],"stop_reason":"end_turn",
+			  "usage":{"input_tokens":10,"output_tokens":301}}`,
+			llm.Usage{Input: 10, Output: 301}},
+		{"anthropic empty thinking block (signature only) still bills", "anthropic",
+			`{"id":"msg_6","type":"message","content":[{"type":"thinking","thinking":"","signature":"sig"},{"type":"text","text":"Paris"}],"stop_reason":"end_turn",
+			  "usage":{"input_tokens":10,"output_tokens":301,"output_tokens_details":{"thinking_tokens":300}}}`,
+			llm.Usage{Input: 10, Output: 1, Reasoning: 300}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -137,27 +137,46 @@ type usage struct {
 	OutputTokens             *int64 `json:"output_tokens"`
 	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
-	OutputTokensDetails      *struct {
+	// CacheCreation splits cache_creation_input_tokens by the cache's
+	// lifetime, which Anthropic bills at different rates.
+	CacheCreation *struct {
+		Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
+		Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
+	OutputTokensDetails *struct {
 		ThinkingTokens int64 `json:"thinking_tokens"`
 	} `json:"output_tokens_details"`
 }
 
 // normalise splits output_tokens, which includes thinking, into Output and
-// Reasoning when the response says how much was thinking.
+// Reasoning when the response says how much was thinking. The thinking is
+// counted from these fields only, never from the content: a thinking block
+// that is empty or redacted (a signature alone) still bills its tokens
+// inside output_tokens.
 func (u *usage) normalise() (llm.Usage, error) {
 	if u.InputTokens == nil || u.OutputTokens == nil {
 		return llm.Usage{}, errors.New("usage without input_tokens or output_tokens")
 	}
-	out := llm.Usage{Input: *u.InputTokens, Output: *u.OutputTokens,
-		CacheRead: u.CacheReadInputTokens, CacheWrite: u.CacheCreationInputTokens}
+	out := llm.Usage{Input: *u.InputTokens, Output: *u.OutputTokens, CacheRead: u.CacheReadInputTokens}
+	out.CacheWrite, out.CacheWrite1h = u.cacheWrites()
 	if d := u.OutputTokensDetails; d != nil {
 		out.Reasoning = d.ThinkingTokens
 		out.Output -= d.ThinkingTokens
 	}
-	if out.Input < 0 || out.Output < 0 || out.Reasoning < 0 || out.CacheRead < 0 || out.CacheWrite < 0 {
+	if out.Input < 0 || out.Output < 0 || out.Reasoning < 0 || out.CacheRead < 0 || out.CacheWrite < 0 || out.CacheWrite1h < 0 {
 		return llm.Usage{}, fmt.Errorf("inconsistent usage: output_tokens %d, thinking_tokens %d", *u.OutputTokens, out.Reasoning)
 	}
 	return out, nil
+}
+
+// cacheWrites splits cache_creation_input_tokens into 5-minute and 1-hour
+// writes by the cache_creation breakdown; without one, all are 5-minute
+// (the API's default lifetime).
+func (u *usage) cacheWrites() (fiveMin, oneHour int64) {
+	if c := u.CacheCreation; c != nil {
+		return u.CacheCreationInputTokens - c.Ephemeral1h, c.Ephemeral1h
+	}
+	return u.CacheCreationInputTokens, 0
 }
 
 type messageResponse struct {
@@ -360,7 +379,8 @@ func (s *stream) Usage() llm.Usage {
 	}
 	var u llm.Usage
 	if s.start != nil && s.start.InputTokens != nil {
-		u.Input, u.CacheRead, u.CacheWrite = *s.start.InputTokens, s.start.CacheReadInputTokens, s.start.CacheCreationInputTokens
+		u.Input, u.CacheRead = *s.start.InputTokens, s.start.CacheReadInputTokens
+		u.CacheWrite, u.CacheWrite1h = s.start.cacheWrites()
 	}
 	u.Output, u.Reasoning = s.textDeltas, s.thinkingDeltas
 	return u
