@@ -97,8 +97,13 @@ type BreakerConfig struct {
 
 // LedgerConfig configures metering.
 type LedgerConfig struct {
-	// SpoolDir is the writer's durable spool; empty keeps it in memory.
+	// SpoolDir is the writer's durable spool and write-ahead log; empty
+	// keeps it in memory.
 	SpoolDir string `yaml:"spool_dir"`
+	// GroupCommit is how long an attempt may wait before it is on disk in
+	// the spool directory: the most a crash can lose (0: the writer's
+	// default, 10ms).
+	GroupCommit time.Duration `yaml:"group_commit"`
 }
 
 // LoadConfig reads and strictly validates a config file.
@@ -195,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 0 {
 		bad("$.max_body_bytes", "must not be negative")
+	}
+	if c.Ledger.GroupCommit < 0 {
+		bad("$.ledger.group_commit", "must not be negative")
 	}
 	for i, t := range c.Tenants {
 		if t.BudgetUSD != nil && t.BudgetUSD.IsNegative() {

@@ -26,6 +26,7 @@ breaker:
     g: {failure_ratio: 0.5, min_requests: 20}
 retry: {max_attempts: 2, deadline: 30s}
 idempotency: {retention: 1h}
+ledger: {spool_dir: /var/lib/brownout/spool, group_commit: 5ms}
 `
 
 func TestConfigBuild(t *testing.T) {
@@ -40,6 +41,7 @@ func TestConfigBuild(t *testing.T) {
 	assert.Equal(t, 0.5, built.Breakers["g"].FailureRatio)
 	opts := cfg.Options(built)
 	assert.Equal(t, 2, opts.Retry.MaxAttempts)
+	assert.Equal(t, 5*time.Millisecond, cfg.Ledger.GroupCommit)
 	assert.Len(t, opts.Routes["chat"], 2)
 }
 
@@ -54,6 +56,7 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [b/m]}\ntenants: [{name: t, api_key_env: K}]\n", `field routes.c[0]: unknown provider "b"`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_sha256: zz}]\n", `field tenants[0].api_key_sha256: not a hex SHA-256`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nretry: {deadline: -1s}\n", `field retry.deadline: must not be negative`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nledger: {group_commit: -1ms}\n", `field ledger.group_commit: must not be negative`},
 	}
 	for _, tt := range tests {
 		_, err := gateway.ParseConfig("serve.yaml", []byte(tt.src))

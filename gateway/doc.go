@@ -24,5 +24,10 @@
 // table says it counts (llm.Class.BreakerFailure). Attempts are numbered
 // across targets; each becomes one ledger.Attempt keyed by (request id,
 // attempt), handed to a Recorder (the ledger's asynchronous Writer), so the
-// request path never waits for the database.
+// request path never waits for the database; with a spool directory it
+// waits for the local disk only when attempts arrive faster than the
+// writer's group commit writes them. A row says how its usage is known
+// (ledger.UsageSource): an attempt the vendor may have billed whose usage
+// never came back is estimated, never zero; one the ledger refuses is a
+// dead letter and a metric, never only a log line.
 package gateway

@@ -92,7 +92,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Ledger.SpoolDir == "" && *dbURL != "" {
 		log.Warn("ledger: no spool_dir; attempts spooled during a database outage are lost if the process dies")
 	}
-	writer, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: cfg.Ledger.SpoolDir, Logger: log})
+	writer, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: cfg.Ledger.SpoolDir, GroupCommit: cfg.Ledger.GroupCommit, Logger: log})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
