@@ -197,7 +197,11 @@ func NewWriter(store Store, cfg WriterConfig) (*Writer, error) {
 		healthy: true,
 	}
 	if cfg.SpoolDir != "" {
-		w.groups = make(chan group, 4)
+		// Groups on disk wait here for the inserter: a second of them at
+		// the default group commit and more, so a store that is slow for a
+		// moment costs memory, not a replay; past that they are left to
+		// replay (commitLoop never waits).
+		w.groups = make(chan group, groupBacklog)
 		go w.commitLoop()
 		go w.insertLoop()
 	} else {
@@ -454,6 +458,9 @@ func (w *Writer) drain() iter.Seq[Attempt] {
 	}
 }
 
+// groupBacklog is how many committed groups may wait for the inserter.
+const groupBacklog = 256
+
 // group is attempts written ahead to segment seg of the spool directory
 // together; seg is "" when the disk refused them.
 type group struct {
@@ -520,6 +527,9 @@ func (w *Writer) commitLoop() {
 		case <-w.stop:
 			for a := range w.drain() {
 				pending = append(pending, a)
+				if len(pending) >= w.cfg.BatchSize {
+					flush()
+				}
 			}
 			flush()
 			closeSegment()
