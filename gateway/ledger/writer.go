@@ -115,10 +115,10 @@ type WriterStats struct {
 	Duplicates   uint64 `json:"duplicates"`    // attempts the store already had
 	Overflowed   uint64 `json:"overflowed"`    // Record found the queue full (and spooled, or with a SpoolDir waited)
 	Committed    uint64 `json:"committed"`     // attempts written ahead to the spool directory by group commit
-	Spooled      uint64 `json:"spooled"`       // attempts appended to the spool
+	Spooled      uint64 `json:"spooled"`       // attempts left in the spool for replay: the store did not take them
 	Replayed     uint64 `json:"replayed"`      // spooled attempts since written to the store
 	Corrupt      uint64 `json:"corrupt"`       // spool lines skipped as torn or corrupt
-	SpoolPending int    `json:"spool_pending"` // attempts this writer spooled and not yet replayed
+	SpoolPending int    `json:"spool_pending"` // spooled attempts the store is not known to have (with a SpoolDir, in-flight ones too)
 	InsertErrors uint64 `json:"insert_errors"` // failed Insert calls
 	Unspooled    int    `json:"unspooled"`     // attempts neither stored nor spooled (spool failing)
 	DeadLetters  uint64 `json:"dead_letters"`  // attempts Record refused, kept as dead letters
@@ -130,8 +130,14 @@ type WriterStats struct {
 // replays the spool when the store is back. At-least-once delivery into an
 // idempotent Store gives exactly-once counting.
 //
-// Create it with NewWriter; it is safe for concurrent use. The goroutine
-// exits when Close returns; Close flushes everything it can.
+// With a SpoolDir the spool is a write-ahead log and the work is split in
+// two goroutines: commitLoop writes every attempt to disk within
+// GroupCommit and never waits for the store; insertLoop batches what is on
+// disk into the store and replays what the store did not take. An attempt
+// Record refuses is kept as a DeadLetter.
+//
+// Create it with NewWriter; it is safe for concurrent use. The goroutines
+// exit when Close returns; Close flushes everything it can.
 type Writer struct {
 	store  Store
 	cfg    WriterConfig
@@ -155,8 +161,8 @@ type Writer struct {
 	// groups carry attempts from commitLoop to insertLoop (with a SpoolDir).
 	groups chan group
 
-	recorded, inserted, duplicates, overflowed, committed, spooled, replayed, corrupt, insertErrors, deadLetters atomic.Uint64
 	unspooledN                                                                                                   atomic.Int64
+	recorded, inserted, duplicates, overflowed, committed, spooled, replayed, corrupt, insertErrors, deadLetters atomic.Uint64
 
 	dlMu           sync.Mutex
 	memDeadLetters []DeadLetter // without a SpoolDir
@@ -197,10 +203,10 @@ func NewWriter(store Store, cfg WriterConfig) (*Writer, error) {
 		healthy: true,
 	}
 	if cfg.SpoolDir != "" {
-		// Groups on disk wait here for the inserter: a second of them at
-		// the default group commit and more, so a store that is slow for a
-		// moment costs memory, not a replay; past that they are left to
-		// replay (commitLoop never waits).
+		// Groups on disk wait here for the inserter (a few seconds of them
+		// at the default group commit), so a store slow for a moment costs
+		// memory, not a replay; past that they are left to replay
+		// (commitLoop never waits).
 		w.groups = make(chan group, groupBacklog)
 		go w.commitLoop()
 		go w.insertLoop()
