@@ -197,12 +197,12 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	var res *Result
 	spent := decimal.Zero
 	defer func() { g.settle(resv, spent) }()
-	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
+	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		actx, cancel := context.WithTimeout(ctx, g.retry.AttemptTimeout)
 		defer cancel()
 		rec := attemptRecord{target: t, n: n, started: g.now(), call: call}
 		resp, err := g.providers[t.Provider].Complete(actx, call)
-		done(err)
+		done(ctx, err)
 		rec.err = err
 		if err == nil {
 			rec.usage, rec.vendorID = resp.Usage, resp.ProviderRequestID

@@ -58,8 +58,12 @@ func (s RetrySettings) withDefaults() RetrySettings {
 
 // attemptFunc makes attempt n of a request on target t and meters it. It
 // owns done, the breaker's second step: it calls done with the outcome
-// (at once for a plain call, at the end for a stream it hands over).
-type attemptFunc func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error
+// (at once for a plain call, at the end for a stream it hands over) and
+// the context the call ran on, which says whether the client left. A
+// stream handed over outlives the loop's context (cancelled when run
+// returns): judged by it, every mid-stream failure would look like a client
+// leaving and the breaker would never learn of it.
+type attemptFunc func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error
 
 // run is the retry-and-failover loop, with the breaker inside it: the
 // route's targets in order; on each, attempts while the error is
@@ -101,7 +105,7 @@ func (g *Gateway) run(ctx context.Context, req *Request, attempt attemptFunc) er
 				break
 			}
 			tries++
-			err = attempt(ctx, t, n, &call, func(err error) { done(breakerErr(ctx, err)) })
+			err = attempt(ctx, t, n, &call, func(callCtx context.Context, err error) { done(breakerErr(callCtx, err)) })
 			if err == nil {
 				return nil
 			}

@@ -26,7 +26,7 @@ type Stream struct {
 	n       int
 	started time.Time
 	up      llm.Stream
-	done    func(error)
+	done    func(context.Context, error)
 	first   *llm.Chunk // read before the stream was handed over
 
 	resv   *reservation    // settled when the stream ends
@@ -48,7 +48,7 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 	var out *Stream
 	spent := decimal.Zero // attempts that failed before the stream started
 	client := ctx
-	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(error)) error {
+	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		// The stream outlives the retry loop and its deadline: it lives on
 		// the client's context until Close, bounded only by the attempt
 		// timeout until its first chunk.
@@ -59,7 +59,7 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 		if err != nil {
 			timer.Stop()
 			cancel()
-			done(err)
+			done(ctx, err)
 			spent = spent.Add(g.meter(ctx, req, attemptRecord{target: t, n: n, started: started, call: call, err: err}))
 			return err
 		}
@@ -112,7 +112,7 @@ func (s *Stream) Next() (llm.Chunk, error) {
 
 func (s *Stream) finish(err error) {
 	s.once.Do(func() {
-		s.done(err)
+		s.done(s.ctx, err)
 		s.cost = s.g.meter(s.ctx, s.req, attemptRecord{target: s.target, n: s.n, started: s.started, call: s.call,
 			usage: s.up.Usage(), vendorID: s.up.ProviderRequestID(), err: err, opened: true})
 		s.g.settle(s.resv, s.before.Add(s.cost))

@@ -165,3 +165,34 @@ func TestOneRoundingOfOneCost(t *testing.T) {
 		assert.Equal(t, "0.000008000002", rows[0].Cost.String(), "the ledger's cost")
 	})
 }
+
+// TestMidStreamFailuresCountAgainstTheBreaker: a stream that fails after
+// its first chunk (an in-band error event after the 200) is a provider
+// failure the breaker counts, as a failed call before any chunk is.
+func TestMidStreamFailuresCountAgainstTheBreaker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		model := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}}}
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes: map[string]fakeprovider.Config{"p": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"gpt-4o-mini": model},
+				Faults: []fakeprovider.Fault{{Kind: fakeprovider.FaultStreamError, AfterEvents: 3, Status: 500}}}},
+			Gateway: gateway.Config{Routes: map[string][]string{"chat": {"p/gpt-4o-mini"}},
+				Breaker: gateway.BreakerConfig{BreakerSettings: gateway.BreakerSettings{ConsecutiveFailures: 3, OpenFor: time.Minute}},
+				Retry:   gateway.RetrySettings{MaxAttempts: 1}},
+		})
+		require.NoError(t, err)
+		defer g.Close()
+		target := gateway.Target{Provider: "p", Model: "gpt-4o-mini"}
+		for i := range 3 {
+			assert.Equal(t, "closed", g.BreakerState(target), "before stream %d", i)
+			s, err := g.Stream(context.Background(), &gateway.Request{Tenant: gatewaytest.DefaultTenant, Route: "chat",
+				LLM: llm.Request{Messages: []llm.Message{{Role: "user", Content: "Capital of France?"}}}})
+			require.NoError(t, err, "the stream starts: its first chunk arrives")
+			for err == nil {
+				_, err = s.Next()
+			}
+			require.False(t, errors.Is(err, io.EOF), "the stream fails mid-way")
+			s.Close()
+		}
+		assert.Equal(t, "open", g.BreakerState(target), "three streams that died mid-way open the breaker")
+	})
+}
