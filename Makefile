@@ -1,5 +1,5 @@
 # brownout: `make test` is the one test command (CI runs it and nothing else).
-.PHONY: test bench mocks demo
+.PHONY: test bench mocks demo mutants
 
 test:
 	scripts/test.sh
@@ -13,6 +13,11 @@ bench:
 
 mocks:
 	go tool mockery
+
+# The bugs real gateways shipped, one patch each in mutants/: every one must
+# make its named test fail. make test runs it too, after the tests.
+mutants:
+	scripts/with-postgres.sh scripts/mutants.sh
 
 # The gateway in front of fake vendors, in-memory ledger: no Docker needed.
 demo:

@@ -90,4 +90,7 @@ fi
 
 step "go test -race -shuffle=on ./... (Postgres: $([ -n "${BROWNOUT_TEST_DATABASE_URL:-}" ] && echo BROWNOUT_TEST_DATABASE_URL || echo "a container of $BROWNOUT_POSTGRES_IMAGE"))"
 go test -race -shuffle=on -timeout 30m ./...
+
+step "mutants: every bug in mutants/ is caught (scripts/mutants.sh)"
+scripts/mutants.sh
 step "done"
