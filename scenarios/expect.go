@@ -27,6 +27,15 @@ type Expect struct {
 	FinalState map[string]string `yaml:"final_state"`
 	// NoDoubleBilling: no generation is metered twice.
 	NoDoubleBilling bool `yaml:"no_double_billing"`
+	// MaxBilledPerKey bounds the generations the vendors billed for one
+	// logical request: the invoice lines whose ledger rows carry the same
+	// tenant and Idempotency-Key. 1 says a duplicate never runs again; a
+	// duplicate that does gets a new vendor id, which no_double_billing
+	// cannot see.
+	MaxBilledPerKey *int `yaml:"max_billed_per_key"`
+	// MinReplayedShare is the least share of duplicates (requests sent
+	// again with a key already used) answered from the idempotency store.
+	MinReplayedShare *float64 `yaml:"min_replayed_share"`
 	// BudgetsHeld: no tenant's metered spend in a window exceeds its budget.
 	BudgetsHeld bool `yaml:"budgets_held"`
 	// SuccessRate is the least share of client requests answered 200.
@@ -146,6 +155,12 @@ func (e *Expect) validate() []error {
 	if e.SuccessRate != nil && (*e.SuccessRate < 0 || *e.SuccessRate > 1) {
 		errs = append(errs, strictyaml.Errorf("$.expect.success_rate", "must be in [0, 1]"))
 	}
+	if e.MinReplayedShare != nil && (*e.MinReplayedShare < 0 || *e.MinReplayedShare > 1) {
+		errs = append(errs, strictyaml.Errorf("$.expect.min_replayed_share", "must be in [0, 1]"))
+	}
+	if e.MaxBilledPerKey != nil && *e.MaxBilledPerKey < 1 {
+		errs = append(errs, strictyaml.Errorf("$.expect.max_billed_per_key", "must be at least 1"))
+	}
 	return errs
 }
 
@@ -203,6 +218,18 @@ func (e *Expect) check(r *Report) []Check {
 	}
 	if e.NoDoubleBilling {
 		add("no double billing", r.Reconciliation.DoubleBilled == 0, "0 generations metered twice", fmt.Sprint(r.Reconciliation.DoubleBilled))
+	}
+	if e.MaxBilledPerKey != nil {
+		add("billed per idempotency key", r.Reconciliation.MaxBilledPerKey <= *e.MaxBilledPerKey,
+			fmt.Sprintf("<= %d generations", *e.MaxBilledPerKey), fmt.Sprintf("%d (keys billed more than once: %d)", r.Reconciliation.MaxBilledPerKey, r.Reconciliation.KeysBilledTwice))
+	}
+	if e.MinReplayedShare != nil {
+		share := 0.0
+		if r.Requests.Duplicates > 0 {
+			share = float64(r.Requests.Replayed) / float64(r.Requests.Duplicates)
+		}
+		add("duplicates replayed", r.Requests.Duplicates > 0 && share >= *e.MinReplayedShare,
+			fmt.Sprintf(">= %.3f of duplicates", *e.MinReplayedShare), fmt.Sprintf("%.3f (%d of %d)", share, r.Requests.Replayed, r.Requests.Duplicates))
 	}
 	if e.BudgetsHeld {
 		var over []string

@@ -141,6 +141,11 @@ type Reconciliation struct {
 	Mismatched    int    `json:"mismatched"` // both, with different tokens or cost
 	Unmetered     string `json:"unmetered"`  // billed spend the ledger lacks or undercounts
 	DoubleBilled  int    `json:"double_billed"`
+	// MaxBilledPerKey is the most invoice lines one tenant's Idempotency-Key
+	// has (through the ledger rows that name them); KeysBilledTwice counts
+	// the keys with more than one.
+	MaxBilledPerKey int `json:"max_billed_per_key"`
+	KeysBilledTwice int `json:"keys_billed_twice"`
 }
 
 // WriteJSON writes the report as indented JSON.

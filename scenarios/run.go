@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -64,6 +65,21 @@ type Options struct {
 	// Original is the unscaled scenario whose name, duration and
 	// expectations the report uses (default: the one run).
 	Original *Scenario
+	// Off switches behaviours of the gateway off for the run, while the
+	// scenario's expectations stay as written: a scenario whose
+	// expectations still pass without the behaviour they guard proves
+	// nothing about it.
+	Off Switches
+}
+
+// Switches name the gateway behaviours a run can do without.
+type Switches struct {
+	Idempotency bool // duplicates run again (no idempotency store)
+	Breaker     bool // breakers never open
+	Retry       bool // one attempt per target
+	Failover    bool // only the route's first target
+	Budget      bool // no tenant budgets (the expectations keep theirs)
+	Metering    bool // the ledger drops every attempt
 }
 
 const tenantKey = "scenario-key"
@@ -85,7 +101,7 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	if store == nil {
 		store = ledger.NewMemoryStore()
 	}
-	g, err := gatewaytest.New(sc.gatewaytest(store, opts.Logger))
+	g, err := gatewaytest.New(sc.gatewaytest(store, opts.Logger, opts.Off))
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +150,7 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 // from a config: the scenario's routes, breaker, retry and prices, a tenant
 // per traffic tenant with its budget, and a fake per provider, seeded from
 // the scenario's seed, with its slice of the fault timeline.
-func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger) gatewaytest.Config {
+func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switches) gatewaytest.Config {
 	fakes := map[string]fakeprovider.Config{}
 	for i, name := range slices.Sorted(maps.Keys(sc.Providers)) {
 		cfg := sc.Providers[name]
@@ -149,14 +165,38 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger) gatewaytes
 	}
 	for _, name := range sc.Traffic.Tenants {
 		t := gateway.TenantConfig{Name: name, APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey(tenantKey+"-"+name))}
-		if b, ok := sc.Gateway.Budgets[name]; ok {
+		if b, ok := sc.Gateway.Budgets[name]; ok && !off.Budget {
 			t.BudgetUSD, t.BudgetWindow = &b.USD, b.Window
 		}
 		gc.Tenants = append(gc.Tenants, t)
 	}
-	return gatewaytest.Config{Fakes: fakes, Gateway: gc, Store: store, Logger: log,
+	cfg := gatewaytest.Config{Fakes: fakes, Gateway: gc, Store: store, Logger: log,
 		Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)}
+	if off.Idempotency {
+		cfg.Idempotency = nil
+	}
+	if off.Breaker {
+		cfg.Gateway.Breaker = gateway.BreakerConfig{BreakerSettings: gateway.BreakerSettings{ConsecutiveFailures: math.MaxUint32}}
+	}
+	if off.Retry {
+		cfg.Gateway.Retry.MaxAttempts = 1
+	}
+	if off.Failover {
+		cfg.Gateway.Routes = map[string][]string{}
+		for alias, targets := range sc.Gateway.Routes {
+			cfg.Gateway.Routes[alias] = targets[:1]
+		}
+	}
+	if off.Metering {
+		cfg.Ledger = dropAll{}
+	}
+	return cfg
 }
+
+// dropAll is a ledger that records nothing: metering switched off.
+type dropAll struct{}
+
+func (dropAll) Record(ledger.Attempt) error { return nil }
 
 // result is one client request as the traffic generator saw it.
 type result struct {

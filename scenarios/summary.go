@@ -225,6 +225,26 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 	}
 	unmetered = unmetered.Add(decimal.Max(decimal.Zero, missing.Sub(unjoined)))
 	rc.Invoiced, rc.Metered, rc.Unmetered = invoiced.String(), meteredSum.String(), unmetered.String()
+
+	// Billed generations per logical request: the invoice lines each
+	// tenant's Idempotency-Key reaches through the ledger rows.
+	perKey := map[[2]string]map[string]bool{}
+	for _, a := range attempts {
+		if a.IdempotencyKey == "" || !billed[a.ProviderReqID] {
+			continue
+		}
+		k := [2]string{a.Tenant, a.IdempotencyKey}
+		if perKey[k] == nil {
+			perKey[k] = map[string]bool{}
+		}
+		perKey[k][a.ProviderReqID] = true
+	}
+	for _, lines := range perKey {
+		rc.MaxBilledPerKey = max(rc.MaxBilledPerKey, len(lines))
+		if len(lines) > 1 {
+			rc.KeysBilledTwice++
+		}
+	}
 	rc.Reported, rc.Estimated = meteredSum.Sub(estimated).String(), estimated.String()
 
 	// Budgets: metered spend per tenant and window, as the gateway keeps it.
