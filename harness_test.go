@@ -98,7 +98,7 @@ func TestCostRegressionCheck(t *testing.T) {
 		cmp, err := evals.Compare(base, cand, suite.Seed)
 		require.NoError(t, err)
 		t.Log(cmp.Verdict)
-		return evals.RegressionCheck(cmp, decimal.NewFromInt(maxRatio), 0.9)
+		return evals.RegressionCheck(cmp, decimal.NewFromInt(maxRatio), 0.9, evals.DefaultMaxPassRateDrop)
 	}
 	thinkingTax := compare("anthropic/claude-haiku-4-5", "gemini/gemini-2.5-flash", 2)
 	require.False(t, thinkingTax.Passed(), "the thinking tax passed a 2x cost check")

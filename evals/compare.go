@@ -66,8 +66,9 @@ func Compare(base, cand *Result, seed uint64) (*Comparison, error) {
 		CostRatio: MoneyInterval{Value: ratio(cand.Stats.CostPerRequest.Value, base.Stats.CostPerRequest.Value),
 			Lo: decimalQuantile(ratios, lo), Hi: decimalQuantile(ratios, hi)},
 	}
-	c.Verdict = fmt.Sprintf("%s costs %sx %s per request (95%% CI %s-%s); pass rate %+.1f points (95%% CI %+.1f to %+.1f)",
+	c.Verdict = fmt.Sprintf("%s costs %sx %s per request (95%% CI %s-%s), $%s against $%s per passing answer; pass rate %+.1f points (95%% CI %+.1f to %+.1f)",
 		cand.Model, c.CostRatio.Value.StringFixed(2), base.Model, c.CostRatio.Lo.StringFixed(2), c.CostRatio.Hi.StringFixed(2),
+		cand.Stats.CostPerPass.Value.StringFixed(9), base.Stats.CostPerPass.Value.StringFixed(9),
 		100*c.PassRateDiff.Value, 100*c.PassRateDiff.Lo, 100*c.PassRateDiff.Hi)
 	return c, nil
 }
@@ -89,23 +90,38 @@ func byCase(samples []Sample) map[string][]Sample {
 
 // Check is the cost regression check: it fails when the lower bound of the
 // candidate/baseline cost ratio exceeds MaxCostRatio (the candidate is
-// dearer beyond doubt), or the lower bound of the candidate's pass rate is
-// below MinPassRate (it is not shown good enough).
+// dearer beyond doubt), when the candidate's pass rate may be worse than
+// the baseline's by more than MaxPassRateDrop (the lower bound of the
+// paired difference's interval is below -MaxPassRateDrop: a
+// non-inferiority check), or when the lower bound of the candidate's pass
+// rate is below MinPassRate (it is not shown good enough).
 type Check struct {
-	MaxCostRatio decimal.Decimal `json:"max_cost_ratio"`
-	MinPassRate  float64         `json:"min_pass_rate"`
-	Failures     []string        `json:"failures"`
+	MaxCostRatio    decimal.Decimal `json:"max_cost_ratio"`
+	MaxPassRateDrop float64         `json:"max_pass_rate_drop"`
+	MinPassRate     float64         `json:"min_pass_rate"`
+	Failures        []string        `json:"failures"`
 }
+
+// DefaultMaxPassRateDrop is the non-inferiority margin of a cost check:
+// a cheaper model that may be worse by more than 2 points is a regression.
+const DefaultMaxPassRateDrop = 0.02
 
 // Passed reports whether the check found nothing.
 func (c *Check) Passed() bool { return len(c.Failures) == 0 }
 
-// RegressionCheck applies the thresholds to a comparison.
-func RegressionCheck(cmp *Comparison, maxRatio decimal.Decimal, minPass float64) *Check {
-	ch := &Check{MaxCostRatio: maxRatio, MinPassRate: minPass, Failures: []string{}}
+// RegressionCheck applies the thresholds to a comparison: the most the
+// candidate may cost per request relative to the baseline, the most its
+// pass rate may drop below the baseline's (DefaultMaxPassRateDrop), and the
+// least pass rate it must show.
+func RegressionCheck(cmp *Comparison, maxRatio decimal.Decimal, minPass, maxDrop float64) *Check {
+	ch := &Check{MaxCostRatio: maxRatio, MaxPassRateDrop: maxDrop, MinPassRate: minPass, Failures: []string{}}
 	if cmp.CostRatio.Lo.GreaterThan(maxRatio) {
 		ch.Failures = append(ch.Failures, fmt.Sprintf("cost: %s costs at least %sx %s per request (lower bound of the 95%% interval), above the allowed %sx",
 			cmp.Candidate.Model, cmp.CostRatio.Lo.StringFixed(2), cmp.Baseline.Model, maxRatio))
+	}
+	if d := cmp.PassRateDiff; d.Lo < -maxDrop {
+		ch.Failures = append(ch.Failures, fmt.Sprintf("quality: %s may pass up to %.1f points less than %s (95%% CI of the difference %+.1f to %+.1f), more than the allowed %.1f",
+			cmp.Candidate.Model, -100*d.Lo, cmp.Baseline.Model, 100*d.Lo, 100*d.Hi, 100*maxDrop))
 	}
 	if pr := cmp.Candidate.Stats.PassRate; pr.Lo < minPass {
 		ch.Failures = append(ch.Failures, fmt.Sprintf("quality: %s passes %.1f%% (95%% CI %.1f%%-%.1f%%); its lower bound is below the required %.1f%%",

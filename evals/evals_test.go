@@ -144,8 +144,8 @@ func TestThinkingTaxOnFakes(t *testing.T) {
 	require.NoError(t, err)
 	t.Log(cmp.Verdict)
 	assert.True(t, cmp.CostRatio.Lo.GreaterThan(decimal.NewFromInt(2)), "the thinking tax: flash costs more than twice haiku per request (%s)", cmp.Verdict)
-	assert.False(t, evals.RegressionCheck(cmp, decimal.NewFromInt(2), 0.9).Passed())
-	assert.True(t, evals.RegressionCheck(cmp, decimal.NewFromInt(3), 0.9).Passed())
+	assert.False(t, evals.RegressionCheck(cmp, decimal.NewFromInt(2), 0.9, evals.DefaultMaxPassRateDrop).Passed())
+	assert.True(t, evals.RegressionCheck(cmp, decimal.NewFromInt(3), 0.9, evals.DefaultMaxPassRateDrop).Passed())
 	evals.RequireCostRatioBelow(t, cmp, "3")
 
 	// The exact cost in the results is the ledger's.

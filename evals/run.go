@@ -43,7 +43,13 @@ type Stats struct {
 	Passed         int           `json:"passed"`
 	PassRate       Interval      `json:"pass_rate"`  // Wilson
 	MeanScore      Interval      `json:"mean_score"` // seeded bootstrap
+	// CostPerRequest is the mean cost of every sample, failed and errored
+	// ones included: a failure still costs what its attempts were billed.
 	CostPerRequest MoneyInterval `json:"cost_per_request"`
+	// CostPerPass is total cost over passing samples, what one good answer
+	// costs, with a bootstrap interval (replicates without a pass are
+	// left out); zero when nothing passed.
+	CostPerPass MoneyInterval `json:"cost_per_pass"`
 	CostP50        string        `json:"cost_p50"`
 	CostP95        string        `json:"cost_p95"`
 	TotalCost      string        `json:"total_cost"`
@@ -83,7 +89,8 @@ func Run(ctx context.Context, suite *Suite, model string, target Target, opts Ru
 				s := Sample{Case: c.Name, Index: j.i}
 				out, err := target.Complete(ctx, model, c.Messages)
 				if err != nil {
-					s.Error = err.Error()
+					// A failed call costs what its attempts were billed.
+					s.Error, s.Cost, s.Latency = err.Error(), out.Cost, out.Latency
 				} else {
 					s.Output, s.Usage, s.Cost, s.Latency = out.Content, out.Usage, out.Cost, out.Latency
 					s.Score = c.Score(out.Content)
@@ -142,6 +149,7 @@ func summarize(samples []Sample, seed uint64) Stats {
 	st.PassRate = Wilson(st.Passed, st.N, Confidence)
 	st.MeanScore = BootstrapMean(scores, Confidence, rng)
 	st.CostPerRequest = bootstrapMoney(costs, Confidence, rng)
+	st.CostPerPass = bootstrapCostPerPass(samples, Confidence, rng)
 	sorted := slices.Clone(costs)
 	slices.SortFunc(sorted, func(a, b decimal.Decimal) int { return a.Cmp(b) })
 	st.CostP50, st.CostP95, st.TotalCost = decimalQuantile(sorted, 0.5).String(), decimalQuantile(sorted, 0.95).String(), total.String()

@@ -131,6 +131,41 @@ func bootstrapMoney(xs []decimal.Decimal, level float64, r *rand.Rand) MoneyInte
 	return MoneyInterval{Value: meanDecimal(xs), Lo: decimalQuantile(means, (1-level)/2), Hi: decimalQuantile(means, 1-(1-level)/2)}
 }
 
+// bootstrapCostPerPass is the total cost of samples over their passes, with
+// a percentile bootstrap interval over resampled samples; a replicate with
+// no pass has no cost per pass and is left out.
+func bootstrapCostPerPass(samples []Sample, level float64, r *rand.Rand) MoneyInterval {
+	perPass := func(total decimal.Decimal, passes int) decimal.Decimal {
+		return total.DivRound(decimal.NewFromInt(int64(passes)), 12)
+	}
+	total, passes := decimal.Zero, 0
+	for _, s := range samples {
+		total = total.Add(s.Cost)
+		if s.Pass {
+			passes++
+		}
+	}
+	if passes == 0 {
+		return MoneyInterval{}
+	}
+	reps := make([]decimal.Decimal, 0, Bootstraps)
+	for range Bootstraps {
+		t, p := decimal.Zero, 0
+		for range samples {
+			s := samples[r.IntN(len(samples))]
+			t = t.Add(s.Cost)
+			if s.Pass {
+				p++
+			}
+		}
+		if p > 0 {
+			reps = append(reps, perPass(t, p))
+		}
+	}
+	slices.SortFunc(reps, func(a, b decimal.Decimal) int { return a.Cmp(b) })
+	return MoneyInterval{Value: perPass(total, passes), Lo: decimalQuantile(reps, (1-level)/2), Hi: decimalQuantile(reps, 1-(1-level)/2)}
+}
+
 // Histogram counts values into equal bins over [lo, hi].
 type Histogram struct {
 	Lo     float64 `json:"lo"`

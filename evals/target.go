@@ -47,6 +47,10 @@ func (p InProcess) Complete(ctx context.Context, model string, messages []llm.Me
 	// No ID: the gateway mints the ledger's key.
 	res, err := p.Gateway.Complete(ctx, &gateway.Request{Tenant: tenant, Route: model, LLM: llm.Request{Messages: messages}})
 	if err != nil {
+		var spent *gateway.SpentError
+		if errors.As(err, &spent) {
+			return Completion{Cost: spent.Cost, Latency: time.Since(start)}, err
+		}
 		return Completion{}, err
 	}
 	return Completion{Content: res.Response.Content, Usage: res.Response.Usage, Cost: res.Cost, Latency: time.Since(start)}, nil
@@ -114,7 +118,9 @@ func (h HTTP) Complete(ctx context.Context, model string, messages []llm.Message
 		if cr.Error != nil {
 			msg = cr.Error.Message
 		}
-		return Completion{}, fmt.Errorf("evals: gateway answered %d: %s", resp.StatusCode, msg)
+		// A failure may still have cost something: the gateway says what.
+		spent, _ := decimal.NewFromString(resp.Header.Get("X-Brownout-Cost-USD"))
+		return Completion{Cost: spent, Latency: time.Since(start)}, fmt.Errorf("evals: gateway answered %d: %s", resp.StatusCode, msg)
 	}
 	cost, err := decimal.NewFromString(resp.Header.Get("X-Brownout-Cost-USD"))
 	if err != nil {

@@ -57,7 +57,29 @@ type Result struct {
 	Response *llm.Response
 	Target   Target
 	Attempts int
-	Cost     decimal.Decimal
+	// Cost is what the request cost: every attempt's metered cost, those
+	// that failed before the answer included (X-Brownout-Cost-USD).
+	Cost decimal.Decimal
+}
+
+// SpentError is the error of a request that failed after attempts a vendor
+// may bill: Cost is their metered cost. A caller that adds up what
+// requests cost (an eval's cost per request) counts a failure at this, not
+// at zero. The handler sends it as X-Brownout-Cost-USD with the error.
+type SpentError struct {
+	Err  error
+	Cost decimal.Decimal
+}
+
+func (e *SpentError) Error() string { return e.Err.Error() }
+func (e *SpentError) Unwrap() error { return e.Err }
+
+// spentErr wraps err with the cost of a failed request's attempts, if any.
+func spentErr(err error, spent decimal.Decimal) error {
+	if err == nil || !spent.IsPositive() {
+		return err
+	}
+	return &SpentError{Err: err, Cost: spent}
 }
 
 // Recorder meters attempts; *ledger.Writer is the production one.
@@ -210,12 +232,13 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 		cost := g.meter(ctx, req, rec)
 		spent = spent.Add(cost)
 		if err == nil {
-			res = &Result{Response: resp, Target: t, Attempts: n, Cost: cost}
+			res = &Result{Response: resp, Target: t, Attempts: n}
 		}
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, spentErr(err, spent)
 	}
+	res.Cost = spent
 	return res, nil
 }

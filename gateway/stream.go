@@ -83,7 +83,7 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 	})
 	if err != nil {
 		g.settle(resv, spent)
-		return nil, err
+		return nil, spentErr(err, spent)
 	}
 	return out, nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -195,4 +198,76 @@ func TestMidStreamFailuresCountAgainstTheBreaker(t *testing.T) {
 		}
 		assert.Equal(t, "open", g.BreakerState(target), "three streams that died mid-way open the breaker")
 	})
+}
+
+// TestWhatARequestCostIncludesItsFailedAttempts: the cost a caller is told
+// (Result.Cost, X-Brownout-Cost-USD) is every attempt's, the billed ones
+// that failed included; a request that fails after billed attempts says
+// what they cost (SpentError, and the header on the error answer), where it
+// used to say nothing, and an eval counted the failure at $0.
+func TestWhatARequestCostIncludesItsFailedAttempts(t *testing.T) {
+	setup := func(t *testing.T, faults []fakeprovider.Fault, attempts int) (*gatewaytest.Gateway, *ledger.MemoryStore) {
+		model := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris", Tokens: 1}},
+			Price: &fakeprovider.ListPrice{Input: decimal.RequireFromString("1"), Output: decimal.RequireFromString("10")}}
+		store := ledger.NewMemoryStore()
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes: map[string]fakeprovider.Config{"p": {Vendor: fakeprovider.OpenAI, Seed: 1, Faults: faults, Models: map[string]fakeprovider.Model{"m": model}}},
+			Gateway: gateway.Config{Routes: map[string][]string{"mini": {"p/m"}},
+				Prices: gateway.PricesConfig{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("1"), Output: pricing.MustRate("10")}}},
+				Retry:  gateway.RetrySettings{MaxAttempts: attempts}},
+			Store: store})
+		require.NoError(t, err)
+		t.Cleanup(g.Close)
+		return g, store
+	}
+	rowsCost := func(t *testing.T, store *ledger.MemoryStore) (decimal.Decimal, int) {
+		var buf exportBuffer
+		_, err := store.Export(context.Background(), ledger.Query{}, &buf)
+		require.NoError(t, err)
+		sum, rows := decimal.Zero, buf.attempts(t)
+		for _, a := range rows {
+			sum = sum.Add(a.Cost)
+		}
+		return sum, len(rows)
+	}
+	malformedOnce := []fakeprovider.Fault{{Kind: fakeprovider.FaultMalformed, Count: 1}}
+	t.Run("a retry after a billed failure", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g, store := setup(t, malformedOnce, 2)
+			rec := httptest.NewRecorder()
+			g.Handler.ServeHTTP(rec, chatRequest(t))
+			require.Equal(t, 200, rec.Code, "%s", rec.Body)
+			sum, n := rowsCost(t, store)
+			require.Equal(t, 2, n)
+			// The malformed attempt: 14 estimated input tokens; the answer: 10 input and 1 output.
+			assert.Equal(t, "0.000034", sum.String(), "(14*1) + (10*1 + 1*10) per million")
+			assert.Equal(t, sum.String(), rec.Header().Get("X-Brownout-Cost-USD"))
+		})
+	})
+	t.Run("a failure after a billed attempt", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g, store := setup(t, malformedOnce, 1)
+			_, err := g.Complete(context.Background(), &gateway.Request{Tenant: gatewaytest.DefaultTenant, Route: "mini",
+				LLM: llm.Request{Messages: []llm.Message{{Role: "user", Content: "What is the capital of France? One word."}}}})
+			var spent *gateway.SpentError
+			require.ErrorAs(t, err, &spent)
+			sum, _ := rowsCost(t, store)
+			assert.Equal(t, "0.000014", spent.Cost.String())
+			assert.Equal(t, sum.String(), spent.Cost.String())
+
+			g2, _ := setup(t, malformedOnce, 1)
+			rec := httptest.NewRecorder()
+			g2.Handler.ServeHTTP(rec, chatRequest(t))
+			assert.Equal(t, 502, rec.Code, "%s", rec.Body)
+			assert.Equal(t, "0.000014", rec.Header().Get("X-Brownout-Cost-USD"))
+		})
+	})
+}
+
+// chatRequest is the capital question as a client posts it.
+func chatRequest(t *testing.T) *http.Request {
+	t.Helper()
+	req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(capitalBody))
+	req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+	return req
 }

@@ -141,7 +141,9 @@ var errCheckFailed = errors.New("cost compare: the candidate failed the check")
 
 // runCostCompare is `brownout cost compare`: exit 1 when the candidate costs
 // more than --max-cost-ratio times the baseline (lower bound of the
-// interval) or its pass rate's lower bound is below --min-pass-rate.
+// interval), may pass more than --max-pass-rate-drop less than the baseline
+// (default 2 points: a non-inferiority check), or its pass rate's lower
+// bound is below --min-pass-rate.
 func runCostCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("brownout cost compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -150,6 +152,7 @@ func runCostCompare(ctx context.Context, args []string, stdout, stderr io.Writer
 	candidate := fs.String("candidate", "", "the model to switch to (provider/model, required)")
 	maxRatio := fs.String("max-cost-ratio", "1", "fail when the candidate costs more than this many times the baseline per request")
 	minPass := fs.Float64("min-pass-rate", 0, "fail when the candidate's pass rate may be below this (lower bound of its 95% interval)")
+	maxDrop := fs.Float64("max-pass-rate-drop", evals.DefaultMaxPassRateDrop, "fail when the candidate may pass this much less than the baseline (0.02: 2 points; the lower bound of the 95% interval of the paired difference)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -159,6 +162,9 @@ func runCostCompare(ctx context.Context, args []string, stdout, stderr io.Writer
 	ratio, err := decimal.NewFromString(*maxRatio)
 	if err != nil || !ratio.IsPositive() {
 		return usagef("cost compare: --max-cost-ratio %q is not a positive number", *maxRatio)
+	}
+	if *maxDrop < 0 || *maxDrop > 1 {
+		return usagef("cost compare: --max-pass-rate-drop must be in [0, 1]")
 	}
 	if *minPass < 0 || *minPass > 1 {
 		return usagef("cost compare: --min-pass-rate must be in [0, 1]")
@@ -184,7 +190,7 @@ func runCostCompare(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	check := evals.RegressionCheck(cmp, ratio, *minPass)
+	check := evals.RegressionCheck(cmp, ratio, *minPass, *maxDrop)
 	if *f.markdown != "" {
 		var b strings.Builder
 		evals.WriteComparisonMarkdown(&b, cmp, check)
