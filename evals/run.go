@@ -38,18 +38,18 @@ type Result struct {
 
 // Stats summarise a Result. Intervals are at Confidence (95%).
 type Stats struct {
-	N              int           `json:"n"`
-	Errors         int           `json:"errors"`
-	Passed         int           `json:"passed"`
-	PassRate       Interval      `json:"pass_rate"`  // Wilson
-	MeanScore      Interval      `json:"mean_score"` // seeded bootstrap
+	N         int      `json:"n"`
+	Errors    int      `json:"errors"`
+	Passed    int      `json:"passed"`
+	PassRate  Interval `json:"pass_rate"`  // Wilson
+	MeanScore Interval `json:"mean_score"` // seeded bootstrap
 	// CostPerRequest is the mean cost of every sample, failed and errored
 	// ones included: a failure still costs what its attempts were billed.
 	CostPerRequest MoneyInterval `json:"cost_per_request"`
 	// CostPerPass is total cost over passing samples, what one good answer
 	// costs, with a bootstrap interval (replicates without a pass are
 	// left out); zero when nothing passed.
-	CostPerPass MoneyInterval `json:"cost_per_pass"`
+	CostPerPass    MoneyInterval `json:"cost_per_pass"`
 	CostP50        string        `json:"cost_p50"`
 	CostP95        string        `json:"cost_p95"`
 	TotalCost      string        `json:"total_cost"`
