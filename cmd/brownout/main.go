@@ -2,7 +2,7 @@
 //
 //	brownout serve --config FILE [--addr 127.0.0.1:0] [--database-url URL]   the gateway
 //	brownout fake --config FILE [--addr 127.0.0.1:0]                         fake vendors
-//	brownout replay FILE|NAME [--speed N] [--seed N] [--json] [--markdown FILE] [--database-url URL]; replay --list
+//	brownout replay FILE|NAME [--seed N] [--json] [--markdown FILE] [--database-url URL] [--realtime [--speed N]]; replay --list
 //	brownout replay [SETTINGS] --from-ledger EXPORT.jsonl [...]                an incident from the ledger
 //	brownout ledger export [--database-url URL] [--from T] [--to T]            attempts as JSON lines
 //	brownout eval SUITE [--model P/M,...] [--samples N] [--seed N] [--json] [--markdown FILE] [--gateway URL]
@@ -27,10 +27,19 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "brownout:", err)
+		var said exitStatus
+		if !errors.As(err, &said) {
+			fmt.Fprintln(os.Stderr, "brownout:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
+
+// exitStatus is the status of a command that has already said why it
+// failed.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // usageError marks bad input: exit status 2.
 type usageError struct{ err error }
@@ -46,6 +55,10 @@ func exitCode(err error) int {
 	var u usageError
 	if errors.As(err, &u) {
 		return 2
+	}
+	var said exitStatus
+	if errors.As(err, &said) {
+		return int(said)
 	}
 	return 1 // failures, and a failed cost regression check
 }

@@ -95,8 +95,8 @@ func splitArgs(s string) []string {
 
 // TestReadmeCommands runs every command of the README's shell blocks, so
 // the README cannot rot: make targets must exist; brownout commands run
-// (replays sped up further, long-running servers stopped after a moment)
-// and must end with the exit status the README gives them.
+// (long-running servers stopped after a moment) and must end with the exit
+// status the README gives them, a replay's expectations included.
 func TestReadmeCommands(t *testing.T) {
 	makefile, err := os.ReadFile("../../Makefile")
 	require.NoError(t, err)
@@ -125,12 +125,9 @@ func TestReadmeCommands(t *testing.T) {
 			}
 			args := c.args[1:]
 			for i := range args {
-				// Written files go to a temporary directory; replays run faster still.
+				// Written files go to a temporary directory.
 				if i > 0 && (args[i-1] == "--markdown" || args[i-1] == "--from-ledger") {
 					args[i] = filepath.Join(tmp, args[i])
-				}
-				if i > 0 && args[i-1] == "--speed" {
-					args[i] = "120"
 				}
 			}
 			if c.forever {
@@ -148,16 +145,8 @@ func TestReadmeCommands(t *testing.T) {
 			if err != nil {
 				code = exitCode(err)
 			}
-			if args[0] == "replay" && c.exit == 0 && code == 1 {
-				// A real-time replay, sped up 120x on a machine busy with the
-				// rest of the test suite, can miss a timing expectation; the
-				// expectations themselves are checked in virtual time
-				// (scenarios and harness_test.go). Here the command must run
-				// and report.
-				require.Regexp(t, `(?m)^scenario |"scenario":`, stdout.String(), "%s: no report\n%s", c.line, stdout.String())
-				t.Logf("%s: an expectation missed in real time under load: %v", c.line, err)
-				code = 0
-			}
+			// Replays run in virtual time: their expectations are asserted,
+			// with the status the README gives them.
 			require.Equal(t, c.exit, code, "%s: %v\n%s", c.line, err, stdout.String())
 			if c.redirect != "" {
 				require.NoError(t, os.WriteFile(filepath.Join(tmp, c.redirect), stdout.Bytes(), 0o600))

@@ -14,19 +14,32 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/internal/bubble"
 	"github.com/brownout-dev/brownout/scenarios"
 )
 
 // errExpectations is the exit status 1 of a replay whose expectations failed.
 var errExpectations = errors.New("replay: expectations failed")
 
-// runReplay runs a scenario (a file or a library name) in real time,
-// optionally sped up, and prints its report.
+// inBubble runs f in a testing/synctest bubble, where time is virtual, and
+// returns the status f returned. The binary's is bubble.Exit, which ends
+// the process with that status instead of returning; the tests run f in a
+// bubble of their own.
+var inBubble = func(f func() int) int {
+	bubble.Exit(f)
+	return 2 // never reached
+}
+
+// runReplay runs a scenario (a file or a library name) and prints its
+// report: in virtual time by default, as the tests do (a twenty-minute
+// scenario in seconds, the same report for the same seed on any machine),
+// or in real time with --realtime, optionally sped up.
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("brownout replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	list := fs.Bool("list", false, "list the library scenarios")
-	speed := fs.Float64("speed", 1, "run N times faster than real time (every duration scaled, breaker timeouts included)")
+	realtime := fs.Bool("realtime", false, "run on the wall clock instead of in virtual time (to watch a replay, or against live endpoints)")
+	speed := fs.Float64("speed", 1, "with --realtime, run N times faster than real time (every duration scaled, breaker timeouts included)")
 	seed := fs.Uint64("seed", 0, "override the scenario's seed")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	markdown := fs.String("markdown", "", "also write a markdown report to this file")
@@ -54,6 +67,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *speed <= 0 {
 		return usagef("replay: --speed must be positive")
+	}
+	if *speed != 1 && !*realtime {
+		return usagef("replay: --speed needs --realtime (a replay runs in virtual time by default, in seconds)")
 	}
 	var sc *scenarios.Scenario
 	var err error
@@ -87,14 +103,40 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := ledger.Migrate(ctx, *dbURL); err != nil {
 			return fmt.Errorf("replay: ledger: %w", err)
 		}
-		pool, err := pgxpool.New(ctx, *dbURL)
-		if err != nil {
-			return fmt.Errorf("replay: ledger: %w", err)
-		}
-		defer pool.Close()
-		opts.Store = ledger.NewPostgresStore(pool)
 	}
 	run := sc.Scaled(*speed)
+	out := replayOutput{stdout: stdout, json: *jsonOut, markdown: *markdown, speed: *speed}
+	// replay runs the scenario on the clock it is called under and prints
+	// the report; the ledger's pool lives on that clock too.
+	replay := func(ctx context.Context) error {
+		if *dbURL != "" {
+			pool, err := pgxpool.New(ctx, *dbURL)
+			if err != nil {
+				return fmt.Errorf("replay: ledger: %w", err)
+			}
+			defer pool.Close()
+			opts.Store = ledger.NewPostgresStore(pool)
+		}
+		rep, err := scenarios.Execute(ctx, run, opts)
+		if err != nil {
+			return err
+		}
+		return out.write(rep)
+	}
+	if !*realtime {
+		code := inBubble(func() int {
+			err := replay(context.Background()) // a signal cannot reach into the bubble; the run takes seconds
+			if err != nil {
+				fmt.Fprintln(stderr, "brownout:", err)
+				return exitCode(err)
+			}
+			return 0
+		})
+		if code != 0 {
+			return exitStatus(code)
+		}
+		return nil
+	}
 	if w := progress(stderr); w != nil {
 		bar := progressbar.NewOptions64(int64(run.Duration/time.Millisecond), progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription(sc.Name), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
@@ -104,26 +146,35 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer bar.Finish()
 	}
-	rep, err := scenarios.Execute(ctx, run, opts)
-	if err != nil {
-		return err
-	}
-	if *markdown != "" {
+	return replay(ctx)
+}
+
+// replayOutput is where and how a replay's report is printed.
+type replayOutput struct {
+	stdout   io.Writer
+	json     bool
+	markdown string
+	speed    float64
+}
+
+// write prints rep, and returns errExpectations when it failed.
+func (o replayOutput) write(rep *scenarios.Report) error {
+	if o.markdown != "" {
 		var b strings.Builder
 		rep.WriteMarkdown(&b)
-		if err := os.WriteFile(*markdown, []byte(b.String()), 0o644); err != nil {
+		if err := os.WriteFile(o.markdown, []byte(b.String()), 0o644); err != nil {
 			return err
 		}
 	}
-	if *jsonOut {
-		if err := rep.WriteJSON(stdout); err != nil {
+	if o.json {
+		if err := rep.WriteJSON(o.stdout); err != nil {
 			return err
 		}
 	} else {
-		if *speed != 1 {
-			fmt.Fprintf(stdout, "(run %gx faster than real time; times are in scenario time)\n", *speed)
+		if o.speed != 1 {
+			fmt.Fprintf(o.stdout, "(run %gx faster than real time; times are in scenario time)\n", o.speed)
 		}
-		rep.WriteText(stdout)
+		rep.WriteText(o.stdout)
 	}
 	if !rep.Passed {
 		return errExpectations
