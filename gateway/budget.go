@@ -38,11 +38,39 @@ type BudgetStore interface {
 	Settle(ctx context.Context, tenant string, window time.Time, reserved, actual decimal.Decimal) error
 }
 
-// reservation is one request's hold on its tenant's budget.
+// reservation is one request's hold on its tenant's budget: the worst case
+// of its first attempt, grown by the worst case of each attempt after it
+// (extend), so retries and failovers are covered as the first attempt is.
 type reservation struct {
 	tenant string
 	window time.Time
 	amount decimal.Decimal
+	input  int64 // the prompt's worst-case tokens
+	limit  decimal.Decimal
+}
+
+// extend reserves the worst case of one more attempt of req on t before it
+// is made. A request whose budget cannot cover it ends there, with
+// ErrBudgetExceeded, rather than retry past its tenant's limit.
+func (g *Gateway) extend(ctx context.Context, r *reservation, req *Request, t Target) error {
+	if r == nil {
+		return nil
+	}
+	p, err := g.prices.Lookup(t.Provider, t.Model)
+	if err != nil {
+		return err
+	}
+	worst := p.WorstCase(r.input, int64(req.LLM.MaxTokens)).RoundUp(ledger.CostScale)
+	ok, err := g.budgetStore.Reserve(ctx, r.tenant, r.window, worst, r.limit)
+	if err != nil {
+		return fmt.Errorf("gateway: budget: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: tenant %s cannot cover another attempt's worst case of $%s within its $%s",
+			ErrBudgetExceeded, r.tenant, worst, r.limit)
+	}
+	r.amount = r.amount.Add(worst)
+	return nil
 }
 
 // admit mints the request's id if it has none, checks the route and
@@ -63,7 +91,8 @@ func (g *Gateway) admit(ctx context.Context, req *Request) (*reservation, error)
 	return resv, err
 }
 
-// reserve holds the worst-case cost of req on its tenant's budget. A
+// reserve holds the worst-case cost of req's first attempt on its tenant's
+// budget (each attempt after it is reserved by extend before it is made). A
 // request with no max_tokens gets DefaultBudgetMaxTokens, so the worst
 // case is bounded: input at most one token per byte plus 8 per message,
 // priced by pricing.Price.WorstCase on the route's dearest target. nil
@@ -98,7 +127,7 @@ func (g *Gateway) reserve(ctx context.Context, req *Request) (*reservation, erro
 		return nil, fmt.Errorf("%w: tenant %s cannot cover this request's worst case of $%s within its $%s per %s",
 			ErrBudgetExceeded, req.Tenant, worst, b.Limit, b.Window)
 	}
-	return &reservation{tenant: req.Tenant, window: window, amount: worst}, nil
+	return &reservation{tenant: req.Tenant, window: window, amount: worst, input: input, limit: b.Limit}, nil
 }
 
 // settle replaces a reservation with what the request really cost.

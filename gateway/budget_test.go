@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,8 +15,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/pricing"
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
@@ -126,5 +131,82 @@ func TestBudgetNeverOvershoots(t *testing.T) {
 		b := rigOn(t, fakes, store, nil, rigExtras{budgets: budgets, budgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url))})
 		served, refused := hammer(t, []*rig{a, b})
 		checkBudget(t, store, postgresSpent(t, pgtest.Pool(t, url)), served, refused)
+	})
+}
+
+// recordingBudgets records the amounts a MemoryBudgets reserved.
+type recordingBudgets struct {
+	*gateway.MemoryBudgets
+	mu       sync.Mutex
+	reserved []string
+}
+
+func (r *recordingBudgets) Reserve(ctx context.Context, tenant string, w time.Time, amount, limit decimal.Decimal) (bool, error) {
+	ok, err := r.MemoryBudgets.Reserve(ctx, tenant, w, amount, limit)
+	if ok {
+		r.mu.Lock()
+		r.reserved = append(r.reserved, amount.String())
+		r.mu.Unlock()
+	}
+	return ok, err
+}
+
+// TestEveryAttemptReservesItsWorstCase: a retry or a failover bills like
+// the first attempt, so each reserves its own worst case before it is
+// made; one the budget cannot cover ends the request as over budget. The
+// worst case of one attempt, by hand: a prompt of 40 characters reserved as
+// 40+8 tokens at $1 per million, and the default 4096 max_tokens at $10:
+// 0.000048 + 0.04096 = $0.041008.
+func TestEveryAttemptReservesItsWorstCase(t *testing.T) {
+	setup := func(t *testing.T, limit string) (*gatewaytest.Gateway, *recordingBudgets) {
+		model := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris", Tokens: 1}},
+			Price: &fakeprovider.ListPrice{Input: decimal.RequireFromString("1"), Output: decimal.RequireFromString("10")}}
+		fake := func(faults ...fakeprovider.Fault) fakeprovider.Config {
+			return fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1, Faults: faults, Models: map[string]fakeprovider.Model{"m": model}}
+		}
+		budgets := &recordingBudgets{MemoryBudgets: gateway.NewMemoryBudgets()}
+		l := pricing.MustRate(limit)
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes: map[string]fakeprovider.Config{"a": fake(fakeprovider.Fault{Kind: fakeprovider.FaultServerError, Status: 503}), "b": fake()},
+			Gateway: gateway.Config{Routes: map[string][]string{"chat": {"a/m", "b/m"}},
+				Prices:  gateway.PricesConfig{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("1"), Output: pricing.MustRate("10")}}},
+				Retry:   gateway.RetrySettings{MaxAttempts: 2},
+				Tenants: []gateway.TenantConfig{{Name: "acme", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey("k")), BudgetUSD: &l, BudgetWindow: time.Hour}}},
+			BudgetStore: budgets})
+		require.NoError(t, err)
+		t.Cleanup(g.Close)
+		return g, budgets
+	}
+	ask := func(g *gatewaytest.Gateway) (*gateway.Request, error) {
+		req := &gateway.Request{Tenant: "acme", Route: "chat", LLM: llm.Request{Messages: []llm.Message{{Role: "user", Content: "What is the capital of France? One word."}}}}
+		_, err := g.Complete(context.Background(), req)
+		return req, err
+	}
+	outcomes := func(t *testing.T, g *gatewaytest.Gateway, id string) []string {
+		rows, err := g.Store.RequestAttempts(context.Background(), id)
+		require.NoError(t, err)
+		var out []string
+		for _, a := range rows {
+			out = append(out, a.Provider+":"+string(a.Outcome))
+		}
+		return out
+	}
+	t.Run("three attempts, three reservations", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g, budgets := setup(t, "1.00")
+			req, err := ask(g)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"a:server_error", "a:server_error", "b:ok"}, outcomes(t, g, req.ID))
+			assert.Equal(t, []string{"0.041008", "0.041008", "0.041008"}, budgets.reserved)
+		})
+	})
+	t.Run("the budget covers two attempts, not a third", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g, budgets := setup(t, "0.10")
+			req, err := ask(g)
+			require.ErrorIs(t, err, gateway.ErrBudgetExceeded)
+			assert.Equal(t, []string{"a:server_error", "a:server_error", "b:rejected_budget"}, outcomes(t, g, req.ID))
+			assert.Equal(t, []string{"0.041008", "0.041008"}, budgets.reserved)
+		})
 	})
 }

@@ -219,7 +219,7 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	var res *Result
 	spent := decimal.Zero
 	defer func() { g.settle(resv, spent) }()
-	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
+	err = g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		actx, cancel := context.WithTimeout(ctx, g.retry.AttemptTimeout)
 		defer cancel()
 		rec := attemptRecord{target: t, n: n, started: g.now(), call: call}

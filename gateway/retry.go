@@ -71,13 +71,15 @@ type attemptFunc func(ctx context.Context, t Target, n int, call *llm.Request, d
 // Retry-After; a target is skipped while its breaker is open or while it
 // cools down after a 429, and the next one serves. An error whose class
 // does not allow failover (Class.FailOver: a client error, the client
-// leaving) ends the request at once. Every attempt and every breaker
-// rejection is a ledger row, numbered across targets.
-func (g *Gateway) run(ctx context.Context, req *Request, attempt attemptFunc) error {
+// leaving) ends the request at once. Every attempt after the first
+// reserves its own worst case on the tenant's budget (resv) before it is
+// made; one the budget cannot cover ends the request. Every attempt and
+// every rejection is a ledger row, numbered across targets.
+func (g *Gateway) run(ctx context.Context, req *Request, resv *reservation, attempt attemptFunc) error {
 	targets := g.routes[req.Route] // admit checked the route
 	ctx, cancel := context.WithTimeout(ctx, g.retry.Deadline)
 	defer cancel()
-	n := 0
+	n, made := 0, 0
 	var lastErr error
 	for i, t := range targets {
 		last := i == len(targets)-1
@@ -96,6 +98,17 @@ func (g *Gateway) run(ctx context.Context, req *Request, attempt attemptFunc) er
 					return ctxErr(ctx, lastErr)
 				}
 			}
+			// The first attempt is covered by admit's reservation; each one
+			// after it reserves its own worst case first.
+			if made > 0 {
+				if err := g.extend(ctx, resv, req, t); err != nil {
+					n++
+					if errors.Is(err, ErrBudgetExceeded) {
+						g.reject(req, t, n, ledger.OutcomeRejectedBudget, err.Error())
+					}
+					return err
+				}
+			}
 			n++
 			done, err := g.breakers.get(t).cb.Allow()
 			if err != nil {
@@ -105,6 +118,7 @@ func (g *Gateway) run(ctx context.Context, req *Request, attempt attemptFunc) er
 				break
 			}
 			tries++
+			made++
 			err = attempt(ctx, t, n, &call, func(callCtx context.Context, err error) { done(breakerErr(callCtx, err)) })
 			if err == nil {
 				return nil

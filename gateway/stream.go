@@ -48,7 +48,7 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 	var out *Stream
 	spent := decimal.Zero // attempts that failed before the stream started
 	client := ctx
-	err = g.run(ctx, req, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
+	err = g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		// The stream outlives the retry loop and its deadline: it lives on
 		// the client's context until Close, bounded only by the attempt
 		// timeout until its first chunk.
