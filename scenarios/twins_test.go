@@ -31,8 +31,9 @@ func TestSwitchedOffTwinsFail(t *testing.T) {
 		{"retry-storm-duplicates", scenarios.Switches{Idempotency: true}, []string{"billed per idempotency key", "duplicates replayed"}},
 		{"retry-storm-duplicates", scenarios.Switches{Failover: true}, []string{"success rate"}},
 		{"budget-exhaustion", scenarios.Switches{Budget: true}, []string{"budgets held"}},
-		{"thinking-tax", scenarios.Switches{Metering: true}, []string{"ledger equals invoices"}},
+		{"thinking-tax", scenarios.Switches{Metering: true}, []string{"ledger equals invoices", "reasoning share"}},
 		{"partial-stream", scenarios.Switches{Metering: true}, []string{"unmetered spend"}},
+		{"brownout", scenarios.Switches{Metering: true}, []string{"unmetered spend"}},
 	}
 	covered := map[string]bool{}
 	for _, tw := range twins {
