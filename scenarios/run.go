@@ -80,6 +80,9 @@ type Switches struct {
 	Failover    bool // only the route's first target
 	Budget      bool // no tenant budgets (the expectations keep theirs)
 	Metering    bool // the ledger drops every attempt
+	MeterTwice  bool // the ledger counts every attempt twice, under a second key
+	Timeouts    bool // no attempt timeout and no deadline (an hour each)
+	BreakerHold bool // an open breaker turns half-open at once (open_for 1ms)
 }
 
 const tenantKey = "scenario-key"
@@ -178,6 +181,17 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switch
 	if off.Breaker {
 		cfg.Gateway.Breaker = gateway.BreakerConfig{BreakerSettings: gateway.BreakerSettings{ConsecutiveFailures: math.MaxUint32}}
 	}
+	if off.BreakerHold {
+		cfg.Gateway.Breaker.OpenFor = time.Millisecond
+		cfg.Gateway.Breaker.Providers = maps.Clone(cfg.Gateway.Breaker.Providers)
+		for name, b := range cfg.Gateway.Breaker.Providers {
+			b.OpenFor = time.Millisecond
+			cfg.Gateway.Breaker.Providers[name] = b
+		}
+	}
+	if off.Timeouts {
+		cfg.Gateway.Retry.AttemptTimeout, cfg.Gateway.Retry.Deadline = time.Hour, time.Hour
+	}
 	if off.Retry {
 		cfg.Gateway.Retry.MaxAttempts = 1
 	}
@@ -190,6 +204,9 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switch
 	if off.Metering {
 		cfg.Ledger = dropAll{}
 	}
+	if off.MeterTwice {
+		cfg.Ledger = twice{&ledger.Immediate{Store: store}}
+	}
 	return cfg
 }
 
@@ -197,6 +214,18 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switch
 type dropAll struct{}
 
 func (dropAll) Record(ledger.Attempt) error { return nil }
+
+// twice is a ledger that counts each attempt twice, the second time under
+// a key of its own: exactly-once metering switched off.
+type twice struct{ gateway.Recorder }
+
+func (t twice) Record(a ledger.Attempt) error {
+	if err := t.Recorder.Record(a); err != nil {
+		return err
+	}
+	a.RequestID += "-again"
+	return t.Recorder.Record(a)
+}
 
 // result is one client request as the traffic generator saw it.
 type result struct {

@@ -188,7 +188,10 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 			continue
 		}
 		if _, dup := metered[a.ProviderReqID]; dup {
+			// The second row of one generation: its cost is metered spend
+			// the invoice does not have, so the ledger cannot equal it.
 			rc.DoubleBilled++
+			meteredSum = meteredSum.Add(a.Cost)
 		}
 		metered[a.ProviderReqID] = a
 	}

@@ -33,6 +33,12 @@ func TestSwitchedOffTwinsFail(t *testing.T) {
 		{"budget-exhaustion", scenarios.Switches{Budget: true}, []string{"budgets held"}},
 		{"thinking-tax", scenarios.Switches{Metering: true}, []string{"ledger equals invoices", "reasoning share"}},
 		{"partial-stream", scenarios.Switches{Metering: true}, []string{"unmetered spend"}},
+		{"partial-stream", scenarios.Switches{MeterTwice: true}, []string{"no double billing"}},
+		{"retry-storm-duplicates", scenarios.Switches{MeterTwice: true}, []string{"no double billing", "ledger equals invoices"}},
+		{"flapping", scenarios.Switches{BreakerHold: true}, []string{"transitions gemini"}},
+		{"budget-exhaustion", scenarios.Switches{Budget: true}, []string{"cost"}},
+		{"stall", scenarios.Switches{Timeouts: true}, []string{"latency p50", "latency p99", "final state slow"}},
+		{"stall", scenarios.Switches{Breaker: true}, []string{"final state slow"}},
 		{"brownout", scenarios.Switches{Metering: true}, []string{"unmetered spend"}},
 	}
 	covered := map[string]bool{}
@@ -40,7 +46,7 @@ func TestSwitchedOffTwinsFail(t *testing.T) {
 		covered[tw.scenario] = true
 		t.Run(tw.scenario+"/"+offName(tw.off), func(t *testing.T) {
 			t.Parallel()
-			sc, err := scenarios.LoadLibrary(tw.scenario)
+			sc, err := load(tw.scenario)
 			require.NoError(t, err)
 			var rep *scenarios.Report
 			synctest.Test(t, func(t *testing.T) {
@@ -67,12 +73,52 @@ func TestSwitchedOffTwinsFail(t *testing.T) {
 	}
 }
 
+// stall is a scenario for the expectations no library scenario states
+// with a behaviour to switch off: a provider that stops answering (30 s a
+// call) must be timed out and failed over (latency), and its breaker must
+// stay open to the end (final state).
+const stall = `name: stall
+seed: 3
+duration: 4m
+providers:
+  slow: {vendor: openai, models: {gpt-4o-mini: {answers: [{text: "Paris", tokens: 1}]}}}
+  spare: {vendor: anthropic, models: {claude-haiku-4-5: {answers: [{text: "Paris.", tokens: 2}]}}}
+gateway:
+  routes: {chat: [slow/gpt-4o-mini, spare/claude-haiku-4-5]}
+  breaker: {consecutive_failures: 3, open_for: 10m}
+  retry: {max_attempts: 1, attempt_timeout: 2s, deadline: 10s}
+traffic: {rate: 2, route: chat}
+faults:
+  - {provider: slow, kind: latency, delay: 30s, at: 1m}
+expect:
+  success_rate: 0.99
+  latency_p50: 1s
+  latency_p99: 3s
+  final_state: {slow: open}
+`
+
+func load(name string) (*scenarios.Scenario, error) {
+	if name == "stall" {
+		return scenarios.Parse("stall.yaml", []byte(stall))
+	}
+	return scenarios.LoadLibrary(name)
+}
+
+// TestStallPasses: the stall scenario holds with every behaviour on, so
+// its twins fail for the behaviour they switch off.
+func TestStallPasses(t *testing.T) {
+	sc, err := load("stall")
+	require.NoError(t, err)
+	scenarios.Run(t, sc)
+}
+
 func offName(s scenarios.Switches) string {
 	var out []string
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{s.Idempotency, "idempotency"}, {s.Breaker, "breaker"}, {s.Retry, "retry"}, {s.Failover, "failover"}, {s.Budget, "budget"}, {s.Metering, "metering"}} {
+	}{{s.Idempotency, "idempotency"}, {s.Breaker, "breaker"}, {s.Retry, "retry"}, {s.Failover, "failover"}, {s.Budget, "budget"}, {s.Metering, "metering"},
+		{s.MeterTwice, "meter-twice"}, {s.Timeouts, "timeouts"}, {s.BreakerHold, "breaker-hold"}} {
 		if f.on {
 			out = append(out, f.name)
 		}
