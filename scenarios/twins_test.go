@@ -36,6 +36,7 @@ func TestSwitchedOffTwinsFail(t *testing.T) {
 		{"partial-stream", scenarios.Switches{MeterTwice: true}, []string{"no double billing"}},
 		{"retry-storm-duplicates", scenarios.Switches{MeterTwice: true}, []string{"no double billing", "ledger equals invoices"}},
 		{"flapping", scenarios.Switches{BreakerHold: true}, []string{"transitions gemini"}},
+		{"thinking-tax", scenarios.Switches{MeterTwice: true}, []string{"cost per request", "ledger equals invoices"}},
 		{"budget-exhaustion", scenarios.Switches{Budget: true}, []string{"cost"}},
 		{"stall", scenarios.Switches{Timeouts: true}, []string{"latency p50", "latency p99", "final state slow"}},
 		{"stall", scenarios.Switches{Breaker: true}, []string{"final state slow"}},
