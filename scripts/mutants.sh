@@ -10,7 +10,9 @@
 #
 # A mutant is killed when that test fails; one that builds and passes has
 # survived, and so has one that does not build (a broken mutant proves
-# nothing). The run fails if any survived, and lists them.
+# nothing). The run fails if any survived, and lists them. To add a mutant,
+# or remake one the code has moved under: make the bug in a clean tree,
+# `git diff > mutants/NN-name.patch`, put the two header lines on top, undo.
 #
 #   scripts/mutants.sh                 every mutant, with its named test
 #   scripts/mutants.sh 05 12           mutants whose file name starts so
