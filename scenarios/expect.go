@@ -205,7 +205,7 @@ func (e *Expect) check(r *Report) []Check {
 		pass := false
 		for _, st := range r.statesOf(p)[1:] {
 			if st.State == "open" {
-				got, pass = st.At.String(), st.At >= w.From && st.At <= w.To
+				got, pass = human(st.At), st.At >= w.From && st.At <= w.To
 				break
 			}
 		}
@@ -275,10 +275,10 @@ func (e *Expect) check(r *Report) []Check {
 		add(fmt.Sprintf("share %s %s..%s", wb.Provider, wb.From, wb.To), all > 0 && wb.holds(v), wb.String(), fmt.Sprintf("%.3f of %d", v, all))
 	}
 	if e.LatencyP50 > 0 {
-		add("latency p50", r.Latency.P50 <= e.LatencyP50, "<= "+e.LatencyP50.String(), r.Latency.P50.String())
+		add("latency p50", r.Latency.P50 <= e.LatencyP50, "<= "+e.LatencyP50.String(), human(r.Latency.P50))
 	}
 	if e.LatencyP99 > 0 {
-		add("latency p99", r.Latency.P99 <= e.LatencyP99, "<= "+e.LatencyP99.String(), r.Latency.P99.String())
+		add("latency p99", r.Latency.P99 <= e.LatencyP99, "<= "+e.LatencyP99.String(), human(r.Latency.P99))
 	}
 	total := decimal.RequireFromString(r.Cost.Total)
 	if e.CostMax != nil {

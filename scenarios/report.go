@@ -64,7 +64,38 @@ func (s state) String() string {
 	if s.At == 0 {
 		return s.State
 	}
-	return fmt.Sprintf("%s at %s", s.State, s.At)
+	return fmt.Sprintf("%s at %s", s.State, human(s.At))
+}
+
+// human renders d as a reader of a report needs it: milliseconds under a
+// second (502ms), tenths of a second under a minute (2.3s), and minutes
+// and seconds above (5m00.7s, 1h05m00.0s).
+func human(d time.Duration) string {
+	switch {
+	case d < time.Second && d > -time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	d = d.Round(100 * time.Millisecond)
+	h, m := d/time.Hour, (d%time.Hour)/time.Minute
+	s := (d % time.Minute).Seconds()
+	if h > 0 {
+		return fmt.Sprintf("%dh%02dm%04.1fs", h, m, s)
+	}
+	return fmt.Sprintf("%dm%04.1fs", m, s)
+}
+
+// statusCounts renders counts by HTTP status, in order: "200: 1201, 503: 40".
+func statusCounts(by map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, by[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // statesOf returns a provider's breaker states in order, from closed at 0.
@@ -161,9 +192,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "scenario %s (seed %d, %s)\n", r.Scenario, r.Seed, r.Duration)
 	q := r.Requests
-	fmt.Fprintf(w, "  requests  %d sent, %d ok (%.1f%%), %d shed, %d duplicates (%d replayed); by status %v\n",
-		q.Sent, q.OK, 100*q.SuccessRate, q.Shed, q.Duplicates, q.Replayed, q.ByStatus)
-	fmt.Fprintf(w, "  latency   p50 %s, p99 %s, max %s\n", r.Latency.P50, r.Latency.P99, r.Latency.Max)
+	fmt.Fprintf(w, "  requests  %d sent, %d ok (%.1f%%), %d shed, %d duplicates (%d replayed); by status %s\n",
+		q.Sent, q.OK, 100*q.SuccessRate, q.Shed, q.Duplicates, q.Replayed, statusCounts(q.ByStatus))
+	fmt.Fprintf(w, "  latency   p50 %s, p99 %s, max %s\n", human(r.Latency.P50), human(r.Latency.P99), human(r.Latency.Max))
 	providers := map[string]bool{}
 	for _, win := range r.Windows {
 		for p := range win.Providers {
@@ -193,7 +224,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "    %-10s breaker %s\n    %-10s traffic %s\n", p, states.String(), "", share.String())
 	}
 	for _, t := range r.Timeline {
-		fmt.Fprintf(w, "    %9s  %s: %s -> %s\n", t.At, t.Provider, t.From, t.To)
+		fmt.Fprintf(w, "    %9s  %s: %s -> %s\n", human(t.At), t.Provider, t.From, t.To)
 	}
 	fmt.Fprintf(w, "  cost      total $%s, $%s per request, reasoning share %.1f%%\n", r.Cost.Total, r.Cost.PerRequest, 100*r.Cost.ReasoningShare)
 	for _, k := range slices.Sorted(maps.Keys(r.Cost.ByTarget)) {
@@ -234,7 +265,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		verdict = "FAIL"
 	}
 	fmt.Fprintf(w, "## Scenario %s: %s\n\nseed %d, %s of traffic; %d requests, %.1f%% ok; latency p50 %s, p99 %s; cost $%s\n\n",
-		r.Scenario, verdict, r.Seed, r.Duration, r.Requests.Sent, 100*r.Requests.SuccessRate, r.Latency.P50, r.Latency.P99, r.Cost.Total)
+		r.Scenario, verdict, r.Seed, r.Duration, r.Requests.Sent, 100*r.Requests.SuccessRate, human(r.Latency.P50), human(r.Latency.P99), r.Cost.Total)
 	fmt.Fprintf(w, "| expectation | result | want | observed |\n|---|---|---|---|\n")
 	for _, c := range r.Checks {
 		mark := "pass"
@@ -246,7 +277,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	if len(r.Timeline) > 0 {
 		fmt.Fprintf(w, "\n| at | provider | transition |\n|---|---|---|\n")
 		for _, t := range r.Timeline {
-			fmt.Fprintf(w, "| %s | %s | %s → %s |\n", t.At, t.Provider, t.From, t.To)
+			fmt.Fprintf(w, "| %s | %s | %s → %s |\n", human(t.At), t.Provider, t.From, t.To)
 		}
 	}
 	rc := r.Reconciliation

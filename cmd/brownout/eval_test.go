@@ -80,3 +80,14 @@ func TestEvalPrintsDistributions(t *testing.T) {
 	err := run(context.Background(), []string{"eval", "nope.yaml"}, io.Discard, io.Discard)
 	assert.Equal(t, 2, exitCode(err))
 }
+
+// TestCostHelpShowsTheFlags: `brownout cost -h` prints cost compare's
+// flags and exits 0.
+func TestCostHelpShowsTheFlags(t *testing.T) {
+	var errOut bytes.Buffer
+	err := run(context.Background(), []string{"cost", "-h"}, io.Discard, &errOut)
+	assert.Equal(t, 0, exitCode(err), "%v", err)
+	for _, flag := range []string{"-baseline", "-candidate", "-max-cost-ratio", "-max-pass-rate-drop", "-min-pass-rate", "-suite"} {
+		assert.Contains(t, errOut.String(), flag)
+	}
+}

@@ -15,6 +15,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,7 +29,7 @@ func main() {
 	stop()
 	if err != nil {
 		var said exitStatus
-		if !errors.As(err, &said) {
+		if !errors.As(err, &said) && !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "brownout:", err)
 		}
 		os.Exit(exitCode(err))
@@ -52,6 +53,9 @@ func usagef(format string, args ...any) error {
 }
 
 func exitCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the flags were printed, as asked
+	}
 	var u usageError
 	if errors.As(err, &u) {
 		return 2
@@ -94,8 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "ledger":
 		return runLedger(ctx, args[1:], stdout, stderr)
 	case "cost":
+		if len(args) >= 2 && (args[1] == "-h" || args[1] == "--help" || args[1] == "help") {
+			fmt.Fprintln(stderr, "usage: brownout cost compare --suite FILE --baseline P/M --candidate P/M [flags]")
+			return runCostCompare(ctx, []string{"-h"}, stdout, stderr)
+		}
 		if len(args) < 2 || args[1] != "compare" {
-			return usagef("usage: brownout cost compare --suite FILE --baseline P/M --candidate P/M")
+			return usagef("usage: brownout cost compare --suite FILE --baseline P/M --candidate P/M (brownout cost -h: the flags)")
 		}
 		return runCostCompare(ctx, args[2:], stdout, stderr)
 	case "-h", "--help", "help":

@@ -55,7 +55,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *list {
 		for _, name := range scenarios.Library() {
-			fmt.Fprintln(stdout, name)
+			e, err := scenarios.Describe(name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%-24s %6s  %s\n%-24s         checks: %s\n", e.Name, e.Duration, e.Summary, "", strings.Join(e.Checks, ", "))
 		}
 		return nil
 	}

@@ -24,8 +24,10 @@ func TestReplayList(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"replay", "--list"}, &out, io.Discard))
 	for _, name := range []string{"gemini-outage", "thinking-tax", "rate-limit-storm", "brownout", "flapping", "retry-storm-duplicates", "partial-stream", "budget-exhaustion"} {
-		assert.Contains(t, out.String(), name+"\n")
+		assert.Regexp(t, `(?m)^`+name+` +\d+m0s  \S`, out.String(), "name, duration and summary")
 	}
+	assert.Regexp(t, `(?m)^gemini-outage +20m0s  a 10-minute hard 503 outage of the primary provider\.$`, out.String())
+	assert.Contains(t, out.String(), "checks: breaker anthropic, breaker gemini, success rate,")
 }
 
 // TestReplayLibraryScenarioIntoPostgres replays thinking-tax in virtual
@@ -113,6 +115,6 @@ func TestReplayFromLedgerExport(t *testing.T) {
 	err := run(context.Background(), []string{"replay", "--from-ledger", export}, &out, io.Discard)
 	require.NoError(t, err, out.String())
 	assert.Contains(t, out.String(), "scenario incident")
-	assert.Contains(t, out.String(), "by status map[200:")
+	assert.Contains(t, out.String(), "by status 200: ")
 	assert.Contains(t, out.String(), "503:", "the second minute's 503s come back")
 }
