@@ -133,13 +133,17 @@ func bootstrapMoney(xs []decimal.Decimal, level float64, r *rand.Rand) MoneyInte
 
 // bootstrapCostPerPass is the total cost of samples over their passes, with
 // a percentile bootstrap interval over resampled samples; a replicate with
-// no pass has no cost per pass and is left out.
+// no pass has no cost per pass and is left out. Costs are summed as
+// integers of 10^-12 USD (the ledger's scale) when they fit, as decimals
+// otherwise.
 func bootstrapCostPerPass(samples []Sample, level float64, r *rand.Rand) MoneyInterval {
 	perPass := func(total decimal.Decimal, passes int) decimal.Decimal {
 		return total.DivRound(decimal.NewFromInt(int64(passes)), 12)
 	}
+	costs := make([]decimal.Decimal, len(samples))
 	total, passes := decimal.Zero, 0
-	for _, s := range samples {
+	for i, s := range samples {
+		costs[i] = s.Cost
 		total = total.Add(s.Cost)
 		if s.Pass {
 			passes++
@@ -148,15 +152,24 @@ func bootstrapCostPerPass(samples []Sample, level float64, r *rand.Rand) MoneyIn
 	if passes == 0 {
 		return MoneyInterval{}
 	}
+	units, exact := toUnits(costs)
 	reps := make([]decimal.Decimal, 0, Bootstraps)
 	for range Bootstraps {
+		var sum int64
 		t, p := decimal.Zero, 0
 		for range samples {
-			s := samples[r.IntN(len(samples))]
-			t = t.Add(s.Cost)
-			if s.Pass {
+			i := r.IntN(len(samples))
+			if exact {
+				sum += units[i]
+			} else {
+				t = t.Add(costs[i])
+			}
+			if samples[i].Pass {
 				p++
 			}
+		}
+		if exact {
+			t = decimal.New(sum, -12)
 		}
 		if p > 0 {
 			reps = append(reps, perPass(t, p))
