@@ -179,7 +179,12 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	route = in.Model
+	// The metric's route label is a configured route or "unknown": a
+	// client's model string would be an unbounded label.
+	route = "unknown"
+	if _, ok := h.g.routes[in.Model]; ok {
+		route = in.Model
+	}
 	includeUsage := in.StreamOptions != nil && in.StreamOptions.IncludeUsage
 	req := &Request{ID: id, ClientRequestID: clientID, Tenant: tenant, IdempotencyKey: r.Header.Get("Idempotency-Key"), Route: in.Model, LLM: call}
 	if req.IdempotencyKey != "" && h.opts.Idempotency != nil {

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -204,4 +206,25 @@ func TestInProcessRequestsGetMintedIDs(t *testing.T) {
 		ids = append(ids, req.ID)
 	}
 	assert.NotEqual(t, ids[0], ids[1])
+}
+
+// TestMetricRouteLabelIsAConfiguredRoute: the route label of the request
+// metric is a configured route or "unknown", never the client's model
+// string, which would let any tenant grow the metric without bound.
+func TestMetricRouteLabelIsAConfiguredRoute(t *testing.T) {
+	g := twoTenants(t, nil)
+	srv := httptest.NewServer(g.Handler)
+	defer srv.Close()
+	bogus := "made-up-" + strings.Repeat("x", 1000)
+	for _, model := range []string{"mini", bogus} {
+		send(t, srv.URL, "key-acme", `{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`, nil)
+	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `brownout_requests_total{outcome="ok",route="mini"} 1`)
+	assert.Contains(t, string(b), `route="unknown"`)
+	assert.NotContains(t, string(b), "made-up-")
 }

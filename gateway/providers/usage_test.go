@@ -3,6 +3,7 @@ package providers_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -153,4 +154,41 @@ func TestErrorStatusesAreClassified(t *testing.T) {
 			assert.NotContains(t, err.Error(), "k\"", "the key never appears in an error")
 		})
 	}
+}
+
+// TestOpenAIStreamWithoutDone: a stream whose body ends cleanly after the
+// finish reason and the usage chunk, with no [DONE] (some OpenAI-compatible
+// servers never send it), is a success with its usage; one that ends
+// before its usage chunk is still a cut.
+func TestOpenAIStreamWithoutDone(t *testing.T) {
+	const head = "data: {\"choices\":[{\"delta\":{\"content\":\"Par\"}}]}\n\n" +
+		"data: {\"choices\":[{\"delta\":{\"content\":\"is\"},\"finish_reason\":\"stop\"}]}\n\n"
+	const usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}\n\n"
+	read := func(body string) (string, llm.Chunk, error) {
+		s, err := adapter("openai", canned(t, 200, body, "Content-Type", "text/event-stream", "x-request-id", "req_1")).Stream(context.Background(), question)
+		require.NoError(t, err)
+		defer s.Close()
+		var text string
+		for {
+			c, err := s.Next()
+			if err != nil {
+				return text, llm.Chunk{}, err
+			}
+			text += c.Content
+			if c.Final {
+				_, eof := s.Next()
+				require.ErrorIs(t, eof, io.EOF)
+				return text, c, nil
+			}
+		}
+	}
+	text, final, err := read(head + usage)
+	require.NoError(t, err)
+	assert.Equal(t, "Paris", text)
+	assert.Equal(t, "stop", final.FinishReason)
+	assert.Equal(t, llm.Usage{Input: 10, Output: 2}, final.Usage)
+
+	_, _, err = read(head)
+	require.Error(t, err, "no usage chunk: cut")
+	assert.Equal(t, llm.ClassTransport, llm.Classify(context.Background(), err))
 }

@@ -218,6 +218,13 @@ func (s *stream) Next() (llm.Chunk, error) {
 	}
 	for {
 		ev, err := s.events.Next()
+		if errors.Is(err, io.EOF) && s.final && s.finish != "" {
+			// The body ended cleanly after the finish reason and the usage:
+			// some OpenAI-compatible servers never send [DONE]. Nothing was
+			// cut, so it is a success.
+			s.done = true
+			return llm.Chunk{Final: true, FinishReason: s.finish, Usage: s.usage}, nil
+		}
 		if err != nil {
 			return llm.Chunk{}, s.cut(err)
 		}
