@@ -129,15 +129,6 @@ func clientRequestID(r *http.Request) (string, *clientError) {
 	return id, nil
 }
 
-// writeSpent sets X-Brownout-Cost-USD on an error answer whose request
-// spent something before it failed.
-func writeSpent(w http.ResponseWriter, err error) {
-	var se *SpentError
-	if errors.As(err, &se) {
-		w.Header().Set("X-Brownout-Cost-USD", se.Cost.String())
-	}
-}
-
 func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	route, outcome := "", "ok"
@@ -145,7 +136,6 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	fail := func(err error) {
 		e := apiErrorOf(err)
 		outcome = e.outcome
-		writeSpent(w, err)
 		e.write(w)
 	}
 
@@ -231,7 +221,6 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *Request, i
 	st, err := h.g.Stream(r.Context(), req)
 	if err != nil {
 		e := apiErrorOf(err)
-		writeSpent(w, err)
 		e.write(w)
 		return e.outcome
 	}

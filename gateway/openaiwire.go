@@ -243,13 +243,27 @@ type apiError struct {
 	msg        string
 	retryAfter time.Duration // sent as Retry-After when positive
 	outcome    string
+	// spent is what the failed request's attempts cost (a SpentError),
+	// sent as X-Brownout-Cost-USD; "" when nothing was spent.
+	spent string
 }
 
-// apiErrorOf maps an error of the request path to what the client sees.
-// Upstream client errors keep their 4xx (but a provider's 401/403 is the
-// gateway's misconfiguration: 502); provider faults are 502, 503
-// (overloaded, breaker open) or 504 (timed out); throttling is 429.
+// apiErrorOf maps an error of the request path to what the client sees,
+// with what the request spent before it failed.
 func apiErrorOf(err error) apiError {
+	e := apiErrorClass(err)
+	var se *SpentError
+	if errors.As(err, &se) {
+		e.spent = se.Cost.String()
+	}
+	return e
+}
+
+// apiErrorClass is the status, type and code of err. Upstream client
+// errors keep their 4xx (but a provider's 401/403 is the gateway's
+// misconfiguration: 502); provider faults are 502, 503 (overloaded,
+// breaker open) or 504 (timed out); throttling is 429.
+func apiErrorClass(err error) apiError {
 	var ce *clientError
 	switch {
 	case errors.As(err, &ce):
@@ -322,6 +336,9 @@ func (e apiError) envelope() map[string]any {
 // write sends e as the response, with Retry-After when the vendor asked
 // for a wait.
 func (e apiError) write(w http.ResponseWriter) {
+	if e.spent != "" {
+		w.Header().Set("X-Brownout-Cost-USD", e.spent)
+	}
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))
 	}
