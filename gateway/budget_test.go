@@ -182,21 +182,12 @@ func TestEveryAttemptReservesItsWorstCase(t *testing.T) {
 		_, err := g.Complete(context.Background(), req)
 		return req, err
 	}
-	outcomes := func(t *testing.T, g *gatewaytest.Gateway, id string) []string {
-		rows, err := g.Store.RequestAttempts(context.Background(), id)
-		require.NoError(t, err)
-		var out []string
-		for _, a := range rows {
-			out = append(out, a.Provider+":"+string(a.Outcome))
-		}
-		return out
-	}
 	t.Run("three attempts, three reservations", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			g, budgets := setup(t, "1.00")
 			req, err := ask(g)
 			require.NoError(t, err)
-			assert.Equal(t, []string{"a:server_error", "a:server_error", "b:ok"}, outcomes(t, g, req.ID))
+			assert.Equal(t, []string{"a:server_error", "a:server_error", "b:ok"}, outcomesOf(t, g.Store, req.ID))
 			assert.Equal(t, []string{"0.041008", "0.041008", "0.041008"}, budgets.reserved)
 		})
 	})
@@ -205,7 +196,7 @@ func TestEveryAttemptReservesItsWorstCase(t *testing.T) {
 			g, budgets := setup(t, "0.10")
 			req, err := ask(g)
 			require.ErrorIs(t, err, gateway.ErrBudgetExceeded)
-			assert.Equal(t, []string{"a:server_error", "a:server_error", "b:rejected_budget"}, outcomes(t, g, req.ID))
+			assert.Equal(t, []string{"a:server_error", "a:server_error", "b:rejected_budget"}, outcomesOf(t, g.Store, req.ID))
 			assert.Equal(t, []string{"0.041008", "0.041008"}, budgets.reserved)
 		})
 	})

@@ -150,6 +150,19 @@ func ask(model string) openai.ChatCompletionNewParams {
 	}
 }
 
+// outcomesOf is the provider and outcome of each attempt of request id, in
+// order: "a:server_error".
+func outcomesOf(t *testing.T, store ledger.Store, id string) []string {
+	t.Helper()
+	as, err := store.RequestAttempts(context.Background(), id)
+	require.NoError(t, err)
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Provider+":"+string(a.Outcome))
+	}
+	return out
+}
+
 // exportBuffer collects a ledger export.
 type exportBuffer struct{ bytes.Buffer }
 

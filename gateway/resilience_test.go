@@ -57,13 +57,7 @@ func (r *vrig) do(ctx context.Context, id string) error {
 
 func (r *vrig) outcomes(t *testing.T, id string) []string {
 	t.Helper()
-	as, err := r.store.RequestAttempts(context.Background(), id)
-	require.NoError(t, err)
-	var out []string
-	for _, a := range as {
-		out = append(out, a.Provider+":"+string(a.Outcome))
-	}
-	return out
+	return outcomesOf(t, r.store, id)
 }
 
 // transitions drains the events published so far.

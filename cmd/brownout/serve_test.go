@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -50,32 +49,16 @@ ledger:
 	t.Setenv("SERVE_TEST_TENANT_KEY", "tenant-key")
 	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg, "--database-url", dbURL}, w, io.Discard)
-		w.Close()
-	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	require.NoError(t, err)
-	var first struct{ Addr string }
-	require.NoError(t, json.Unmarshal([]byte(line), &first), "first line %q", line)
-
-	client := openai.NewClient(option.WithBaseURL(first.Addr+"/v1"), option.WithAPIKey("tenant-key"), option.WithMaxRetries(0))
+	srv := startServe(t, []string{"serve", "--config", cfg, "--database-url", dbURL}, io.Discard)
+	client := openai.NewClient(option.WithBaseURL(srv.addr+"/v1"), option.WithAPIKey("tenant-key"), option.WithMaxRetries(0))
 	resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model: "chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Capital of France?")},
 	}, option.WithHeader("X-Request-ID", "serve-1"))
 	require.NoError(t, err)
 	assert.Equal(t, "Paris", resp.Choices[0].Message.Content)
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	srv.cancel()
+	require.NoError(t, srv.wait(t, 30*time.Second))
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
@@ -130,19 +113,9 @@ tenants:
 	t.Setenv("SERVE_TEST_TENANT_KEY", "tenant-key")
 	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	out, w := io.Pipe()
-	done := make(chan error, 1)
 	var logs lockedBuffer
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg, "--database-url", dbURL, "--spool-dir", filepath.Join(dir, "spool"), "--drain-timeout", "2s"}, w, &logs)
-		w.Close()
-	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	require.NoError(t, err)
-	var first struct{ Addr string }
-	require.NoError(t, json.Unmarshal([]byte(line), &first), "first line %q", line)
-	client := openai.NewClient(option.WithBaseURL(first.Addr+"/v1"), option.WithAPIKey("tenant-key"), option.WithMaxRetries(0))
+	srv := startServe(t, []string{"serve", "--config", cfg, "--database-url", dbURL, "--spool-dir", filepath.Join(dir, "spool"), "--drain-timeout", "2s"}, &logs)
+	client := openai.NewClient(option.WithBaseURL(srv.addr+"/v1"), option.WithAPIKey("tenant-key"), option.WithMaxRetries(0))
 
 	// Both streams have sent a first chunk before SIGTERM.
 	open := func(model, id string) *ssestream.Stream[openai.ChatCompletionChunk] {
@@ -153,7 +126,7 @@ tenants:
 		return s
 	}
 	short, long := open("short", "drained"), open("long", "cut")
-	cancel()
+	srv.cancel()
 	var shortText string
 	for short.Next() {
 		if len(short.Current().Choices) > 0 {
@@ -164,12 +137,7 @@ tenants:
 	for long.Next() {
 	}
 	require.Error(t, long.Err(), "the long stream was cut")
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	require.NoError(t, srv.wait(t, 60*time.Second))
 
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	require.NoError(t, err)
@@ -205,4 +173,43 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// serving is `brownout serve` running in the background of a test.
+type serving struct {
+	addr   string // from its first stdout line
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startServe runs args (a serve command) until cancel, as SIGTERM would
+// stop it, and returns once it has said where it listens.
+func startServe(t *testing.T, args []string, stderr io.Writer) *serving {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	first := newFirstLine()
+	s := &serving{cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, args, first, stderr) }()
+	select {
+	case line := <-first.line:
+		var addr struct{ Addr string }
+		require.NoError(t, json.Unmarshal([]byte(line), &addr), "first line %q", line)
+		s.addr = addr.Addr
+	case err := <-s.done:
+		t.Fatalf("serve exited before it served: %v", err)
+	}
+	return s
+}
+
+// wait returns serve's error once it has stopped, failing t after timeout.
+func (s *serving) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(timeout):
+		t.Fatal("serve did not stop")
+		return nil
+	}
 }
