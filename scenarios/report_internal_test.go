@@ -17,6 +17,7 @@ func TestHumanDurations(t *testing.T) {
 		{2345 * time.Millisecond, "2.3s"},
 		{5*time.Minute + 734571600*time.Nanosecond, "5m00.7s"},
 		{15*time.Minute + 61*time.Second/10, "15m06.1s"},
+		{5*time.Minute + 59960*time.Millisecond, "6m00.0s"}, // not 5m60.0s
 		{time.Hour + 5*time.Minute, "1h05m00.0s"},
 	} {
 		if got := human(tt.d); got != tt.want {

@@ -68,6 +68,8 @@ func TestParseErrorsNameFileLineAndField(t *testing.T) {
 		{"expect:\n  breakers: {p: [open]}\n", "field expect.breakers.p[0]: a breaker starts closed"},
 		{"expect:\n  breakers: {p: [closed, open in 5m]}\n", "x.yaml:9:"},
 		{"expect:\n  succes_rate: 1\n", "unknown field \"succes_rate\""},
+		{"expect:\n  min_replayed_share: 2\n", "field expect.min_replayed_share: must be in [0, 1]"},
+		{"expect:\n  max_billed_per_key: 0\n", "field expect.max_billed_per_key: must be at least 1"},
 	}
 	for _, tt := range tests {
 		_, err := scenarios.Parse("x.yaml", []byte(base+tt.extra))
