@@ -222,20 +222,15 @@ func NewWriter(store Store, cfg WriterConfig) (*Writer, error) {
 // has made room in the queue). It returns an error wrapping ErrInvalid
 // for a bad attempt, ErrClosed after Close, or a spool error if the queue is
 // full and the spool cannot take the attempt.
-func (w *Writer) Record(a Attempt) (err error) {
-	defer func() {
-		if err != nil {
-			w.deadLetter(a, err)
-		}
-	}()
-	raw := a
+func (w *Writer) Record(a Attempt) error {
 	if err := a.Validate(); err != nil {
-		a = raw // the dead letter keeps what the caller sent
+		w.deadLetter(a, err)
 		return err
 	}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
+		w.deadLetter(a, ErrClosed)
 		return ErrClosed
 	}
 	select {
@@ -253,7 +248,9 @@ func (w *Writer) Record(a Attempt) (err error) {
 		return nil
 	}
 	if _, err := w.spool.append([]Attempt{a}, false); err != nil {
-		return fmt.Errorf("ledger: queue full and %w", err)
+		err = fmt.Errorf("ledger: queue full and %w", err)
+		w.deadLetter(a, err)
+		return err
 	}
 	w.recorded.Add(1)
 	w.overflowed.Add(1)
