@@ -1,5 +1,5 @@
 # brownout: `make test` is the one test command (CI runs it and nothing else).
-.PHONY: test bench mocks demo mutants
+.PHONY: test bench mocks demo mutants screenshots
 
 test:
 	scripts/test.sh
@@ -22,3 +22,9 @@ mutants:
 # The gateway in front of fake vendors, in-memory ledger: no Docker needed.
 demo:
 	scripts/demo.sh
+
+# The README's pictures of the HTML reports (docs/*.png), taken by the
+# browser test in headless Chromium from `brownout replay --html` and
+# `brownout cost compare --html`.
+screenshots:
+	go test ./cmd/brownout/ -run '^TestHTMLReportsInChromium$$' -count=1 -args -screenshots "$(CURDIR)/docs"

@@ -238,7 +238,11 @@ func (e *Expect) check(r *Report) []Check {
 				over = append(over, b.Tenant)
 			}
 		}
-		add("budgets held", len(over) == 0 && len(r.Budgets) > 0, "every tenant's spend <= its budget", fmt.Sprintf("%d budgets, over: %v", len(r.Budgets), over))
+		observed := fmt.Sprintf("%d budget windows, none over", len(r.Budgets))
+		if len(over) > 0 {
+			observed = fmt.Sprintf("%d budget windows; over: %s", len(r.Budgets), strings.Join(over, ", "))
+		}
+		add("budgets held", len(over) == 0 && len(r.Budgets) > 0, "every tenant's spend <= its budget", observed)
 	}
 	if e.SuccessRate != nil {
 		add("success rate", r.Requests.SuccessRate >= *e.SuccessRate, fmt.Sprintf(">= %.3f", *e.SuccessRate), fmt.Sprintf("%.3f", r.Requests.SuccessRate))

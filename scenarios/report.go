@@ -109,14 +109,20 @@ func (r *Report) statesOf(provider string) []state {
 	return out
 }
 
-// Window is one minute of the run: client requests that started in it, and
-// upstream attempts per provider.
+// Window is one minute of the run: client requests that started in it,
+// their latency, and upstream attempts per provider with what they cost.
 type Window struct {
 	From       time.Duration            `json:"from_ns"`
 	Requests   int                      `json:"requests"`
 	OK         int                      `json:"ok"`
 	FailedOver int                      `json:"failed_over"` // answered by a target after the route's first
+	P50        time.Duration            `json:"p50_ns"`      // latency of the requests that started in the minute
+	P99        time.Duration            `json:"p99_ns"`
+	Cost       string                   `json:"cost"` // metered cost of the attempts that started in the minute
 	Providers  map[string]AttemptCounts `json:"providers"`
+	// BudgetSpent is each budgeted tenant's metered spend in its current
+	// budget window at the end of the minute.
+	BudgetSpent map[string]string `json:"budget_spent,omitempty"`
 }
 
 // AttemptCounts are a provider's attempts by outcome in a window.

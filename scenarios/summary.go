@@ -70,6 +70,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 
 	// Per-minute windows of attempts by provider and outcome.
 	windows := map[time.Duration]map[string]AttemptCounts{}
+	windowCost := map[time.Duration]decimal.Decimal{}
 	total := decimal.Zero
 	type acc struct {
 		total             decimal.Decimal
@@ -99,6 +100,7 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 			c.Cancelled++
 		}
 		windows[from][a.Provider] = c
+		windowCost[from] = windowCost[from].Add(a.Cost)
 		total = total.Add(a.Cost)
 		key := a.Provider + "/" + a.Model
 		t := byTarget[key]
@@ -117,12 +119,14 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 	}
 	// Client requests per window, and requests answered after a failover.
 	reqs, oks, failedOver := map[time.Duration]int{}, map[time.Duration]int{}, map[time.Duration]int{}
+	latencies := map[time.Duration][]time.Duration{}
 	for _, r := range tr.results {
 		if r.duplicate {
 			continue
 		}
 		from := bucket(r.at)
 		reqs[from]++
+		latencies[from] = append(latencies[from], sim(r.latency))
 		if r.status == 200 {
 			oks[from]++
 		}
@@ -149,7 +153,31 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 		if provs == nil {
 			provs = map[string]AttemptCounts{}
 		}
-		rep.Windows = append(rep.Windows, Window{From: from, Requests: reqs[from], OK: oks[from], FailedOver: failedOver[from], Providers: provs})
+		lat := latencies[from]
+		slices.Sort(lat)
+		win := Window{From: from, Requests: reqs[from], OK: oks[from], FailedOver: failedOver[from],
+			Cost: windowCost[from].String(), Providers: provs}
+		if len(lat) > 0 {
+			win.P50, win.P99 = lat[(len(lat)-1)/2], lat[(len(lat)-1)*99/100]
+		}
+		// Each budgeted tenant's spend in its budget window at the end of
+		// the minute (the minute's end in real time: k+1 windows in).
+		end := start.Add(time.Duration(from/time.Minute+1) * window)
+		for tenant, b := range sc.Gateway.Budgets {
+			length := budgetWindow(b, speed)
+			opened := end.Add(-1).UTC().Truncate(length)
+			spent := decimal.Zero
+			for _, a := range attempts {
+				if a.Tenant == tenant && !a.StartedAt.Before(opened) && a.StartedAt.Before(end) {
+					spent = spent.Add(a.Cost)
+				}
+			}
+			if win.BudgetSpent == nil {
+				win.BudgetSpent = map[string]string{}
+			}
+			win.BudgetSpent[tenant] = spent.String()
+		}
+		rep.Windows = append(rep.Windows, win)
 	}
 	rep.Cost = CostSummary{Total: total.String(), PerRequest: "0", ByTarget: map[string]TargetCost{}}
 	if q.OK > 0 {
@@ -252,11 +280,8 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 
 	// Budgets: metered spend per tenant and window, as the gateway keeps it.
 	for _, tenant := range slices.Sorted(maps.Keys(sc.Gateway.Budgets)) {
+		window := budgetWindow(sc.Gateway.Budgets[tenant], speed)
 		b := sc.Gateway.Budgets[tenant]
-		window := b.Window
-		if window == 0 {
-			window = time.Duration(float64(24*time.Hour) / speed)
-		}
 		spent := map[time.Time]decimal.Decimal{}
 		rejected := map[time.Time]int{}
 		for _, a := range attempts {
@@ -275,4 +300,13 @@ func summarize(ctx context.Context, rep *Report, sc *Scenario, tr traffic, store
 		}
 	}
 	return nil
+}
+
+// budgetWindow is the length of a budget's window in the run's real time:
+// its own, or a day (the gateway's default) scaled by the run's speed.
+func budgetWindow(b BudgetSpec, speed float64) time.Duration {
+	if b.Window != 0 {
+		return b.Window
+	}
+	return time.Duration(float64(24*time.Hour) / speed)
 }

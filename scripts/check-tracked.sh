@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 max_bytes=$((1024 * 1024))
 # Paths (exact) that may be binary or large, each with the reason.
 allow=(
+  docs/replay-gemini-outage.png # the README's picture of an HTML report, made by `make screenshots`
+  docs/cost-compare.png         # the same, of a cost comparison
 )
 
 allowed() {

@@ -24,15 +24,19 @@ section() { printf '\n=== %s\n\n' "$*"; }
 section "brownout replay thinking-tax   (10 minutes of traffic, in virtual time)"
 "$work/brownout" replay thinking-tax
 
+# The HTML reports (charts, self-contained) go to reports/, which git ignores.
+mkdir -p reports
 section "brownout replay gemini-outage   (20 minutes, in virtual time)"
-"$work/brownout" replay gemini-outage
+"$work/brownout" replay gemini-outage --html reports/gemini-outage.html
 
 section "brownout cost compare: switch claude-haiku-4-5 for gemini-2.5-flash, at most 2x the cost?"
 status=0
 "$work/brownout" cost compare --suite evals/suites/capitals.yaml \
-  --baseline anthropic/claude-haiku-4-5 --candidate gemini/gemini-2.5-flash --max-cost-ratio 2 || status=$?
+  --baseline anthropic/claude-haiku-4-5 --candidate gemini/gemini-2.5-flash --max-cost-ratio 2 \
+  --html reports/cost-compare.html || status=$?
 echo "(exit status $status: 1 is the check failing, as it should: the thinking tax is over 2x)"
 [ "$status" -eq 1 ]
+echo "The charts of both: reports/gemini-outage.html and reports/cost-compare.html (open them in a browser)."
 
 section "brownout serve in front of brownout fake, over HTTP"
 

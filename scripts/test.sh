@@ -32,35 +32,39 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 
-# Docker and the Postgres image, in the background (scripts/docker.sh).
+# Chromium, Docker and the Postgres image, in the background
+# (scripts/chromium.sh, scripts/docker.sh): one after the other, since
+# each may need apt-get, which takes a lock.
+source scripts/chromium.sh
 source scripts/docker.sh
 export TESTCONTAINERS_RYUK_DISABLED=${TESTCONTAINERS_RYUK_DISABLED:-true}
 export TESTCONTAINERS_HOST_OVERRIDE=${TESTCONTAINERS_HOST_OVERRIDE:-127.0.0.1}
-prep_pid=""
-if [ -z "${BROWNOUT_TEST_DATABASE_URL:-}" ]; then
-  prep_dir=$(mktemp -d)
-  step "Docker and the Postgres image: preparing in the background (log: $prep_dir/log)"
-  (
-    # The daemon's pid is written as soon as it is up, so it is stopped
-    # even when the image then fails.
-    docker_up || exit 1
-    printf 'BROWNOUT_DOCKERD_PID=%q\n' "$BROWNOUT_DOCKERD_PID" >"$prep_dir/state"
-    postgres_image_up || exit 1
-    printf 'BROWNOUT_POSTGRES_IMAGE=%q\n' "$BROWNOUT_POSTGRES_IMAGE" >>"$prep_dir/state"
-  ) >"$prep_dir/log" 2>&1 &
-  prep_pid=$!
-  # On any exit: let the preparation finish (an apt-get cut short leaves
-  # dpkg locked), then stop the daemon it started, if it started one.
-  stop_prepared() {
-    wait "$prep_pid" 2>/dev/null || true
-    if [ -f "$prep_dir/state" ]; then
-      source "$prep_dir/state"
-      docker_down
-    fi
-    rm -rf "$prep_dir"
-  }
-  trap stop_prepared EXIT
-fi
+prep_dir=$(mktemp -d)
+step "Chromium, Docker and the Postgres image: preparing in the background (log: $prep_dir/log)"
+(
+  chromium_up || exit 1
+  printf 'BROWNOUT_CHROMIUM=%q\n' "$BROWNOUT_CHROMIUM" >"$prep_dir/state"
+  [ -z "${BROWNOUT_TEST_DATABASE_URL:-}" ] || exit 0
+  # The daemon's pid is written as soon as it is up, so it is stopped
+  # even when the image then fails.
+  docker_up || exit 1
+  printf 'BROWNOUT_DOCKERD_PID=%q\n' "$BROWNOUT_DOCKERD_PID" >>"$prep_dir/state"
+  postgres_image_up || exit 1
+  printf 'BROWNOUT_POSTGRES_IMAGE=%q\n' "$BROWNOUT_POSTGRES_IMAGE" >>"$prep_dir/state"
+) >"$prep_dir/log" 2>&1 &
+prep_pid=$!
+# On any exit: let the preparation finish (an apt-get cut short leaves
+# dpkg locked), then stop the daemon it started, if it started one.
+stop_prepared() {
+  wait "$prep_pid" 2>/dev/null || true
+  BROWNOUT_DOCKERD_PID=""
+  if [ -f "$prep_dir/state" ]; then
+    source "$prep_dir/state"
+    docker_down
+  fi
+  rm -rf "$prep_dir"
+}
+trap stop_prepared EXIT
 
 step "go vet -race (the build go test -race reuses)"
 go vet -race ./...
@@ -75,18 +79,18 @@ if [ "$(tree_state)" != "$before" ]; then
   exit 1
 fi
 
-if [ -n "$prep_pid" ]; then
-  step "waiting for Docker and the Postgres image"
-  status=0
-  wait "$prep_pid" || status=$?
-  sed 's/^/  /' "$prep_dir/log"
-  if [ "$status" != 0 ] || ! grep -q BROWNOUT_POSTGRES_IMAGE "$prep_dir/state" 2>/dev/null; then
-    echo "Docker or the Postgres image could not be made ready (exit $status); see above" >&2
-    exit 1
-  fi
-  source "$prep_dir/state"
-  export BROWNOUT_POSTGRES_IMAGE
+step "waiting for Chromium, Docker and the Postgres image"
+status=0
+wait "$prep_pid" || status=$?
+sed 's/^/  /' "$prep_dir/log"
+source "$prep_dir/state" 2>/dev/null || true
+if [ "$status" != 0 ] || [ -z "${BROWNOUT_CHROMIUM:-}" ] ||
+  { [ -z "${BROWNOUT_TEST_DATABASE_URL:-}" ] && [ -z "${BROWNOUT_POSTGRES_IMAGE:-}" ]; }; then
+  echo "Chromium, Docker or the Postgres image could not be made ready (exit $status); see above" >&2
+  exit 1
 fi
+export BROWNOUT_CHROMIUM
+[ -z "${BROWNOUT_POSTGRES_IMAGE:-}" ] || export BROWNOUT_POSTGRES_IMAGE
 
 step "go test -race -shuffle=on ./... (Postgres: $([ -n "${BROWNOUT_TEST_DATABASE_URL:-}" ] && echo BROWNOUT_TEST_DATABASE_URL || echo "a container of $BROWNOUT_POSTGRES_IMAGE"))"
 go test -race -shuffle=on -timeout 30m ./...

@@ -152,6 +152,7 @@ func runCostCompare(ctx context.Context, args []string, stdout, stderr io.Writer
 	candidate := fs.String("candidate", "", "the model to switch to (provider/model, required)")
 	maxRatio := fs.String("max-cost-ratio", "1", "fail when the candidate costs more than this many times the baseline per request")
 	minPass := fs.Float64("min-pass-rate", 0, "fail when the candidate's pass rate may be below this (lower bound of its 95% interval)")
+	htmlOut := fs.String("html", "", "also write the comparison as one self-contained HTML page with charts to this file")
 	maxDrop := fs.Float64("max-pass-rate-drop", evals.DefaultMaxPassRateDrop, "fail when the candidate may pass this much less than the baseline (0.02: 2 points; the lower bound of the 95% interval of the paired difference)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -192,9 +193,16 @@ func runCostCompare(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	check := evals.RegressionCheck(cmp, ratio, *minPass, *maxDrop)
 	if *f.markdown != "" {
-		var b strings.Builder
-		evals.WriteComparisonMarkdown(&b, cmp, check)
-		if err := os.WriteFile(*f.markdown, []byte(b.String()), 0o644); err != nil {
+		err := writeFile(*f.markdown, func(w io.Writer) error {
+			evals.WriteComparisonMarkdown(w, cmp, check)
+			return htmlLink(w, *htmlOut)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if *htmlOut != "" {
+		if err := writeFile(*htmlOut, func(w io.Writer) error { return evals.WriteComparisonHTML(w, cmp, check) }); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -20,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 )
 
@@ -112,4 +114,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stderr, usage)
 	return usagef("unknown command %q", args[0])
+}
+
+// writeFile writes what render makes to path: the whole of it, or nothing
+// when rendering fails.
+func writeFile(path string, render func(io.Writer) error) error {
+	var b bytes.Buffer
+	if err := render(&b); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// htmlLink ends a markdown summary with where its charts are: GitHub does
+// not render inline SVG in markdown, so the HTML page goes beside it (as a
+// CI artifact) and the summary names it.
+func htmlLink(w io.Writer, path string) error {
+	if path == "" {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "\nCharts: the HTML report `%s` (self-contained; in CI, upload it as an artifact).\n", filepath.Base(path))
+	return err
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/browsertest"
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
@@ -124,10 +125,14 @@ func TestReadmeCommands(t *testing.T) {
 				t.Fatalf("README command %q: only make and brownout commands are checked; add a case", c.line)
 			}
 			args := c.args[1:]
+			var pages []string
 			for i := range args {
 				// Written files go to a temporary directory.
-				if i > 0 && (args[i-1] == "--markdown" || args[i-1] == "--from-ledger") {
+				if i > 0 && (args[i-1] == "--markdown" || args[i-1] == "--from-ledger" || args[i-1] == "--html") {
 					args[i] = filepath.Join(tmp, args[i])
+				}
+				if i > 0 && args[i-1] == "--html" {
+					pages = append(pages, args[i])
 				}
 			}
 			if c.forever {
@@ -150,6 +155,13 @@ func TestReadmeCommands(t *testing.T) {
 			require.Equal(t, c.exit, code, "%s: %v\n%s", c.line, err, stdout.String())
 			if c.redirect != "" {
 				require.NoError(t, os.WriteFile(filepath.Join(tmp, c.redirect), stdout.Bytes(), 0o600))
+			}
+			for _, p := range pages {
+				page, err := os.ReadFile(p)
+				require.NoError(t, err, "%s wrote no HTML report", c.line)
+				charts, err := browsertest.Parse(page)
+				require.NoError(t, err, c.line)
+				require.Len(t, charts, 4, "%s: the report's charts", c.line)
 			}
 		})
 	}

@@ -43,6 +43,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	seed := fs.Uint64("seed", 0, "override the scenario's seed")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	markdown := fs.String("markdown", "", "also write a markdown report to this file")
+	htmlOut := fs.String("html", "", "also write the report as one self-contained HTML page with charts to this file")
 	dbURL := fs.String("database-url", "", "meter into this Postgres instead of memory")
 	fromLedger := fs.String("from-ledger", "", "replay an incident from a ledger export (JSON lines); the scenario named, if any, gives the gateway settings")
 	// The scenario may come first: brownout replay NAME [flags].
@@ -109,7 +110,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	run := sc.Scaled(*speed)
-	out := replayOutput{stdout: stdout, json: *jsonOut, markdown: *markdown, speed: *speed}
+	out := replayOutput{stdout: stdout, json: *jsonOut, markdown: *markdown, html: *htmlOut, speed: *speed}
 	// replay runs the scenario on the clock it is called under and prints
 	// the report; the ledger's pool lives on that clock too.
 	replay := func(ctx context.Context) error {
@@ -158,15 +159,23 @@ type replayOutput struct {
 	stdout   io.Writer
 	json     bool
 	markdown string
+	html     string
 	speed    float64
 }
 
 // write prints rep, and returns errExpectations when it failed.
 func (o replayOutput) write(rep *scenarios.Report) error {
 	if o.markdown != "" {
-		var b strings.Builder
-		rep.WriteMarkdown(&b)
-		if err := os.WriteFile(o.markdown, []byte(b.String()), 0o644); err != nil {
+		err := writeFile(o.markdown, func(w io.Writer) error {
+			rep.WriteMarkdown(w)
+			return htmlLink(w, o.html)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if o.html != "" {
+		if err := writeFile(o.html, rep.WriteHTML); err != nil {
 			return err
 		}
 	}
