@@ -34,7 +34,8 @@ func addEvalFlags(fs *flag.FlagSet) evalFlags {
 		json:     fs.Bool("json", false, "print the result as JSON"),
 		markdown: fs.String("markdown", "", "also write a markdown report to this file"),
 		gateway:  fs.String("gateway", "", "a running brownout serve (base URL); default: fake vendors with the shipped model profiles"),
-		apiKey:   fs.String("api-key", os.Getenv("BROWNOUT_API_KEY"), "tenant API key for --gateway (default $BROWNOUT_API_KEY)"),
+		// Not the flag's default: -h and every flag error would print it.
+		apiKey: fs.String("api-key", "", "tenant API key for --gateway (default: the environment's BROWNOUT_API_KEY)"),
 	}
 }
 
@@ -57,7 +58,11 @@ func (f evalFlags) setup(models []string) (*evals.Suite, evals.Target, func() er
 		suite.Seed = *f.seed
 	}
 	if *f.gateway != "" {
-		return suite, evals.HTTP{BaseURL: *f.gateway, APIKey: *f.apiKey}, func() error { return nil }, nil
+		key := *f.apiKey
+		if key == "" {
+			key = os.Getenv("BROWNOUT_API_KEY")
+		}
+		return suite, evals.HTTP{BaseURL: *f.gateway, APIKey: key}, func() error { return nil }, nil
 	}
 	fakes, err := evals.NewFakes(models, suite.Seed)
 	if err != nil {

@@ -91,3 +91,19 @@ func TestCostHelpShowsTheFlags(t *testing.T) {
 		assert.Contains(t, errOut.String(), flag)
 	}
 }
+
+// TestHelpPrintsNoSecret: no secret is a flag's default, so neither -h nor
+// a flag error prints the environment's keys and database URL.
+func TestHelpPrintsNoSecret(t *testing.T) {
+	t.Setenv("BROWNOUT_API_KEY", "sk-tenant-secret")
+	t.Setenv("DATABASE_URL", "postgres://u:db-secret@127.0.0.1/x")
+	for _, args := range [][]string{
+		{"eval", "-h"}, {"cost", "compare", "-h"}, {"cost", "compare", "--no-such-flag"},
+		{"serve", "-h"}, {"ledger", "export", "-h"}, {"replay", "-h"}, {"fake", "-h"},
+	} {
+		var errOut bytes.Buffer
+		_ = run(context.Background(), args, io.Discard, &errOut)
+		assert.NotEmpty(t, errOut.String(), "%v prints its usage", args)
+		assert.NotContains(t, errOut.String(), "secret", "%v", args)
+	}
+}
