@@ -9,8 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/brownout-dev/brownout/internal/sse"
 )
 
@@ -213,13 +211,15 @@ func anthropicUsageOf(g *generation, reasoning, output int) anthropicUsage {
 // exclude the cache) at the input rate, cache_read_input_tokens and
 // cache_creation_input_tokens at theirs, output_tokens (which include the
 // thinking) at the output rate.
-func (anthropicAPI) bill(p ListPrice, g *generation, reasoning, output int) decimal.Decimal {
+func (anthropicAPI) bill(p ListPrice, g *generation, reasoning, output int) charge {
 	u := anthropicUsageOf(g, reasoning, output)
 	r := p.at(u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens)
-	return perMillion(u.InputTokens, r.Input).
-		Add(perMillion(u.CacheReadInputTokens, r.CacheRead)).
-		Add(perMillion(u.CacheCreationInputTokens, r.CacheWrite)).
-		Add(perMillion(u.OutputTokens, r.Output))
+	return charge{
+		input:      perMillion(u.InputTokens, r.Input),
+		cacheRead:  perMillion(u.CacheReadInputTokens, r.CacheRead),
+		cacheWrite: perMillion(u.CacheCreationInputTokens, r.CacheWrite),
+		output:     perMillion(u.OutputTokens, r.Output),
+	}
 }
 
 type anthropicBlock struct {

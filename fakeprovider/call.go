@@ -259,12 +259,20 @@ func (c *call) billTokens(g *generation, req *request, reasoning, output int, co
 		Stream:          req.stream,
 		Complete:        complete,
 	}
+	if g.unreported > 0 && (reasoning > 0 || output > 0) {
+		// Thinking the vendor bills and never reports: on the invoice and
+		// in the vendor's reports, never in the response.
+		reasoning += g.unreported
+		line.ReasoningTokens, line.UnreportedTokens = int64(reasoning), int64(g.unreported)
+	}
+	var ch charge
 	if p, ok := c.s.prices[g.model]; ok {
-		line.Cost = c.s.api.bill(p, g, reasoning, output)
+		ch = c.s.api.bill(p, g, reasoning, output)
+		line.Cost = ch.total()
 	} else {
 		line.Unpriced = true
 	}
-	c.s.bill(line)
+	c.s.bill(line, ch)
 }
 
 // garble cuts a JSON body in the middle of a token and appends junk.

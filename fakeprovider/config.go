@@ -30,6 +30,9 @@ type Config struct {
 	// APIKey, when set, is the only key the fake accepts. Empty accepts any
 	// non-empty key (a missing key is still rejected, as the vendor does).
 	APIKey string `yaml:"api_key" json:"-"`
+	// AdminKey, when set, is the only key the usage and cost reports accept
+	// (the vendors' admin keys); empty accepts any non-empty key.
+	AdminKey string `yaml:"admin_key" json:"-"`
 	// Models maps model names to behaviour. A request for another model is
 	// answered 404 in the vendor's envelope.
 	Models map[string]Model `yaml:"models" json:"models"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"time"
 )
 
 // control serves the fake's own API under /_fake/:
@@ -14,6 +15,9 @@ import (
 //	GET  /_fake/invoice   what the fake has billed
 //	GET  /_fake/requests  the request journal
 //	POST /_fake/reset     clear journal and invoice, restart clock and dice
+//	GET  /_fake/billing_export?from=T&to=T
+//	                      what the fake billed as a Cloud Billing export
+//	                      (JSON lines; RFC 3339 times, default: everything)
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + r.URL.Path
 	switch route {
@@ -41,6 +45,25 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Invoice())
 	case "GET /_fake/requests":
 		writeJSON(w, http.StatusOK, s.Journal())
+	case "GET /_fake/billing_export":
+		from, err := rfc3339Param(r, "from", false)
+		if from.IsZero() {
+			s.mu.Lock()
+			from = s.start
+			s.mu.Unlock()
+		}
+		if err == nil {
+			var to time.Time
+			if to, err = rfc3339Param(r, "to", false); err == nil {
+				if to.IsZero() {
+					to = time.Now().Add(time.Second)
+				}
+				w.Header().Set("Content-Type", "application/x-ndjson")
+				_, _ = w.Write(s.BillingExport(from, to))
+				return
+			}
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "billing_export: " + err.Error()})
 	case "POST /_fake/reset":
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)

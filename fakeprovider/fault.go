@@ -38,6 +38,7 @@ type Fault struct {
 	AfterEvents int           `yaml:"after_events" json:"after_events,omitempty"`
 	AfterBytes  int           `yaml:"after_bytes" json:"after_bytes,omitempty"` // reset: bytes of body sent first (default half)
 	Factor      float64       `yaml:"factor" json:"factor,omitempty"`           // reasoning_inflation: multiplier
+	Tokens      int           `yaml:"tokens" json:"tokens,omitempty"`           // unreported_usage: reasoning tokens billed, not reported
 }
 
 // faultSpec is what a kind's file provides.
@@ -136,6 +137,7 @@ type plan struct {
 	hang         bool
 	extraTTFT    time.Duration
 	inflation    float64 // multiplier of reasoning tokens; 0 means 1
+	unreported   int     // reasoning tokens billed that the usage does not report
 
 	// Delivery faults; -1 means off.
 	resetAfterBytes   int

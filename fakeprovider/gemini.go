@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/brownout-dev/brownout/internal/sse"
 )
 
@@ -195,12 +193,14 @@ func geminiUsageOf(g *generation, reasoning, output int) geminiUsage {
 // cachedContentTokenCount at the input rate, the cached tokens at the
 // caching rate, candidatesTokenCount and thoughtsTokenCount (which is not
 // part of the candidates) at the output rate.
-func (geminiAPI) bill(p ListPrice, g *generation, reasoning, output int) decimal.Decimal {
+func (geminiAPI) bill(p ListPrice, g *generation, reasoning, output int) charge {
 	u := geminiUsageOf(g, reasoning, output)
 	r := p.at(u.PromptTokenCount)
-	return perMillion(u.PromptTokenCount-u.CachedContentTokenCount, r.Input).
-		Add(perMillion(u.CachedContentTokenCount, r.CacheRead)).
-		Add(perMillion(u.CandidatesTokenCount+u.ThoughtsTokenCount, r.Output))
+	return charge{
+		input:     perMillion(u.PromptTokenCount-u.CachedContentTokenCount, r.Input),
+		cacheRead: perMillion(u.CachedContentTokenCount, r.CacheRead),
+		output:    perMillion(u.CandidatesTokenCount+u.ThoughtsTokenCount, r.Output),
+	}
 }
 
 func geminiChunk(g *generation, parts []geminiPart, finish string, usage geminiUsage) map[string]any {

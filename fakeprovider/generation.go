@@ -42,6 +42,9 @@ type generation struct {
 	reasoning int
 	cacheRead int
 	maxedOut  bool // stopped by max_tokens
+	// unreported are reasoning tokens billed but left out of the usage the
+	// client sees (FaultUnreportedUsage).
+	unreported int
 
 	ttft     time.Duration
 	perToken time.Duration
@@ -85,6 +88,7 @@ func generate(r *rand.Rand, req *request, p *plan, m *Model, epoch time.Time, no
 		}
 	}
 	g.cacheRead = min(g.input, int(math.Round(m.CacheReadTokens.Sample(r))))
+	g.unreported = p.unreported
 	g.ttft = msDuration(m.TTFTms.Sample(r)) + p.extraTTFT
 	g.perToken = msDuration(m.PerTokenMs.Sample(r))
 

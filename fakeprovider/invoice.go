@@ -29,6 +29,19 @@ type InvoiceLine struct {
 	// Unpriced when the table has no price for the model.
 	Cost     decimal.Decimal `json:"cost"`
 	Unpriced bool            `json:"unpriced,omitempty"`
+	// UnreportedTokens are the reasoning tokens of ReasoningTokens that the
+	// response's usage left out (FaultUnreportedUsage).
+	UnreportedTokens int64 `json:"unreported_tokens,omitempty"`
+}
+
+// charge is a line's cost by kind of token, at the vendor's price for the
+// request (its long-context tier included).
+type charge struct {
+	input, cacheRead, cacheWrite, output decimal.Decimal // output: reasoning included
+}
+
+func (c charge) total() decimal.Decimal {
+	return c.input.Add(c.cacheRead).Add(c.cacheWrite).Add(c.output)
 }
 
 // Invoice is everything a fake has billed since it started (or was reset).

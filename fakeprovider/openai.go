@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/brownout-dev/brownout/internal/sse"
 )
 
@@ -177,13 +175,15 @@ func openaiUsageOf(g *generation) openaiUsage {
 // bill is what OpenAI charges for a usage object: prompt_tokens less the
 // cached ones at the input rate, cached_tokens at the cached-input rate,
 // completion_tokens (which include the reasoning tokens) at the output rate.
-func (openaiAPI) bill(p ListPrice, g *generation, reasoning, output int) decimal.Decimal {
+func (openaiAPI) bill(p ListPrice, g *generation, reasoning, output int) charge {
 	u := openaiUsage{PromptTokens: g.input, CompletionTokens: reasoning + output}
 	u.PromptTokensDetails.CachedTokens = g.cacheRead
 	r := p.at(u.PromptTokens)
-	return perMillion(u.PromptTokens-u.PromptTokensDetails.CachedTokens, r.Input).
-		Add(perMillion(u.PromptTokensDetails.CachedTokens, r.CacheRead)).
-		Add(perMillion(u.CompletionTokens, r.Output))
+	return charge{
+		input:     perMillion(u.PromptTokens-u.PromptTokensDetails.CachedTokens, r.Input),
+		cacheRead: perMillion(u.PromptTokensDetails.CachedTokens, r.CacheRead),
+		output:    perMillion(u.CompletionTokens, r.Output),
+	}
 }
 
 func openaiFinish(g *generation) string {

@@ -48,6 +48,7 @@ type Server struct {
 	seq      uint64
 	journal  []JournalEntry
 	invoice  []InvoiceLine
+	charges  []charge // each invoice line's cost by kind of token, for the reports
 	started  bool
 	closed   bool
 	inflight int           // requests being served
@@ -247,7 +248,7 @@ func (s *Server) Reset() {
 	s.start = time.Now()
 	s.seq = 0
 	s.journal = nil
-	s.invoice = nil
+	s.invoice, s.charges = nil, nil
 	s.setFaults(s.faults)
 }
 
@@ -273,6 +274,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.leave()
 	if strings.HasPrefix(r.URL.Path, "/_fake/") {
 		s.control(w, r)
+		return
+	}
+	if s.serveReport(w, r) {
 		return
 	}
 	c := s.newCall(w, r)
@@ -333,11 +337,12 @@ func (s *Server) settleQuota(p *plan, estimate, used int) {
 	}
 }
 
-func (s *Server) bill(line InvoiceLine) {
+func (s *Server) bill(line InvoiceLine, c charge) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	line.At = time.Since(s.start)
 	s.invoice = append(s.invoice, line)
+	s.charges = append(s.charges, c)
 }
 
 // readBody reads at most maxBody bytes of the request body.

@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"time"
-
-	"github.com/shopspring/decimal"
 )
 
 // vendorAPI is one vendor's wire format.
@@ -28,7 +26,7 @@ type vendorAPI interface {
 	events(g *generation, req *request) []sseEvent
 	// bill is what the vendor charges at price p for a generation that
 	// produced reasoning and output tokens, from its own usage fields.
-	bill(p ListPrice, g *generation, reasoning, output int) decimal.Decimal
+	bill(p ListPrice, g *generation, reasoning, output int) charge
 }
 
 func vendorFor(v Vendor) vendorAPI {

@@ -70,6 +70,10 @@ type ProviderConfig struct {
 	ThinkingBudget map[string]int `yaml:"thinking_budget"`
 	// Timeout bounds one upstream HTTP call, headers to last byte (default 10m).
 	Timeout time.Duration `yaml:"timeout"`
+	// AdminKeyEnv names the environment variable with the vendor's admin
+	// key, which its usage and cost reports need (`brownout ledger
+	// reconcile`); the gateway itself never reads it.
+	AdminKeyEnv string `yaml:"admin_key_env"`
 }
 
 // PricesConfig extends the shipped price table.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/brownout-dev/brownout/gateway/pricing"
 	"github.com/brownout-dev/brownout/internal/strictyaml"
+	"github.com/brownout-dev/brownout/reconcile"
 )
 
 // Expect are a scenario's expectations; each set field is checked.
@@ -60,6 +61,21 @@ type Expect struct {
 	LedgerEqualsInvoices bool `yaml:"ledger_equals_invoices"`
 	// MaxUnmetered bounds the spend the vendors billed that the ledger lacks.
 	MaxUnmetered *pricing.Rate `yaml:"max_unmetered"`
+	// VendorReportDriftMax runs `brownout ledger reconcile` at the end of
+	// the run: each provider's ledger against its vendor's own usage and
+	// cost report (OpenAI's and Anthropic's admin APIs, Gemini's billing
+	// export), per day and model. It bounds the drift as --max-drift does:
+	// USD ("0.01"), a share of the bill ("0.5%"), or both ("0.01,0.5%").
+	VendorReportDriftMax string `yaml:"vendor_report_drift_max"`
+	// VendorReportDriftMin is the least drift, in USD over every provider,
+	// the same reconciliation must find: for a scenario that injects spend
+	// the responses do not report, that the check sees it.
+	VendorReportDriftMin *pricing.Rate `yaml:"vendor_report_drift_min"`
+}
+
+// reconciles reports whether an expectation needs the vendors' reports.
+func (e *Expect) reconciles() bool {
+	return e.VendorReportDriftMax != "" || e.VendorReportDriftMin != nil
 }
 
 // Transition is an expected breaker state and, for a transition into it,
@@ -160,6 +176,11 @@ func (e *Expect) validate() []error {
 	}
 	if e.MaxBilledPerKey != nil && *e.MaxBilledPerKey < 1 {
 		errs = append(errs, strictyaml.Errorf("$.expect.max_billed_per_key", "must be at least 1"))
+	}
+	if e.VendorReportDriftMax != "" {
+		if _, err := reconcile.ParseLimit(e.VendorReportDriftMax); err != nil {
+			errs = append(errs, strictyaml.Errorf("$.expect.vendor_report_drift_max", "%v", err))
+		}
 	}
 	return errs
 }
@@ -307,6 +328,23 @@ func (e *Expect) check(r *Report) []Check {
 	if e.MaxUnmetered != nil {
 		un := decimal.RequireFromString(r.Reconciliation.Unmetered)
 		add("unmetered spend", un.LessThanOrEqual(e.MaxUnmetered.Decimal), "<= $"+e.MaxUnmetered.String(), "$"+un.String())
+	}
+	if e.VendorReportDriftMax != "" {
+		limit, _ := reconcile.ParseLimit(e.VendorReportDriftMax) // validated on load
+		pass := len(r.VendorReports) > 0
+		var observed []string
+		for _, v := range r.VendorReports {
+			pass = v.Check(limit) && pass
+			observed = append(observed, fmt.Sprintf("%s $%s (vendor $%s, ledger $%s)", v.Provider, v.Drift, v.Billed, v.Metered))
+		}
+		add("vendor report drift", pass, "at most "+limit.String()+" a day, model and provider", strings.Join(observed, "; "))
+	}
+	if e.VendorReportDriftMin != nil {
+		total := decimal.Zero
+		for _, v := range r.VendorReports {
+			total = total.Add(v.Drift.Abs())
+		}
+		add("vendor report drift seen", total.GreaterThanOrEqual(e.VendorReportDriftMin.Decimal), ">= $"+e.VendorReportDriftMin.String(), "$"+total.String())
 	}
 	return out
 }

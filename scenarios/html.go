@@ -7,11 +7,13 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/brownout-dev/brownout/internal/chart"
+	"github.com/brownout-dev/brownout/reconcile"
 )
 
 // WriteHTML renders the report as one self-contained HTML page (inline SVG
@@ -177,7 +179,8 @@ func (r *Report) budgetedTenants() []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-var reportBody = template.Must(template.New("report").Funcs(template.FuncMap{"human": human}).Parse(`
+var reportBody = template.Must(template.New("report").Funcs(template.FuncMap{"human": human,
+	"tokensNote": func(v *reconcile.Result) string { return strings.TrimPrefix(tokensNote(v), "; ") }}).Parse(`
 <header>
 <h1>Scenario {{.R.Scenario}} <span class="verdict {{if .R.Passed}}pass{{else}}fail{{end}}">{{.Verdict}}</span></h1>
 <p class="note">seed {{.R.Seed}}, {{.Duration}} of traffic in scenario time. The same scenario and seed give the same report.</p>
@@ -232,4 +235,11 @@ var reportBody = template.Must(template.New("report").Funcs(template.FuncMap{"hu
 <tr><th>generations metered twice</th><td class="num">{{.DoubleBilled}}</td></tr>
 <tr><th>most invoice lines for one Idempotency-Key</th><td class="num">{{.MaxBilledPerKey}} ({{.KeysBilledTwice}} keys billed twice)</td></tr>
 </tbody></table></div>{{end}}
+{{if .R.VendorReports}}
+<h2>The ledger against the vendors' own reports</h2>
+<p class="note">Each provider's usage and cost report (OpenAI's and Anthropic's admin APIs, Gemini's billing export), per day and model, as <code>brownout ledger reconcile</code> reads it.</p>
+<div class="table"><table>
+<thead><tr><th>provider</th><th class="num">vendor's report</th><th class="num">ledger</th><th class="num">of it estimated</th><th class="num">drift</th><th>tokens</th></tr></thead>
+<tbody>{{range .R.VendorReports}}<tr><td>{{.Provider}}</td><td class="num">${{.Billed}}</td><td class="num">${{.Metered}}</td><td class="num">${{.Estimated}}</td><td class="num">${{.Drift}}</td><td>{{with tokensNote .}}{{.}}{{else}}agree{{end}}</td></tr>
+{{end}}</tbody></table></div>{{end}}
 `))

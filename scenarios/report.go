@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/brownout-dev/brownout/reconcile"
 )
 
 // Report is what a scenario run observed. Its JSON form (field names in
@@ -24,8 +26,11 @@ type Report struct {
 	Cost           CostSummary         `json:"cost"`
 	Reconciliation Reconciliation      `json:"reconciliation"`
 	Budgets        []BudgetUse         `json:"budgets,omitempty"`
-	Checks         []Check             `json:"expectations"`
-	Passed         bool                `json:"passed"`
+	// VendorReports are each provider's ledger against its vendor's own
+	// usage and cost report, when an expectation asks for them.
+	VendorReports []*reconcile.Result `json:"vendor_reports,omitempty"`
+	Checks        []Check             `json:"expectations"`
+	Passed        bool                `json:"passed"`
 }
 
 // RequestSummary counts client requests.
@@ -241,6 +246,10 @@ func (r *Report) WriteText(w io.Writer) {
 	rc := r.Reconciliation
 	fmt.Fprintf(w, "  ledger    invoiced $%s, metered $%s (reported $%s, estimated $%s over %d attempts, %d without a vendor id); %d matched, %d missing, %d extra, %d mismatched; unmetered $%s\n",
 		rc.Invoiced, rc.Metered, rc.Reported, rc.Estimated, rc.EstimatedRows, rc.Unjoined, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
+	for _, v := range r.VendorReports {
+		fmt.Fprintf(w, "  vendor    %s's own report: billed $%s, ledger $%s (estimated $%s), drift $%s%s\n",
+			v.Provider, v.Billed, v.Metered, v.Estimated, v.Drift, tokensNote(v))
+	}
 	for _, b := range r.Budgets {
 		fmt.Fprintf(w, "  budget    %s: spent $%s of $%s (window from %s), %d requests refused\n", b.Tenant, b.Spent, b.Limit, b.Window, b.Rejected)
 	}
@@ -286,7 +295,37 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "| %s | %s | %s → %s |\n", human(t.At), t.Provider, t.From, t.To)
 		}
 	}
+	if len(r.VendorReports) > 0 {
+		fmt.Fprintf(w, "\n| provider | vendor's report | ledger | of it estimated | drift |\n|---|---|---|---|---|\n")
+		for _, v := range r.VendorReports {
+			fmt.Fprintf(w, "| %s | $%s | $%s | $%s | $%s%s |\n", v.Provider, v.Billed, v.Metered, v.Estimated, v.Drift, tokensNote(v))
+		}
+	}
 	rc := r.Reconciliation
 	fmt.Fprintf(w, "\nLedger: invoiced $%s, metered $%s (reported $%s, estimated $%s over %d attempts, %d without a vendor id); %d matched, %d missing, %d extra, %d mismatched; unmetered $%s.\n",
 		rc.Invoiced, rc.Metered, rc.Reported, rc.Estimated, rc.EstimatedRows, rc.Unjoined, rc.Matched, rc.Missing, rc.Extra, rc.Mismatched, rc.Unmetered)
+}
+
+// tokensNote says where a vendor's report and the ledger count tokens
+// differently: "; output tokens 9945 vendor / 945 ledger".
+func tokensNote(v *reconcile.Result) string {
+	var notes []string
+	for _, x := range v.Rows {
+		if x.Tokens() {
+			continue
+		}
+		for _, k := range []struct {
+			name           string
+			vendor, ledger int64
+		}{{"input", x.Vendor.Input, x.Ledger.Input}, {"cache read", x.Vendor.CacheRead, x.Ledger.CacheRead},
+			{"cache write", x.Vendor.CacheWrite, x.Ledger.CacheWrite}, {"output", x.Vendor.Output, x.Ledger.Output}} {
+			if k.vendor != k.ledger {
+				notes = append(notes, fmt.Sprintf("%s %s tokens %d vendor / %d ledger", x.Model, k.name, k.vendor, k.ledger))
+			}
+		}
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(notes, ", ")
 }

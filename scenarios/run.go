@@ -83,6 +83,9 @@ type Switches struct {
 	MeterTwice  bool // the ledger counts every attempt twice, under a second key
 	Timeouts    bool // no attempt timeout and no deadline (an hour each)
 	BreakerHold bool // an open breaker turns half-open at once (open_for 1ms)
+	// VendorReports reconciles the ledger against itself instead of the
+	// vendors' own reports: what a gateway that trusts its metering sees.
+	VendorReports bool
 }
 
 const tenantKey = "scenario-key"
@@ -140,6 +143,11 @@ func Execute(ctx context.Context, sc *Scenario, opts Options) (*Report, error) {
 	rep := &Report{Scenario: orig.Name, Seed: sc.Seed, Duration: orig.Duration, Timeline: timeline}
 	if err := summarize(ctx, rep, sc, results, store, fakes, start, opts.Speed); err != nil {
 		return nil, err
+	}
+	if orig.Expect.reconciles() {
+		if rep.VendorReports, err = vendorReports(ctx, store, fakes, start, opts.Off.VendorReports); err != nil {
+			return nil, err
+		}
 	}
 	rep.Checks = orig.Expect.check(rep)
 	rep.Passed = true

@@ -79,3 +79,28 @@ func TestParseErrorsNameFileLineAndField(t *testing.T) {
 	_, err := scenarios.Parse("x.yaml", []byte("name: x\nduration: 1m\nproviders:\n  p: {vendor: openai, models: {m: {}}}\ngateway:\n  routes: {chat: [p/m]}\ntraffic: {rate: 1, route: nope}\n"))
 	assert.ErrorContains(t, err, `route "nope" is not one of gateway.routes`)
 }
+
+// TestVendorReportsFindTheHiddenSpend: in hidden-reasoning, the
+// reconciliation against OpenAI's own reports finds as drift exactly the
+// spend the invoice-by-invoice reconciliation finds unmetered (two paths:
+// the vendor's aggregated usage and cost reports, and each invoice line
+// joined to its ledger row), all of it on OpenAI's o4-mini in output
+// tokens, none on Anthropic.
+func TestVendorReportsFindTheHiddenSpend(t *testing.T) {
+	sc, err := scenarios.LoadLibrary("hidden-reasoning")
+	require.NoError(t, err)
+	rep := scenarios.Run(t, sc)
+	require.Len(t, rep.VendorReports, 2)
+	anthropic, openai := rep.VendorReports[0], rep.VendorReports[1]
+	assert.Equal(t, "anthropic", anthropic.Provider)
+	assert.True(t, anthropic.Drift.IsZero(), "anthropic drift %s", anthropic.Drift)
+	require.Equal(t, "openai", openai.Provider)
+	assert.True(t, openai.Drift.IsPositive())
+	assert.Equal(t, rep.Reconciliation.Unmetered, openai.Drift.String(), "the vendor's report and the invoices agree on the hidden spend")
+	require.Len(t, openai.Rows, 1)
+	row := openai.Rows[0]
+	assert.Equal(t, "o4-mini", row.Model)
+	assert.Equal(t, row.Vendor.Input, row.Ledger.Input)
+	assert.Greater(t, row.Vendor.Output, row.Ledger.Output)
+	assert.Zero(t, (row.Vendor.Output-row.Ledger.Output)%2000, "hidden tokens come 2,000 a generation")
+}

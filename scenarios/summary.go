@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/reconcile"
 )
 
 // summarize fills the report from what the traffic saw, the ledger and the
@@ -309,4 +311,44 @@ func budgetWindow(b BudgetSpec, speed float64) time.Duration {
 		return b.Window
 	}
 	return time.Duration(float64(24*time.Hour) / speed)
+}
+
+// vendorReports reconciles each provider's ledger against its fake
+// vendor's own report, as `brownout ledger reconcile` does: OpenAI's and
+// Anthropic's admin APIs over the fakes' HTTP, Gemini's billing export.
+// The ledger side is this run's attempts only (a shared ledger may hold
+// earlier runs); the vendors' side is their daily buckets.
+// With ledgerOnly the ledger is reconciled against itself (Switches).
+func vendorReports(ctx context.Context, store ledger.Store, fakes map[string]*fakeprovider.Server, start time.Time, ledgerOnly bool) ([]*reconcile.Result, error) {
+	end := time.Now().Add(time.Second)
+	from, to := start.UTC().Truncate(reconcile.Day), end.UTC().Truncate(reconcile.Day).Add(reconcile.Day)
+	var out []*reconcile.Result
+	for _, name := range slices.Sorted(maps.Keys(fakes)) {
+		f := fakes[name]
+		var src reconcile.Source
+		switch f.Vendor() {
+		case fakeprovider.OpenAI:
+			src = reconcile.NewOpenAI(f.URL, "scenario-admin-key", f.Client())
+		case fakeprovider.Anthropic:
+			src = reconcile.NewAnthropic(f.URL, "scenario-admin-key", f.Client())
+		default:
+			src = reconcile.CloudBillingExport{R: bytes.NewReader(f.BillingExport(from, to)), Name: name + " billing export"}
+		}
+		billed := reconcile.Bill{}
+		var err error
+		if len(f.Invoice().Lines) > 0 { // an empty export is not a file to read
+			if billed, err = src.Bill(ctx, from, to); err != nil {
+				return nil, fmt.Errorf("scenarios: %s's report: %w", name, err)
+			}
+		}
+		metered, err := reconcile.FromLedger(ctx, store, name, start, end)
+		if err != nil {
+			return nil, err
+		}
+		if ledgerOnly {
+			billed = metered.Bill
+		}
+		out = append(out, reconcile.Compare(name, string(f.Vendor()), from, to, billed, metered))
+	}
+	return out, nil
 }

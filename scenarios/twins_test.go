@@ -31,12 +31,13 @@ func TestSwitchedOffTwinsFail(t *testing.T) {
 		{"retry-storm-duplicates", scenarios.Switches{Idempotency: true}, []string{"billed per idempotency key", "duplicates replayed"}},
 		{"retry-storm-duplicates", scenarios.Switches{Failover: true}, []string{"success rate"}},
 		{"budget-exhaustion", scenarios.Switches{Budget: true}, []string{"budgets held"}},
-		{"thinking-tax", scenarios.Switches{Metering: true}, []string{"ledger equals invoices", "reasoning share"}},
+		{"thinking-tax", scenarios.Switches{Metering: true}, []string{"ledger equals invoices", "reasoning share", "vendor report drift"}},
 		{"partial-stream", scenarios.Switches{Metering: true}, []string{"unmetered spend"}},
 		{"partial-stream", scenarios.Switches{MeterTwice: true}, []string{"no double billing"}},
 		{"retry-storm-duplicates", scenarios.Switches{MeterTwice: true}, []string{"no double billing", "ledger equals invoices"}},
 		{"flapping", scenarios.Switches{BreakerHold: true}, []string{"transitions gemini"}},
-		{"thinking-tax", scenarios.Switches{MeterTwice: true}, []string{"cost per request", "ledger equals invoices"}},
+		{"thinking-tax", scenarios.Switches{MeterTwice: true}, []string{"cost per request", "ledger equals invoices", "vendor report drift"}},
+		{"hidden-reasoning", scenarios.Switches{VendorReports: true}, []string{"vendor report drift seen"}},
 		{"budget-exhaustion", scenarios.Switches{Budget: true}, []string{"cost"}},
 		{"stall", scenarios.Switches{Timeouts: true}, []string{"latency p50", "latency p99", "final state slow"}},
 		{"stall", scenarios.Switches{Breaker: true}, []string{"final state slow"}},
@@ -119,7 +120,7 @@ func offName(s scenarios.Switches) string {
 		on   bool
 		name string
 	}{{s.Idempotency, "idempotency"}, {s.Breaker, "breaker"}, {s.Retry, "retry"}, {s.Failover, "failover"}, {s.Budget, "budget"}, {s.Metering, "metering"},
-		{s.MeterTwice, "meter-twice"}, {s.Timeouts, "timeouts"}, {s.BreakerHold, "breaker-hold"}} {
+		{s.MeterTwice, "meter-twice"}, {s.Timeouts, "timeouts"}, {s.BreakerHold, "breaker-hold"}, {s.VendorReports, "vendor-reports"}} {
 		if f.on {
 			out = append(out, f.name)
 		}

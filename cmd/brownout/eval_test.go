@@ -99,7 +99,7 @@ func TestHelpPrintsNoSecret(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://u:db-secret@127.0.0.1/x")
 	for _, args := range [][]string{
 		{"eval", "-h"}, {"cost", "compare", "-h"}, {"cost", "compare", "--no-such-flag"},
-		{"serve", "-h"}, {"ledger", "export", "-h"}, {"replay", "-h"}, {"fake", "-h"},
+		{"serve", "-h"}, {"ledger", "export", "-h"}, {"ledger", "reconcile", "-h"}, {"replay", "-h"}, {"fake", "-h"},
 	} {
 		var errOut bytes.Buffer
 		_ = run(context.Background(), args, io.Discard, &errOut)

@@ -17,8 +17,12 @@ import (
 // time window, as JSON lines (the input of `brownout replay --from-ledger`),
 // optionally only a tenant's or those of a client's X-Request-ID.
 func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "reconcile" {
+		return runReconcile(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "export" {
-		return usagef("usage: brownout ledger export --database-url URL [--from RFC3339] [--to RFC3339] [--tenant NAME] [--client-request-id ID]")
+		return usagef("usage: brownout ledger export --database-url URL [--from RFC3339] [--to RFC3339] [--tenant NAME] [--client-request-id ID]\n" +
+			"       brownout ledger reconcile --config FILE --provider NAME --from T --to T [--database-url URL | --ledger FILE] [--export FILE] [--max-drift USD,PCT%%]")
 	}
 	fs := flag.NewFlagSet("brownout ledger export", flag.ContinueOnError)
 	fs.SetOutput(stderr)

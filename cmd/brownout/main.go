@@ -2,11 +2,12 @@
 //
 //	brownout serve --config FILE [--addr 127.0.0.1:0] [--database-url URL]   the gateway
 //	brownout fake --config FILE [--addr 127.0.0.1:0]                         fake vendors
-//	brownout replay FILE|NAME [--seed N] [--json] [--markdown FILE] [--database-url URL] [--realtime [--speed N]]; replay --list
+//	brownout replay FILE|NAME [--seed N] [--json] [--markdown FILE] [--html FILE] [--database-url URL] [--realtime [--speed N]]; replay --list
 //	brownout replay [SETTINGS] --from-ledger EXPORT.jsonl [...]                an incident from the ledger
 //	brownout ledger export [--database-url URL] [--from T] [--to T]            attempts as JSON lines
+//	brownout ledger reconcile --config FILE --provider NAME --from T --to T [--max-drift USD,PCT%]   the ledger against the vendor's report
 //	brownout eval SUITE [--model P/M,...] [--samples N] [--seed N] [--json] [--markdown FILE] [--gateway URL]
-//	brownout cost compare --suite FILE --baseline P/M --candidate P/M [--max-cost-ratio R] [--min-pass-rate P] ...
+//	brownout cost compare --suite FILE --baseline P/M --candidate P/M [--max-cost-ratio R] [--min-pass-rate P] [--html FILE] ...
 //
 // Exit status: 0 on success, 1 when the command fails, 2 for bad input
 // (flags, files, values).
@@ -75,7 +76,8 @@ commands:
   serve    run the gateway: an OpenAI-compatible endpoint in front of Anthropic, Gemini and OpenAI
   fake     serve programmable fake Anthropic, Gemini and OpenAI APIs
   replay   run an outage scenario (a file, or a library name: replay --list)
-  ledger   ledger export: a time window of metered attempts as JSON lines
+  ledger   ledger export: a time window of metered attempts as JSON lines;
+           ledger reconcile: the ledger against a vendor's own usage and cost report
   eval     sample an eval suite and print score, cost and latency distributions
   cost     cost compare: a cost regression check before switching models
 

@@ -32,6 +32,10 @@ type readmeCommand struct {
 	redirect string // stdout goes to this file
 	exit     int    // from a "# exits N" comment
 	forever  bool   // "# runs until SIGTERM"
+	// account: "# needs your vendor account": the test has none, so the
+	// command must get as far as asking for it (exit 2, naming the admin
+	// key or the export file it lacks), its flags and config accepted.
+	account bool
 }
 
 // readmeCommands extracts the commands of README.md's ```sh blocks.
@@ -62,6 +66,10 @@ func readmeCommands(t *testing.T) []readmeCommand {
 			c.exit, _ = strconv.Atoi(m[1])
 		}
 		c.forever = strings.Contains(comment, "runs until SIGTERM")
+		c.account = strings.Contains(comment, "needs your vendor account")
+		if strings.TrimSpace(code) == "" {
+			continue // a comment line
+		}
 		code, c.redirect, _ = strings.Cut(code, ">")
 		c.redirect = strings.TrimSpace(c.redirect)
 		c.args = splitArgs(os.ExpandEnv(code))
@@ -109,6 +117,9 @@ func TestReadmeCommands(t *testing.T) {
 	for _, k := range []string{"ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "BROWNOUT_KEY_ACME"} {
 		t.Setenv(k, "test-"+k)
 	}
+	for _, k := range []string{"ANTHROPIC_ADMIN_KEY", "OPENAI_ADMIN_KEY"} {
+		t.Setenv(k, "") // no vendor account here: see readmeCommand.account
+	}
 	cmds := readmeCommands(t) // after the environment is set: commands expand it
 	require.NotEmpty(t, cmds)
 	tmp := t.TempDir()
@@ -142,6 +153,12 @@ func TestReadmeCommands(t *testing.T) {
 					args = append(args, "--spool-dir", filepath.Join(tmp, "spool"))
 				}
 				runUntilReady(t, c.line, args)
+				return
+			}
+			if c.account {
+				err := run(context.Background(), args, io.Discard, io.Discard)
+				require.Equal(t, 2, exitCode(err), "%s: %v", c.line, err)
+				require.Regexp(t, `environment variable \w+_ADMIN_KEY .* is empty|--export: open`, err.Error(), c.line)
 				return
 			}
 			var stdout bytes.Buffer
