@@ -31,7 +31,14 @@
 //   - scenarios: fault timelines, traffic and expectations as YAML, run in
 //     virtual time; replay of incidents exported from the ledger.
 //   - evals: scorers, sampling, distributions and cost regression checks.
-//   - cmd/brownout: the CLI (serve, fake, replay, eval, cost compare).
+//   - reconcile: the ledger against the vendors' own usage and cost
+//     reports (OpenAI's and Anthropic's admin APIs, Gemini's Cloud
+//     Billing export), per day and model.
+//   - cmd/brownout: the CLI (serve, fake, replay, eval, cost compare,
+//     ledger export and reconcile).
+//   - internal/chart: the inline-SVG charts and the self-contained page of
+//     the HTML reports; internal/browsertest loads them in headless
+//     Chromium.
 //   - internal/pgtest: a containerized Postgres for tests.
 //   - internal/backoff, internal/sse, internal/strictyaml: the one jittered
 //     backoff and sleep, the SSE reader and writer, the strict YAML decoder.
