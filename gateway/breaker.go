@@ -63,6 +63,9 @@ type BreakerEvent struct {
 	TotalFailures        uint32 `json:"total_failures"`
 	ConsecutiveFailures  uint32 `json:"consecutive_failures"`
 	ConsecutiveSuccesses uint32 `json:"consecutive_successes"`
+	// Missed is how many transitions this subscriber lost just before this
+	// one, because it fell subscriberBacklog events behind; 0 when none.
+	Missed uint64 `json:"missed,omitempty"`
 }
 
 // stateName renders a gobreaker state as the events spell it.
@@ -78,20 +81,53 @@ func stateName(s gobreaker.State) string {
 
 // breakers holds the gateway's circuit breakers and publishes their
 // transitions. OnStateChange runs under a breaker's mutex, so it only
-// builds the event and hands it to a buffered channel; a goroutine fans it
-// out to subscribers (never back into a breaker).
+// builds the event and appends it to each subscriber's queue; a goroutine
+// per subscriber delivers its queue in order (never back into a breaker),
+// so a slow subscriber delays nobody else and loses nothing until it is
+// subscriberBacklog events behind, when it is told how many it missed.
 type breakers struct {
 	settings map[string]BreakerSettings // by provider; "" is the default
 	now      func() time.Time
 
 	mu   sync.Mutex
 	byID map[string]*breaker
-	subs []chan<- BreakerEvent
 
-	events    chan BreakerEvent
-	done      chan struct{} // closed by close: fanOut returns
-	stopped   chan struct{} // closed by fanOut as it returns
+	subsMu sync.Mutex
+	subs   []*subscriber
+
+	done      chan struct{} // closed by close: the deliveries return
+	delivery  sync.WaitGroup
 	closeOnce sync.Once
+}
+
+// subscriberBacklog is how many undelivered events a subscriber's queue
+// holds; past it, events are counted as missed, not queued.
+const subscriberBacklog = 4096
+
+// subscriber is one subscriber's queue of events not yet delivered.
+type subscriber struct {
+	ch     chan<- BreakerEvent
+	mu     sync.Mutex
+	queue  []BreakerEvent
+	missed uint64
+	wake   chan struct{} // a token when the queue gains an event
+}
+
+// push queues ev, or counts it missed when the queue is full; it never
+// blocks.
+func (s *subscriber) push(ev BreakerEvent) {
+	s.mu.Lock()
+	if len(s.queue) >= subscriberBacklog {
+		s.missed++
+	} else {
+		ev.Missed, s.missed = s.missed, 0
+		s.queue = append(s.queue, ev)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 type breaker struct {
@@ -101,46 +137,65 @@ type breaker struct {
 }
 
 func newBreakers(settings map[string]BreakerSettings, now func() time.Time) *breakers {
-	b := &breakers{settings: settings, now: now, byID: map[string]*breaker{},
-		events: make(chan BreakerEvent, 1024), done: make(chan struct{}), stopped: make(chan struct{})}
-	go b.fanOut()
-	return b
+	return &breakers{settings: settings, now: now, byID: map[string]*breaker{}, done: make(chan struct{})}
 }
 
-// fanOut delivers events to subscribers; it exits when close is called,
+// deliver sends s's queue to its channel in order until close; it returns
 // also from inside a send to a subscriber that stopped reading.
-func (b *breakers) fanOut() {
-	defer close(b.stopped)
+func (b *breakers) deliver(s *subscriber) {
+	defer b.delivery.Done()
 	for {
-		select {
-		case ev := <-b.events:
-			b.mu.Lock()
-			subs := b.subs
-			b.mu.Unlock()
-			for _, s := range subs {
-				select {
-				case s <- ev:
-				case <-b.done:
-					return
-				}
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-s.wake:
+				continue
+			case <-b.done:
+				return
 			}
+		}
+		ev := s.queue[0]
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		select {
+		case s.ch <- ev:
 		case <-b.done:
 			return
 		}
 	}
 }
 
-// close stops fanOut and waits for it: after close, no subscriber channel
-// is written to, so its owner may close it.
+// publish hands ev to every subscriber's queue.
+func (b *breakers) publish(ev BreakerEvent) {
+	b.subsMu.Lock()
+	defer b.subsMu.Unlock()
+	for _, s := range b.subs {
+		s.push(ev)
+	}
+}
+
+// close stops the deliveries and waits for them: after close, no
+// subscriber channel is written to, so its owner may close it.
 func (b *breakers) close() {
+	b.subsMu.Lock() // no subscribe between done and Wait
 	b.closeOnce.Do(func() { close(b.done) })
-	<-b.stopped
+	b.subsMu.Unlock()
+	b.delivery.Wait()
 }
 
 func (b *breakers) subscribe(ch chan<- BreakerEvent) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.subs = append(b.subs, ch)
+	s := &subscriber{ch: ch, wake: make(chan struct{}, 1)}
+	b.subsMu.Lock()
+	defer b.subsMu.Unlock()
+	select {
+	case <-b.done:
+		return // closed: nothing will be delivered
+	default:
+	}
+	b.subs = append(b.subs, s)
+	b.delivery.Add(1)
+	go b.deliver(s)
 }
 
 // get returns the breaker of a target, creating it on first use.
@@ -177,10 +232,7 @@ func (b *breakers) get(t Target) *breaker {
 			ev := BreakerEvent{Time: b.now(), Provider: br.provider, Model: br.model, From: stateName(from), To: stateName(to),
 				Requests: br.last.Requests, TotalFailures: br.last.TotalFailures,
 				ConsecutiveFailures: br.last.ConsecutiveFailures, ConsecutiveSuccesses: br.last.ConsecutiveSuccesses}
-			select {
-			case b.events <- ev:
-			default: // a subscriber that stopped reading must not block the breaker
-			}
+			b.publish(ev) // never blocks: each subscriber has its own queue
 		},
 		// The error table decides (llm.Class). gobreaker asks IsExcluded
 		// first: throttling (the target cools down instead) and a client

@@ -191,14 +191,15 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Close stops the goroutine that publishes breaker events and waits for
-// it: afterwards no subscriber channel is written to. It is safe to call
+// Close stops the goroutines that deliver breaker events and waits for
+// them: afterwards no subscriber channel is written to. It is safe to call
 // more than once.
 func (g *Gateway) Close() { g.breakers.close() }
 
-// SubscribeBreakers delivers every breaker transition to ch, in order.
-// The subscriber must keep reading: a full channel delays the events of
-// every subscriber (never the breakers themselves, whose events queue).
+// SubscribeBreakers delivers every breaker transition to ch, in order. A
+// slow subscriber delays no one else: its events queue for it, up to
+// 4,096; past that they are dropped, and the next event it gets says in
+// Missed how many it lost.
 func (g *Gateway) SubscribeBreakers(ch chan<- BreakerEvent) { g.breakers.subscribe(ch) }
 
 // BreakerState returns the state of the breaker guarding target:
