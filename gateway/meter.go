@@ -58,6 +58,12 @@ func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) deci
 			if a.ProviderReqID == "" {
 				a.ProviderReqID = ledger.SanitizeID(pe.RequestID)
 			}
+			if pe.Message != "" {
+				// The vendor's words, credentials redacted, for the operator:
+				// the tenant is told only pe.Summary().
+				g.log.Warn("gateway: upstream error", "target", r.target.String(), "request_id", req.ID, "attempt", r.n,
+					"status", pe.Status, "type", pe.Type, "error", r.err.Error())
+			}
 		}
 	}
 	g.record(a)

@@ -286,7 +286,9 @@ func apiErrorClass(err error) apiError {
 	if !errors.As(err, &pe) {
 		return apiError{status: 502, typ: "upstream_error", code: "upstream_error", msg: "upstream error", outcome: "error"}
 	}
-	e := apiError{typ: "upstream_error", msg: pe.Error(), retryAfter: pe.RetryAfter, outcome: "upstream_" + string(pe.Class)}
+	// The tenant gets the gateway's own words and the vendor's status and
+	// type; the vendor's text goes to the gateway's log (meter).
+	e := apiError{typ: "upstream_error", msg: pe.Summary(), retryAfter: pe.RetryAfter, outcome: "upstream_" + string(pe.Class)}
 	switch pe.Class {
 	case llm.ClassClient:
 		if pe.Status == 401 || pe.Status == 403 {

@@ -79,7 +79,25 @@ type ProviderError struct {
 	Err        error         // the underlying error, for transport failures
 }
 
+// Error is the whole error for the gateway's log and ledger: Summary,
+// then the vendor's message and the transport's error, with anything that
+// looks like a credential redacted (Redact).
 func (e *ProviderError) Error() string {
+	msg := e.Summary()
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return Redact(msg)
+}
+
+// Summary is the error in the gateway's own words, without the vendor's
+// text: the provider, the class, and the vendor's status and error type.
+// It is what a tenant is told; the vendor's message, which may quote a key
+// or another tenant's request, stays in the gateway's log.
+func (e *ProviderError) Summary() string {
 	msg := fmt.Sprintf("%s: %s error", e.Provider, e.Class)
 	if e.Status != 0 {
 		msg += fmt.Sprintf(" (HTTP %d", e.Status)
@@ -87,12 +105,6 @@ func (e *ProviderError) Error() string {
 			msg += " " + e.Type
 		}
 		msg += ")"
-	}
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
 	}
 	return msg
 }
