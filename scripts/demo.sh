@@ -52,6 +52,7 @@ export DEMO_PROVIDER_KEY=demo-provider-key DEMO_TENANT_KEY=demo-tenant-key
 pids+=($!)
 until [ -s "$work/serve.out" ]; do sleep 0.1; done
 gw=$(head -1 "$work/serve.out" | jq -r .addr)
+metrics=$(head -1 "$work/serve.out" | jq -r .metrics)
 echo "brownout serve at $gw, in front of fake Anthropic ($anthropic) and Gemini ($gemini)"
 echo
 
@@ -73,5 +74,5 @@ flash=$(sum "$work/costs.flash")
 echo "3 requests each: haiku \$$haiku, flash \$$flash; flash costs $(echo "scale=2; $flash / $haiku" | bc -l)x haiku per request,"
 echo "although its price per token is lower: its reasoning tokens bill as output."
 echo
-echo "Metered attempts (from /metrics):"
-curl -sS "$gw/metrics" | grep -E '^brownout_(attempts_total|tokens_total)' | sed 's/^/  /'
+echo "Metered attempts (from $metrics, the metrics' own listener):"
+curl -sS "$metrics" | grep -E '^brownout_(attempts_total|tokens_total)' | sed 's/^/  /'

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/brownout-dev/brownout/gateway"
 	"github.com/brownout-dev/brownout/gateway/ledger"
@@ -43,6 +44,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:0", "host:port to listen on (port 0 picks a free one)")
 	dbURL := fs.String("database-url", "", "Postgres URL of the ledger (default $DATABASE_URL; empty: in-memory ledger)")
 	spoolDir := fs.String("spool-dir", "", "the ledger writer's durable spool, over the config's ledger.spool_dir (one per process)")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:0", "host:port of the /metrics listener, its own and never the API's (port 0 picks a free one; \"off\": no metrics)")
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may finish before the rest are cut (and metered as cancelled)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -109,7 +111,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var draining atomic.Bool
 	defer gw.Close()
-	handler := gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: cfg.MaxBodyBytes, Gatherer: reg, Idempotency: idem,
+	// The API listener serves no /metrics: the metrics name every tenant,
+	// route and provider, and they are for the operator's scraper only.
+	handler := gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: cfg.MaxBodyBytes, Idempotency: idem,
 		Ready: func() error {
 			if draining.Load() {
 				return errors.New("draining")
@@ -122,7 +126,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = writer.Close(context.Background())
 		return fmt.Errorf("serve: listen on %s: %w", *addr, err)
 	}
-	line, _ := json.Marshal(map[string]string{"addr": "http://" + ln.Addr().String()})
+	first := map[string]string{"addr": "http://" + ln.Addr().String()}
+	var metricsSrv *http.Server
+	if *metricsAddr != "off" {
+		mln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			_ = ln.Close()
+			_ = writer.Close(context.Background())
+			return fmt.Errorf("serve: listen for metrics on %s: %w", *metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = metricsSrv.Serve(mln) }()
+		defer metricsSrv.Close()
+		first["metrics"] = "http://" + mln.Addr().String() + "/metrics"
+	}
+	line, _ := json.Marshal(first)
 	fmt.Fprintf(stdout, "%s\n", line)
 	// Every request's context descends from reqCtx: cutting it ends the
 	// requests still running after the drain. inflight counts handlers, so

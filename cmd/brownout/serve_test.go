@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,9 +179,10 @@ func (l *lockedBuffer) String() string {
 
 // serving is `brownout serve` running in the background of a test.
 type serving struct {
-	addr   string // from its first stdout line
-	cancel context.CancelFunc
-	done   chan error
+	addr    string // from its first stdout line
+	metrics string // the /metrics URL, on its own listener
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // startServe runs args (a serve command) until cancel, as SIGTERM would
@@ -193,9 +196,9 @@ func startServe(t *testing.T, args []string, stderr io.Writer) *serving {
 	go func() { s.done <- run(ctx, args, first, stderr) }()
 	select {
 	case line := <-first.line:
-		var addr struct{ Addr string }
+		var addr struct{ Addr, Metrics string }
 		require.NoError(t, json.Unmarshal([]byte(line), &addr), "first line %q", line)
-		s.addr = addr.Addr
+		s.addr, s.metrics = addr.Addr, addr.Metrics
 	case err := <-s.done:
 		t.Fatalf("serve exited before it served: %v", err)
 	}
@@ -212,4 +215,57 @@ func (s *serving) wait(t *testing.T, timeout time.Duration) error {
 		t.Fatal("serve did not stop")
 		return nil
 	}
+}
+
+// TestMetricsOnTheirOwnListener: the API listener serves no /metrics (its
+// labels name tenants, routes and providers); the metrics listener, on
+// loopback by default, serves them; --metrics-addr off serves none.
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	fake := fakeprovider.NewServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{
+		"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}},
+	}})
+	defer fake.Close()
+	cfg := filepath.Join(t.TempDir(), "serve.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+providers:
+  oa: {vendor: openai, base_url: "`+fake.URL+`", api_key_env: SERVE_TEST_OPENAI_KEY}
+routes:
+  chat: [oa/gpt-4o-mini]
+tenants:
+  - {name: acme, api_key_env: SERVE_TEST_TENANT_KEY}
+`), 0o600))
+	t.Setenv("SERVE_TEST_OPENAI_KEY", "provider-key")
+	t.Setenv("SERVE_TEST_TENANT_KEY", "tenant-key")
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+
+	srv := startServe(t, []string{"serve", "--config", cfg}, io.Discard)
+	req, err := http.NewRequest("POST", srv.addr+"/v1/chat/completions", strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"Capital of France?"}]}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer tenant-key")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	code, _ := get(srv.addr + "/metrics")
+	assert.Equal(t, http.StatusNotFound, code, "the API listener serves no metrics")
+	require.True(t, strings.HasPrefix(srv.metrics, "http://127.0.0.1:"), "loopback by default: %q", srv.metrics)
+	code, body := get(srv.metrics)
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `brownout_attempts_total{`)
+	srv.cancel()
+	require.NoError(t, srv.wait(t, 30*time.Second))
+
+	srv = startServe(t, []string{"serve", "--config", cfg, "--metrics-addr", "off"}, io.Discard)
+	assert.Empty(t, srv.metrics)
+	code, _ = get(srv.addr + "/metrics")
+	assert.Equal(t, http.StatusNotFound, code)
+	srv.cancel()
+	require.NoError(t, srv.wait(t, 30*time.Second))
 }
