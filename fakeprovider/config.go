@@ -33,6 +33,10 @@ type Config struct {
 	// AdminKey, when set, is the only key the usage and cost reports accept
 	// (the vendors' admin keys); empty accepts any non-empty key.
 	AdminKey string `yaml:"admin_key" json:"-"`
+	// ControlToken, when set, is required of every request to the control
+	// API under /_fake/, in the X-Fake-Control-Token header. The control
+	// API answers loopback clients only, token or not.
+	ControlToken string `yaml:"-" json:"-"`
 	// Models maps model names to behaviour. A request for another model is
 	// answered 404 in the vendor's envelope.
 	Models map[string]Model `yaml:"models" json:"models"`

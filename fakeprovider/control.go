@@ -2,8 +2,10 @@ package fakeprovider
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -18,7 +20,19 @@ import (
 //	GET  /_fake/billing_export?from=T&to=T
 //	                      what the fake billed as a Cloud Billing export
 //	                      (JSON lines; RFC 3339 times, default: everything)
+//
+// It changes what the fake does and shows what it billed, so it answers
+// only clients on the same host (loopback, or the in-memory transport)
+// and, with Config.ControlToken set, only requests that carry it.
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
+	if !localClient(r.RemoteAddr) {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "the control API answers clients on this host only"})
+		return
+	}
+	if s.cfg.ControlToken != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Fake-Control-Token")), []byte(s.cfg.ControlToken)) != 1 {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "the control API needs the X-Fake-Control-Token header"})
+		return
+	}
 	route := r.Method + " " + r.URL.Path
 	switch route {
 	case "GET /_fake/faults":
@@ -76,4 +90,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// localClient reports whether a request's remote address is on this host:
+// a loopback address, or the in-memory transport's pipe.
+func localClient(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote == "pipe" // net.Pipe, the in-memory transport
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

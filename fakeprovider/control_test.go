@@ -3,6 +3,7 @@ package fakeprovider_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -63,4 +64,31 @@ func TestControlAPI(t *testing.T) {
 	assert.Contains(t, string(body), "faults[0].status")
 	status, _ = call("GET", "/_fake/nothing", "")
 	assert.Equal(t, 404, status)
+}
+
+// TestControlAPIIsLocalAndTokenGuarded: the control API changes what the
+// fake does and shows its invoice, so it answers clients on the host only,
+// and with a ControlToken only requests carrying it.
+func TestControlAPIIsLocalAndTokenGuarded(t *testing.T) {
+	cfg := vendorConfig(fakeprovider.OpenAI)
+	cfg.ControlToken = "fake-control-secret"
+	s := startFake(t, cfg)
+
+	remote := httptest.NewRequest("GET", "/_fake/invoice", nil)
+	remote.RemoteAddr = "10.1.2.3:40000"
+	remote.Header.Set("X-Fake-Control-Token", "fake-control-secret")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, remote)
+	assert.Equal(t, http.StatusForbidden, rec.Code, "a client on another host, token or not")
+
+	for token, want := range map[string]int{"": http.StatusUnauthorized, "wrong": http.StatusUnauthorized, "fake-control-secret": http.StatusOK} {
+		req, err := http.NewRequest("GET", s.URL+"/_fake/invoice", nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("X-Fake-Control-Token", token)
+		}
+		resp, _, err := do(s.Client(), req)
+		require.NoError(t, err)
+		assert.Equal(t, want, resp.StatusCode, "token %q", token)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 
@@ -22,11 +23,18 @@ func runFake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	config := fs.String("config", "", "YAML file of fake providers (required)")
 	addr := fs.String("addr", "127.0.0.1:0", "host:port to listen on; port 0 gives each provider a free port, "+
 		"port N gives the providers N, N+1, ... in name order")
+	tokenEnv := fs.String("control-token-env", "", "require the token in this environment variable of every request to the control API (/_fake/, header X-Fake-Control-Token); it answers loopback clients only either way")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *config == "" {
 		return usagef("fake: --config is required")
+	}
+	token := ""
+	if *tokenEnv != "" {
+		if token = os.Getenv(*tokenEnv); token == "" {
+			return usagef("fake: --control-token-env: the environment variable %s is empty", *tokenEnv)
+		}
 	}
 	if fs.NArg() > 0 {
 		return usagef("fake: unexpected arguments %q", fs.Args())
@@ -57,7 +65,9 @@ func runFake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}()
 	for i, name := range names {
-		s, err := fakeprovider.NewUnstartedServer(file.Providers[name])
+		cfg := file.Providers[name]
+		cfg.ControlToken = token
+		s, err := fakeprovider.NewUnstartedServer(cfg)
 		if err != nil {
 			return usageError{fmt.Errorf("fake: provider %s: %w", name, err)}
 		}
