@@ -186,6 +186,13 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 	}
 	defer finish()
 	for i, ev := range events {
+		if i == p.stallAfter {
+			// Silence, the connection open, until the client gives up; the
+			// deferred finish bills what was sent.
+			outcome = OutcomeStalled
+			backoff.Sleep(c.r.Context(), 1<<62)
+			return
+		}
 		if i == p.truncateAfter {
 			outcome = OutcomeTruncated
 			finish()

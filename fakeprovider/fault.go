@@ -30,15 +30,15 @@ type Fault struct {
 	Models []string      `yaml:"models" json:"models,omitempty"`
 	Count  int           `yaml:"count" json:"count,omitempty"`
 
-	Delay       time.Duration `yaml:"delay" json:"delay,omitempty"`             // latency: added to the time to first token
-	RetryAfter  time.Duration `yaml:"retry_after" json:"retry_after,omitempty"` // rate_limit: the wait the 429 asks for (default 1s)
-	Status      int           `yaml:"status" json:"status,omitempty"`           // server_error: 500, 502, 503, 504 or 529 (default 500)
-	RPM         int           `yaml:"rpm" json:"rpm,omitempty"`                 // quota: requests per minute
-	TPM         int           `yaml:"tpm" json:"tpm,omitempty"`                 // quota: tokens per minute
-	AfterEvents int           `yaml:"after_events" json:"after_events,omitempty"`
-	AfterBytes  int           `yaml:"after_bytes" json:"after_bytes,omitempty"` // reset: bytes of body sent first (default half)
-	Factor      float64       `yaml:"factor" json:"factor,omitempty"`           // reasoning_inflation: multiplier
-	Tokens      int           `yaml:"tokens" json:"tokens,omitempty"`           // unreported_usage: reasoning tokens billed, not reported
+	Delay       time.Duration `yaml:"delay" json:"delay,omitempty"`               // latency: added to the time to first token
+	RetryAfter  time.Duration `yaml:"retry_after" json:"retry_after,omitempty"`   // rate_limit: the wait the 429 asks for (default 1s)
+	Status      int           `yaml:"status" json:"status,omitempty"`             // server_error: 500, 502, 503, 504 or 529 (default 500)
+	RPM         int           `yaml:"rpm" json:"rpm,omitempty"`                   // quota: requests per minute
+	TPM         int           `yaml:"tpm" json:"tpm,omitempty"`                   // quota: tokens per minute
+	AfterEvents int           `yaml:"after_events" json:"after_events,omitempty"` // truncate, stream_error, stall: events sent first
+	AfterBytes  int           `yaml:"after_bytes" json:"after_bytes,omitempty"`   // reset: bytes of body sent first (default half)
+	Factor      float64       `yaml:"factor" json:"factor,omitempty"`             // reasoning_inflation: multiplier
+	Tokens      int           `yaml:"tokens" json:"tokens,omitempty"`             // unreported_usage: reasoning tokens billed, not reported
 }
 
 // faultSpec is what a kind's file provides.
@@ -143,12 +143,13 @@ type plan struct {
 	resetAfterBytes   int
 	malformedAt       int // event index (0 for a non-streamed body)
 	truncateAfter     int
+	stallAfter        int
 	streamErrorAfter  int
 	streamErrorStatus int
 }
 
 func newPlan() *plan {
-	return &plan{resetAfterBytes: -1, malformedAt: -1, truncateAfter: -1, streamErrorAfter: -1}
+	return &plan{resetAfterBytes: -1, malformedAt: -1, truncateAfter: -1, streamErrorAfter: -1, stallAfter: -1}
 }
 
 func (p *plan) note(k FaultKind) { p.faults = append(p.faults, string(k)) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -362,4 +363,36 @@ func TestRulesAnswerByPrompt(t *testing.T) {
 	_, body, err := do(c, rawRequest(t, s, "quiz", false)) // asks about France
 	require.NoError(t, err)
 	assert.Contains(t, string(body), `"content":"Paris"`)
+}
+
+// TestStallMidStream: a stalled stream sends its first event, then nothing,
+// the connection open, until the client gives up; it bills what was sent.
+func TestStallMidStream(t *testing.T) {
+	for _, v := range vendors {
+		t.Run(string(v), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s, c := memFake(t, vendorConfig(v, fakeprovider.Fault{Kind: fakeprovider.FaultStall, AfterEvents: 1}))
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				start := time.Now()
+				resp, err := c.Do(rawRequest(t, s, "long-answer", true).WithContext(ctx))
+				require.NoError(t, err)
+				assert.Equal(t, 200, resp.StatusCode)
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.ErrorIs(t, err, context.DeadlineExceeded, "the body never ends: %s", body)
+				assert.Equal(t, 30*time.Second, time.Since(start), "held until the client gave up")
+				events, terminal := sseEvents(v, body)
+				assert.Equal(t, 1, events)
+				assert.False(t, terminal)
+				synctest.Wait()
+				j := s.Journal()
+				require.Len(t, j, 1)
+				assert.Equal(t, fakeprovider.OutcomeStalled, j[0].Outcome)
+				lines := s.Invoice().Lines
+				require.Len(t, lines, 1)
+				assert.False(t, lines[0].Complete)
+			})
+		})
+	}
 }

@@ -101,6 +101,7 @@ const (
 	OutcomeError       = "error"        // an error answer: bad input or an injected status
 	OutcomeAborted     = "aborted"      // connection cut without a response (outage)
 	OutcomeHang        = "hang"         // no answer until the client left
+	OutcomeStalled     = "stalled"      // a stream that stopped mid-way until the client left
 	OutcomeClientGone  = "client_gone"  // the client left before the end
 	OutcomeTruncated   = "truncated"    // the body or stream was cut short
 	OutcomeReset       = "reset"        // the connection was dropped mid-body

@@ -41,7 +41,9 @@ import (
 //	  half_open_probes: 1
 //	  providers:                           # per-provider overrides (whole settings)
 //	    gemini: {failure_ratio: 0.5, min_requests: 20, interval: 60s, open_for: 1m}
-//	retry: {max_attempts: 3, base_backoff: 200ms, max_backoff: 10s, attempt_timeout: 60s, deadline: 120s}
+//	retry: {max_attempts: 3, base_backoff: 200ms, max_backoff: 10s, attempt_timeout: 60s, deadline: 120s,
+//	        first_token_timeout: 60s, idle_timeout: 2m, on_timeout: failover, max_retry_after_wait: 0s,
+//	        providers: {openai: {first_token_timeout: 20s}}}
 //	idempotency: {retention: 24h}
 //	max_body_bytes: 1048576
 //	ledger:
@@ -232,6 +234,8 @@ func (c *Config) Validate() error {
 		d    time.Duration
 	}{{"$.retry.base_backoff", c.Retry.BaseBackoff}, {"$.retry.max_backoff", c.Retry.MaxBackoff},
 		{"$.retry.attempt_timeout", c.Retry.AttemptTimeout}, {"$.retry.deadline", c.Retry.Deadline},
+		{"$.retry.first_token_timeout", c.Retry.FirstTokenTimeout}, {"$.retry.idle_timeout", c.Retry.IdleTimeout},
+		{"$.retry.max_retry_after_wait", c.Retry.MaxRetryAfterWait},
 		{"$.breaker.open_for", c.Breaker.OpenFor}, {"$.breaker.interval", c.Breaker.Interval},
 		{"$.idempotency.retention", c.Idempotency.Retention}} {
 		if f.d < 0 {
@@ -240,6 +244,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Retry.MaxAttempts < 0 {
 		bad("$.retry.max_attempts", "must not be negative")
+	}
+	switch c.Retry.OnTimeout {
+	case "", OnTimeoutFailover, OnTimeoutRetry:
+	default:
+		bad("$.retry.on_timeout", "%q: want failover or retry", c.Retry.OnTimeout)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Retry.Providers)) {
+		path := "$.retry.providers." + strictyaml.Key(name)
+		if _, ok := c.Providers[name]; !ok {
+			bad(path, "unknown provider %q", name)
+		}
+		to := c.Retry.Providers[name]
+		if to.AttemptTimeout < 0 || to.FirstTokenTimeout < 0 || to.IdleTimeout < 0 {
+			bad(path, "timeouts must not be negative")
+		}
 	}
 	return errors.Join(errs...)
 }

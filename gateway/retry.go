@@ -3,6 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,14 +27,81 @@ type RetrySettings struct {
 	// [0, min(MaxBackoff, BaseBackoff*2^n)] (defaults 200ms, 10s).
 	BaseBackoff time.Duration `yaml:"base_backoff"`
 	MaxBackoff  time.Duration `yaml:"max_backoff"`
-	// AttemptTimeout bounds one attempt; for a stream, the time to its
-	// first chunk (default 60s).
-	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
+	// AttemptTimeout bounds a plain call, to its last byte (default 60s).
+	// FirstTokenTimeout bounds a stream's wait for its first chunk
+	// (default: AttemptTimeout), IdleTimeout every wait for a chunk after
+	// it: a stall (default 2m; long enough for a reasoning model to think
+	// before it writes). A stream's whole length is bounded by its
+	// provider's timeout. Providers sets them per provider.
+	AttemptTimeout    time.Duration `yaml:"attempt_timeout"`
+	FirstTokenTimeout time.Duration `yaml:"first_token_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// OnTimeout is what a timed-out attempt does: "failover" (default)
+	// tries the route's next target at once, since a silent target is
+	// likely to stay silent; "retry" tries the same target again first,
+	// as a 5xx or a reset does. On a route's last target a timeout is
+	// retried either way.
+	OnTimeout string `yaml:"on_timeout"`
+	// MaxRetryAfterWait is the longest Retry-After a 429 may ask for and
+	// still be waited out on the same target while another target is left
+	// (default 0: fail over at once; a 429 on the last target is always
+	// waited out, within Deadline).
+	MaxRetryAfterWait time.Duration `yaml:"max_retry_after_wait"`
 	// Deadline bounds a whole request, every target and wait included
 	// (default 120s).
 	Deadline time.Duration `yaml:"deadline"`
 	// Seed seeds the jitter (default 1), so runs are reproducible.
 	Seed uint64 `yaml:"seed"`
+	// Providers override the timeouts for one provider's targets.
+	Providers map[string]Timeouts `yaml:"providers"`
+}
+
+// Timeouts are one provider's attempt timeouts (RetrySettings); a zero
+// field keeps the retry settings' value.
+type Timeouts struct {
+	AttemptTimeout    time.Duration `yaml:"attempt_timeout"`
+	FirstTokenTimeout time.Duration `yaml:"first_token_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+}
+
+// The values of RetrySettings.OnTimeout.
+const (
+	OnTimeoutFailover = "failover"
+	OnTimeoutRetry    = "retry"
+)
+
+// timeouts returns the timeouts of a target's attempts.
+func (s RetrySettings) timeouts(t Target) Timeouts {
+	out := Timeouts{AttemptTimeout: s.AttemptTimeout, FirstTokenTimeout: s.FirstTokenTimeout, IdleTimeout: s.IdleTimeout}
+	p := s.Providers[t.Provider]
+	if p.AttemptTimeout > 0 {
+		out.AttemptTimeout = p.AttemptTimeout
+	}
+	if p.FirstTokenTimeout > 0 {
+		out.FirstTokenTimeout = p.FirstTokenTimeout
+	} else if p.AttemptTimeout > 0 && s.FirstTokenTimeout == s.AttemptTimeout {
+		out.FirstTokenTimeout = p.AttemptTimeout // it follows the attempt timeout by default
+	}
+	if p.IdleTimeout > 0 {
+		out.IdleTimeout = p.IdleTimeout
+	}
+	return out
+}
+
+// errTimeout is in the chain of an attempt that ran out of its time: the
+// whole call, the first token or a chunk after it.
+var errTimeout = errors.New("attempt timed out")
+
+// timeoutErr is the error of an attempt on t that got no answer within d.
+func timeoutErr(t Target, kind string, d time.Duration) error {
+	return &llm.ProviderError{Provider: t.Provider, Class: llm.ClassTransport, Type: kind,
+		Message: fmt.Sprintf("no answer within the %s of %s", strings.ReplaceAll(kind, "_", " "), d), Err: errTimeout}
+}
+
+// timedOut reports whether err is an attempt running out of its time.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 func (s RetrySettings) withDefaults() RetrySettings {
@@ -46,6 +116,15 @@ func (s RetrySettings) withDefaults() RetrySettings {
 	}
 	if s.AttemptTimeout <= 0 {
 		s.AttemptTimeout = 60 * time.Second
+	}
+	if s.FirstTokenTimeout <= 0 {
+		s.FirstTokenTimeout = s.AttemptTimeout
+	}
+	if s.IdleTimeout <= 0 {
+		s.IdleTimeout = 2 * time.Minute
+	}
+	if s.OnTimeout == "" {
+		s.OnTimeout = OnTimeoutFailover
 	}
 	if s.Deadline <= 0 {
 		s.Deadline = 120 * time.Second
@@ -131,6 +210,9 @@ func (g *Gateway) run(ctx context.Context, req *Request, resv *reservation, atte
 			if !class.Retryable() {
 				break // the next target, not this one again
 			}
+			if !last && g.retry.OnTimeout == OnTimeoutFailover && timedOut(err) {
+				break // a silent target: the next one, at once
+			}
 			var pe *llm.ProviderError
 			if class == llm.ClassThrottled && errors.As(err, &pe) {
 				wait := pe.RetryAfter
@@ -138,6 +220,16 @@ func (g *Gateway) run(ctx context.Context, req *Request, resv *reservation, atte
 					wait = g.jitter.Next(tries)
 				}
 				g.cooldowns.set(t, g.now().Add(wait))
+				if !last && pe.RetryAfter > 0 && wait <= g.retry.MaxRetryAfterWait {
+					// A short wait the vendor asked for: wait it out here
+					// rather than move the request to another target.
+					if dl, ok := ctx.Deadline(); ok && g.now().Add(wait).After(dl) {
+						return lastErr
+					}
+					if !backoff.Sleep(ctx, wait) {
+						return ctxErr(ctx, lastErr)
+					}
+				}
 				continue // the top of the loop fails over, or waits when this is the last target
 			}
 			if tries >= g.retry.MaxAttempts {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -18,8 +19,10 @@ import (
 // or at Close (the client left: cancelled, with the partial usage).
 type Stream struct {
 	g       *Gateway
-	ctx     context.Context
-	cancel  context.CancelFunc
+	ctx     context.Context // the client's
+	sctx    context.Context // the upstream call's: the client's, cut by the timeouts
+	cancel  context.CancelCauseFunc
+	idle    time.Duration // the most Next waits for a chunk
 	req     *Request
 	call    *llm.Request // what was sent upstream
 	target  Target
@@ -50,28 +53,34 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 	client := ctx
 	err = g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		// The stream outlives the retry loop and its deadline: it lives on
-		// the client's context until Close, bounded only by the attempt
-		// timeout until its first chunk.
-		sctx, cancel := context.WithCancel(client)
-		timer := time.AfterFunc(g.retry.AttemptTimeout, cancel)
+		// the client's context until Close, bounded by the first-token
+		// timeout until its first chunk, then by the idle timeout between
+		// chunks (Next).
+		limits := g.retry.timeouts(t)
+		sctx, cancel := context.WithCancelCause(client)
+		late := timeoutErr(t, "first_token_timeout", limits.FirstTokenTimeout)
+		timer := time.AfterFunc(limits.FirstTokenTimeout, func() { cancel(late) })
 		started := g.now()
 		up, err := g.providers[t.Provider].Stream(sctx, call)
 		if err != nil {
 			timer.Stop()
-			cancel()
+			err = timeoutCause(sctx, client, err)
+			cancel(nil)
 			done(ctx, err)
 			spent = spent.Add(g.meter(ctx, req, attemptRecord{target: t, n: n, started: started, call: call, err: err}))
 			return err
 		}
-		s := &Stream{g: g, ctx: client, cancel: cancel, req: req, call: call, target: t, n: n, started: started, up: up, done: done,
-			resv: resv, before: spent}
+		s := &Stream{g: g, ctx: client, sctx: sctx, cancel: cancel, req: req, call: call, target: t, n: n, started: started, up: up, done: done,
+			resv: resv, before: spent, idle: limits.IdleTimeout}
 		c, err := up.Next()
 		timer.Stop()
 		if err != nil {
+			err = timeoutCause(sctx, client, err)
 			s.resv = nil // settled below, with the other failed attempts
 			s.finish(err)
 			spent = spent.Add(s.cost)
 			_ = up.Close()
+			cancel(nil)
 			return err
 		}
 		if c.Final {
@@ -98,7 +107,13 @@ func (s *Stream) Next() (llm.Chunk, error) {
 		s.first = nil
 		return c, nil
 	}
+	stalled := timeoutErr(s.target, "idle_timeout", s.idle)
+	timer := time.AfterFunc(s.idle, func() { s.cancel(stalled) })
 	c, err := s.up.Next()
+	timer.Stop()
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = timeoutCause(s.sctx, s.ctx, err)
+	}
 	switch {
 	case errors.Is(err, io.EOF):
 		return c, err
@@ -123,6 +138,15 @@ func (s *Stream) finish(err error) {
 // cancelled with the usage seen so far.
 func (s *Stream) Close() error {
 	s.finish(&llm.ProviderError{Provider: s.target.Provider, Class: llm.ClassCancelled, Message: "the client stopped reading the stream"})
-	s.cancel()
+	s.cancel(nil)
 	return s.up.Close()
+}
+
+// timeoutCause is err, with the timeout that cut the upstream call in
+// front of it when one did (and not the client leaving).
+func timeoutCause(upstream, client context.Context, err error) error {
+	if cause := context.Cause(upstream); client.Err() == nil && errors.Is(cause, errTimeout) {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
 }

@@ -81,7 +81,7 @@ type Switches struct {
 	Budget      bool // no tenant budgets (the expectations keep theirs)
 	Metering    bool // the ledger drops every attempt
 	MeterTwice  bool // the ledger counts every attempt twice, under a second key
-	Timeouts    bool // no attempt timeout and no deadline (an hour each)
+	Timeouts    bool // no attempt, first-token or idle timeout and no deadline (an hour each)
 	BreakerHold bool // an open breaker turns half-open at once (open_for 1ms)
 	// VendorReports reconciles the ledger against itself instead of the
 	// vendors' own reports: what a gateway that trusts its metering sees.
@@ -198,7 +198,8 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switch
 		}
 	}
 	if off.Timeouts {
-		cfg.Gateway.Retry.AttemptTimeout, cfg.Gateway.Retry.Deadline = time.Hour, time.Hour
+		r := &cfg.Gateway.Retry
+		r.AttemptTimeout, r.FirstTokenTimeout, r.IdleTimeout, r.Deadline, r.Providers = time.Hour, time.Hour, time.Hour, time.Hour, nil
 	}
 	if off.Retry {
 		cfg.Gateway.Retry.MaxAttempts = 1

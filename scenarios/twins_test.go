@@ -42,6 +42,7 @@ func TestSwitchedOffTwinsFail(t *testing.T) {
 		{"stall", scenarios.Switches{Timeouts: true}, []string{"latency p50", "latency p99", "final state slow"}},
 		{"stall", scenarios.Switches{Breaker: true}, []string{"final state slow"}},
 		{"brownout", scenarios.Switches{Metering: true}, []string{"unmetered spend"}},
+		{"stalled-streams", scenarios.Switches{Timeouts: true}, []string{"latency p99", "first open openai"}},
 	}
 	covered := map[string]bool{}
 	for _, tw := range twins {
