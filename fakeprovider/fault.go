@@ -55,7 +55,9 @@ type faultInput struct {
 	now    time.Duration // the fake's clock
 	model  string
 	tokens int // the request's token estimate: input plus max_tokens when given
+	input  int // the request's input tokens
 	stream bool
+	vendor Vendor
 }
 
 var faultKinds = map[FaultKind]faultSpec{}

@@ -396,3 +396,25 @@ func TestStallMidStream(t *testing.T) {
 		})
 	}
 }
+
+// TestContextLengthErrorPerVendor: a prompt over the window is a 400 in
+// each vendor's own words, which clients match on.
+func TestContextLengthErrorPerVendor(t *testing.T) {
+	want := map[fakeprovider.Vendor][]string{
+		fakeprovider.OpenAI:    {`"code":"context_length_exceeded"`, `"param":"messages"`, `"type":"invalid_request_error"`, "maximum context length is"},
+		fakeprovider.Anthropic: {`"type":"invalid_request_error"`, `"message":"prompt is too long: `},
+		fakeprovider.Gemini:    {`"status":"INVALID_ARGUMENT"`, "The input token count (", "exceeds the maximum number of tokens allowed"},
+	}
+	for _, v := range vendors {
+		t.Run(string(v), func(t *testing.T) {
+			s, c := memFake(t, vendorConfig(v, fakeprovider.Fault{Kind: fakeprovider.FaultContextLength}))
+			resp, body, err := do(c, rawRequest(t, s, models[v][0], false))
+			require.NoError(t, err)
+			assert.Equal(t, 400, resp.StatusCode)
+			for _, w := range want[v] {
+				assert.Contains(t, string(body), w)
+			}
+			assert.Empty(t, s.Invoice().Lines, "a refused prompt bills nothing")
+		})
+	}
+}

@@ -306,7 +306,7 @@ func (s *Server) admit(req *request, withFaults bool) (*rand.Rand, *plan, time.D
 	now := time.Since(s.start)
 	r := rand.New(rand.NewPCG(s.cfg.Seed, seq))
 	p := newPlan()
-	in := faultInput{now: now, model: req.model, tokens: req.estimate(), stream: req.stream}
+	in := faultInput{now: now, model: req.model, tokens: req.estimate(), input: req.inputTokens(), stream: req.stream, vendor: s.cfg.Vendor}
 	for i := range s.faults {
 		if !withFaults {
 			break

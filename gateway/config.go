@@ -28,6 +28,8 @@ import (
 //	    thinking_budget: {claude-sonnet-4-5: 2048}
 //	routes:
 //	  chat: [anthropic/claude-haiku-4-5, gemini/gemini-2.5-flash]
+//	fallbacks:                             # by route, by kind of error
+//	  chat: {on_context_length: [gemini/gemini-2.5-pro]}
 //	prices:                                # on top of the shipped table
 //	  file: prices.yaml                    # a brownout price table
 //	  litellm: model_prices_and_context_window.json
@@ -53,6 +55,7 @@ import (
 type Config struct {
 	Providers    map[string]ProviderConfig `yaml:"providers"`
 	Routes       map[string][]string       `yaml:"routes"`
+	Fallbacks    map[string]FallbackConfig `yaml:"fallbacks"` // by route
 	Prices       PricesConfig              `yaml:"prices"`
 	Tenants      []TenantConfig            `yaml:"tenants"`
 	MaxBodyBytes int64                     `yaml:"max_body_bytes"`
@@ -62,6 +65,14 @@ type Config struct {
 	Idempotency  IdempotencySettings       `yaml:"idempotency"`
 
 	dir string // the config file's directory
+}
+
+// FallbackConfig are a route's targets for one kind of error, tried once,
+// after the route's own targets refused the request that way.
+type FallbackConfig struct {
+	// OnContextLength serve a prompt longer than the route's models'
+	// context window (llm.ContextLengthExceeded): models with a larger one.
+	OnContextLength []string `yaml:"on_context_length"`
 }
 
 // ProviderConfig is one upstream vendor account.
@@ -180,6 +191,22 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	for _, alias := range slices.Sorted(maps.Keys(c.Fallbacks)) {
+		path := "$.fallbacks." + strictyaml.Key(alias)
+		if _, ok := c.Routes[alias]; !ok {
+			bad(path, "unknown route %q", alias)
+		}
+		for i, s := range c.Fallbacks[alias].OnContextLength {
+			t, err := ParseTarget(s)
+			if err != nil {
+				bad(fmt.Sprintf("%s.on_context_length[%d]", path, i), "%v", err)
+				continue
+			}
+			if _, ok := c.Providers[t.Provider]; !ok {
+				bad(fmt.Sprintf("%s.on_context_length[%d]", path, i), "unknown provider %q", t.Provider)
+			}
+		}
+	}
 	if len(c.Tenants) == 0 {
 		bad("$.tenants", "at least one tenant is required (every request needs an API key)")
 	}
@@ -267,17 +294,19 @@ func (c *Config) Validate() error {
 type Built struct {
 	Providers map[string]llm.Provider
 	Routes    map[string][]Target
-	Prices    *pricing.Table
-	Tenants   []Tenant
-	Budgets   map[string]Budget
-	Breakers  map[string]BreakerSettings // "" is the default
+	// ContextLengthFallbacks are the routes' on_context_length targets.
+	ContextLengthFallbacks map[string][]Target
+	Prices                 *pricing.Table
+	Tenants                []Tenant
+	Budgets                map[string]Budget
+	Breakers               map[string]BreakerSettings // "" is the default
 }
 
 // Options returns the Gateway options of b with the config's policies;
 // the caller adds Ledger, Metrics, Logger and the stores.
 func (c *Config) Options(b *Built) Options {
-	return Options{Providers: b.Providers, Routes: b.Routes, Prices: b.Prices, Budgets: b.Budgets,
-		Breakers: b.Breakers, Retry: c.Retry}
+	return Options{Providers: b.Providers, Routes: b.Routes, ContextLengthFallbacks: b.ContextLengthFallbacks, Prices: b.Prices,
+		Budgets: b.Budgets, Breakers: b.Breakers, Retry: c.Retry}
 }
 
 // Build resolves keys from getenv, loads the price tables and constructs
@@ -321,6 +350,15 @@ func (c *Config) Build(getenv func(string) string, clientFor func(provider strin
 			b.Routes[alias] = append(b.Routes[alias], t)
 		}
 	}
+	for alias, fb := range c.Fallbacks {
+		for _, s := range fb.OnContextLength {
+			t, _ := ParseTarget(s) // validated
+			if b.ContextLengthFallbacks == nil {
+				b.ContextLengthFallbacks = map[string][]Target{}
+			}
+			b.ContextLengthFallbacks[alias] = append(b.ContextLengthFallbacks[alias], t)
+		}
+	}
 	prices, err := c.PriceTable()
 	if err != nil {
 		errs = append(errs, err)
@@ -349,7 +387,7 @@ func (c *Config) Build(getenv func(string) string, clientFor func(provider strin
 	}
 	if prices != nil {
 		for _, alias := range slices.Sorted(maps.Keys(b.Routes)) {
-			for _, t := range b.Routes[alias] {
+			for _, t := range append(slices.Clone(b.Routes[alias]), b.ContextLengthFallbacks[alias]...) {
 				if _, err := prices.Lookup(t.Provider, t.Model); err != nil {
 					errs = append(errs, fmt.Errorf("routes.%s: %w (add it under prices:)", alias, err))
 				}

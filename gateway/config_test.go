@@ -57,6 +57,8 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_sha256: zz}]\n", `field tenants[0].api_key_sha256: not a hex SHA-256`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nretry: {deadline: -1s}\n", `field retry.deadline: must not be negative`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nretry: {on_timeout: wait}\n", `field retry.on_timeout: "wait": want failover or retry`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nfallbacks: {d: {on_context_length: [a/big]}}\n", `field fallbacks.d: unknown route "d"`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nfallbacks: {c: {on_context_length: [b/big]}}\n", `field fallbacks.c.on_context_length[0]: unknown provider "b"`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nretry: {idle_timeout: -1s}\n", `field retry.idle_timeout: must not be negative`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nretry: {providers: {b: {idle_timeout: 5s}}}\n", `field retry.providers.b: unknown provider "b"`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nledger: {group_commit: -1ms}\n", `field ledger.group_commit: must not be negative`},

@@ -91,9 +91,13 @@ type Recorder interface {
 type Options struct {
 	Providers map[string]llm.Provider
 	Routes    map[string][]Target
-	Prices    *pricing.Table
-	Ledger    Recorder
-	Metrics   *Metrics // nil: no metrics
+	// ContextLengthFallbacks are, by route, the targets tried once after
+	// the route's own refused the prompt as longer than their context
+	// window (llm.ContextLengthExceeded).
+	ContextLengthFallbacks map[string][]Target
+	Prices                 *pricing.Table
+	Ledger                 Recorder
+	Metrics                *Metrics // nil: no metrics
 	// Breakers are the breaker settings by provider name; the "" entry is
 	// the default of providers not named.
 	Breakers map[string]BreakerSettings
@@ -110,6 +114,7 @@ type Options struct {
 type Gateway struct {
 	providers map[string]llm.Provider
 	routes    map[string][]Target
+	longer    map[string][]Target // the routes' context-length fallbacks
 	prices    *pricing.Table
 	ledger    Recorder
 	metrics   *Metrics
@@ -140,7 +145,7 @@ func New(opts Options) (*Gateway, error) {
 		if len(targets) == 0 {
 			errs = append(errs, fmt.Errorf("gateway: route %q has no targets", alias))
 		}
-		for _, t := range targets {
+		for _, t := range append(slices.Clone(targets), opts.ContextLengthFallbacks[alias]...) {
 			if _, ok := opts.Providers[t.Provider]; !ok {
 				errs = append(errs, fmt.Errorf("gateway: route %q: unknown provider %q", alias, t.Provider))
 			}
@@ -152,7 +157,15 @@ func New(opts Options) (*Gateway, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	g := &Gateway{providers: opts.Providers, routes: opts.Routes, prices: opts.Prices, ledger: opts.Ledger,
+	for alias := range opts.ContextLengthFallbacks {
+		if _, ok := opts.Routes[alias]; !ok {
+			errs = append(errs, fmt.Errorf("gateway: context-length fallbacks for unknown route %q", alias))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	g := &Gateway{providers: opts.Providers, routes: opts.Routes, longer: opts.ContextLengthFallbacks, prices: opts.Prices, ledger: opts.Ledger,
 		metrics: opts.Metrics, log: opts.Logger, now: opts.Now}
 	if g.log == nil {
 		g.log = slog.Default()

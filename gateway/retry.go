@@ -159,8 +159,11 @@ func (g *Gateway) run(ctx context.Context, req *Request, resv *reservation, atte
 	ctx, cancel := context.WithTimeout(ctx, g.retry.Deadline)
 	defer cancel()
 	n, made := 0, 0
+	longer := false // the context-length fallbacks were entered
 	var lastErr error
-	for i, t := range targets {
+targets:
+	for i := 0; i < len(targets); i++ {
+		t := targets[i]
 		last := i == len(targets)-1
 		call := req.LLM
 		call.Model = t.Model
@@ -205,6 +208,12 @@ func (g *Gateway) run(ctx context.Context, req *Request, resv *reservation, atte
 			lastErr = err
 			class := llm.Classify(ctx, err)
 			if !class.FailOver() {
+				if fb := g.longer[req.Route]; !longer && len(fb) > 0 && llm.ContextLengthExceeded(err) {
+					// Too long for this target's window: the route's
+					// larger-window targets, once.
+					longer, targets, i = true, fb, -1
+					continue targets
+				}
 				return err
 			}
 			if !class.Retryable() {

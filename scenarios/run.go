@@ -83,6 +83,7 @@ type Switches struct {
 	MeterTwice  bool // the ledger counts every attempt twice, under a second key
 	Timeouts    bool // no attempt, first-token or idle timeout and no deadline (an hour each)
 	BreakerHold bool // an open breaker turns half-open at once (open_for 1ms)
+	Fallbacks   bool // no context-length fallbacks
 	// VendorReports reconciles the ledger against itself instead of the
 	// vendors' own reports: what a gateway that trusts its metering sees.
 	VendorReports bool
@@ -169,7 +170,7 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switch
 		cfg.Faults = sc.faultsOf(name)
 		fakes[name] = cfg
 	}
-	gc := gateway.Config{Routes: sc.Gateway.Routes, Breaker: sc.Gateway.Breaker, Retry: sc.Gateway.Retry,
+	gc := gateway.Config{Routes: sc.Gateway.Routes, Fallbacks: sc.Gateway.Fallbacks, Breaker: sc.Gateway.Breaker, Retry: sc.Gateway.Retry,
 		Prices: gateway.PricesConfig{Models: sc.Gateway.Prices}}
 	if gc.Retry.Seed == 0 {
 		gc.Retry.Seed = sc.Seed
@@ -200,6 +201,9 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switch
 	if off.Timeouts {
 		r := &cfg.Gateway.Retry
 		r.AttemptTimeout, r.FirstTokenTimeout, r.IdleTimeout, r.Deadline, r.Providers = time.Hour, time.Hour, time.Hour, time.Hour, nil
+	}
+	if off.Fallbacks {
+		cfg.Gateway.Fallbacks = nil
 	}
 	if off.Retry {
 		cfg.Gateway.Retry.MaxAttempts = 1

@@ -31,11 +31,12 @@ type Scenario struct {
 
 // GatewaySpec is the gateway under test: the same settings `brownout serve` takes.
 type GatewaySpec struct {
-	Routes  map[string][]string      `yaml:"routes"`
-	Breaker gateway.BreakerConfig    `yaml:"breaker"`
-	Retry   gateway.RetrySettings    `yaml:"retry"`
-	Prices  map[string]pricing.Price `yaml:"prices"`  // on top of the shipped table
-	Budgets map[string]BudgetSpec    `yaml:"budgets"` // by tenant
+	Routes    map[string][]string               `yaml:"routes"`
+	Fallbacks map[string]gateway.FallbackConfig `yaml:"fallbacks"`
+	Breaker   gateway.BreakerConfig             `yaml:"breaker"`
+	Retry     gateway.RetrySettings             `yaml:"retry"`
+	Prices    map[string]pricing.Price          `yaml:"prices"`  // on top of the shipped table
+	Budgets   map[string]BudgetSpec             `yaml:"budgets"` // by tenant
 }
 
 // BudgetSpec is a tenant's budget.
