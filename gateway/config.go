@@ -264,13 +264,19 @@ func (c *Config) Validate() error {
 		{"$.retry.first_token_timeout", c.Retry.FirstTokenTimeout}, {"$.retry.idle_timeout", c.Retry.IdleTimeout},
 		{"$.retry.max_retry_after_wait", c.Retry.MaxRetryAfterWait},
 		{"$.breaker.open_for", c.Breaker.OpenFor}, {"$.breaker.interval", c.Breaker.Interval},
-		{"$.idempotency.retention", c.Idempotency.Retention}} {
+		{"$.idempotency.retention", c.Idempotency.Retention}, {"$.idempotency.lease", c.Idempotency.Lease}} {
 		if f.d < 0 {
 			bad(f.path, "must not be negative")
 		}
 	}
 	if c.Retry.MaxAttempts < 0 {
 		bad("$.retry.max_attempts", "must not be negative")
+	}
+	if c.Idempotency.MaxResponseBytes < 0 {
+		bad("$.idempotency.max_response_bytes", "must not be negative")
+	}
+	if c.Idempotency.MaxKeys < 0 {
+		bad("$.idempotency.max_keys", "must not be negative")
 	}
 	switch c.Retry.OnTimeout {
 	case "", OnTimeoutFailover, OnTimeoutRetry:

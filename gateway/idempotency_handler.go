@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
 )
@@ -54,7 +55,10 @@ func requestHash(req *Request, stream, includeUsage bool) []byte {
 // forgets the key (a failure worth retrying).
 func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, stream, includeUsage bool) (http.ResponseWriter, func(string), error) {
 	store := h.opts.Idempotency
-	stored, err := store.Begin(r.Context(), req.Tenant, req.IdempotencyKey, requestHash(req, stream, includeUsage))
+	lease, stored, err := store.Begin(r.Context(), req.Tenant, req.IdempotencyKey, requestHash(req, stream, includeUsage))
+	if stored != nil && stored.Omitted > 0 {
+		return nil, nil, responseNotKept{size: stored.Omitted}
+	}
 	switch {
 	case errors.Is(err, ErrIdempotencyMismatch):
 		return nil, nil, err
@@ -69,16 +73,18 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, st
 		_, _ = w.Write(stored.Body)
 		return nil, nil, errReplayed
 	}
-	cw := &captureWriter{ResponseWriter: w}
+	ctx := context.WithoutCancel(r.Context())
+	stopHeartbeat := h.heartbeat(ctx, lease, req.ID)
+	cw := &captureWriter{ResponseWriter: w, limit: lease.MaxBody}
 	release := func(outcome string) {
-		ctx := context.WithoutCancel(r.Context())
+		stopHeartbeat()
 		keep := outcome == "ok" || outcome == "client_error"
 		var err error
 		if keep {
-			err = store.Complete(ctx, req.Tenant, req.IdempotencyKey,
-				StoredResponse{Status: cw.status, ContentType: cw.Header().Get("Content-Type"), Body: cw.body.Bytes()})
+			err = store.Complete(ctx, lease,
+				StoredResponse{Status: cw.status, ContentType: cw.Header().Get("Content-Type"), Body: cw.body.Bytes(), Omitted: cw.omitted})
 		} else {
-			err = store.Release(ctx, req.Tenant, req.IdempotencyKey)
+			err = store.Release(ctx, lease)
 		}
 		if err != nil {
 			h.g.log.Error("gateway: idempotency store", "request_id", req.ID, "keep", keep, "error", err)
@@ -87,11 +93,52 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, st
 	return cw, release, nil
 }
 
-// captureWriter passes a response through and keeps a copy of it.
+// heartbeat renews lease every third of its TTL while the request runs,
+// so a long request (a stream of many minutes) keeps its key; the returned
+// func stops it and waits until it has. A lease found lost is logged: the
+// key went to another request, which this one can no longer complete.
+func (h *handler) heartbeat(ctx context.Context, lease *Lease, requestID string) func() {
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(max(lease.TTL/3, time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if err := h.opts.Idempotency.Heartbeat(ctx, lease); err != nil {
+					h.g.log.Error("gateway: idempotency heartbeat", "request_id", requestID, "error", err)
+					if errors.Is(err, ErrLeaseLost) {
+						return
+					}
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+	}
+}
+
+// responseNotKept is a duplicate of a key whose response was too large to
+// keep: a 409, never a second run of the request.
+type responseNotKept struct{ size int64 }
+
+func (e responseNotKept) Error() string {
+	return fmt.Sprintf("The response to this Idempotency-Key (%d bytes) was larger than the gateway keeps; it was delivered once and is not replayed. Use a new key for a new request.", e.size)
+}
+
+// captureWriter passes a response through and keeps a copy of it, up to
+// limit bytes; past it, it only counts (omitted).
 type captureWriter struct {
 	http.ResponseWriter
-	status int
-	body   bytes.Buffer
+	status  int
+	limit   int64
+	body    bytes.Buffer
+	omitted int64
 }
 
 func (c *captureWriter) WriteHeader(status int) {
@@ -105,7 +152,12 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 	if c.status == 0 {
 		c.status = http.StatusOK
 	}
-	c.body.Write(b)
+	if c.omitted == 0 && int64(c.body.Len()+len(b)) <= c.limit {
+		c.body.Write(b)
+	} else {
+		c.omitted += int64(c.body.Len() + len(b))
+		c.body = bytes.Buffer{} // the whole body is not kept, not a part of it
+	}
 	return c.ResponseWriter.Write(b)
 }
 

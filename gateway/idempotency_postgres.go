@@ -14,8 +14,9 @@ import (
 )
 
 // PostgresIdempotency is an IdempotencyStore in Postgres (the table of the
-// ledger's migration 0002), shared by every gateway process on the
-// database. A duplicate of an in-flight key polls until it completes.
+// ledger's migrations 0002 and 0007), shared by every gateway process on
+// the database. A duplicate of an in-flight key polls until it completes,
+// is released, or its lease runs out unrenewed (its gateway died).
 type PostgresIdempotency struct {
 	pool     *pgxpool.Pool
 	settings IdempotencySettings
@@ -29,75 +30,98 @@ func NewPostgresIdempotency(pool *pgxpool.Pool, s IdempotencySettings) *Postgres
 	return &PostgresIdempotency{pool: pool, settings: s.withDefaults(), poll: 20 * time.Millisecond}
 }
 
-// claimSQL inserts a claim, or takes over one that expired (completed long
-// ago) or whose owner's lease ran out (with the same request only).
-const claimSQL = `INSERT INTO idempotency_keys (tenant, key, body_hash, state, locked_until, expires_at)
-VALUES ($1, $2, $3, 'in_flight', now() + make_interval(secs => $4), now() + make_interval(secs => $5))
+// claimSQL inserts a claim owned by $6, or takes over one that expired
+// (completed long ago) or whose owner stopped renewing its lease (with the
+// same request only).
+const claimSQL = `INSERT INTO idempotency_keys (tenant, key, body_hash, state, locked_until, expires_at, owner)
+VALUES ($1, $2, $3, 'in_flight', now() + make_interval(secs => $4), now() + make_interval(secs => $5), $6)
 ON CONFLICT (tenant, key) DO UPDATE
-SET body_hash = EXCLUDED.body_hash, state = 'in_flight', status = NULL, content_type = NULL, body = NULL,
-    locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at
+SET body_hash = EXCLUDED.body_hash, state = 'in_flight', status = NULL, content_type = NULL, body = NULL, body_omitted = 0,
+    locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner
 WHERE idempotency_keys.expires_at < now()
    OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.locked_until < now()
        AND idempotency_keys.body_hash = EXCLUDED.body_hash)
 RETURNING true`
 
 // Begin implements IdempotencyStore.
-func (p *PostgresIdempotency) Begin(ctx context.Context, tenant, key string, hash []byte) (*StoredResponse, error) {
+func (p *PostgresIdempotency) Begin(ctx context.Context, tenant, key string, hash []byte) (*Lease, *StoredResponse, error) {
 	lease, retention := p.settings.Lease.Seconds(), p.settings.Retention.Seconds()
 	for {
+		l := &Lease{Tenant: tenant, Key: key, Token: newLeaseToken(), TTL: p.settings.Lease, MaxBody: p.settings.MaxResponseBytes}
 		var claimed bool
-		err := p.pool.QueryRow(ctx, claimSQL, tenant, key, hash, lease, retention).Scan(&claimed)
+		err := p.pool.QueryRow(ctx, claimSQL, tenant, key, hash, lease, retention, l.Token).Scan(&claimed)
 		if err == nil {
-			return nil, nil
+			return l, nil, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("gateway: idempotency claim: %w", err)
+			return nil, nil, fmt.Errorf("gateway: idempotency claim: %w", err)
 		}
 		var stored []byte
 		var state string
 		var resp StoredResponse
 		var status *int32
 		var ctype *string
-		err = p.pool.QueryRow(ctx, `SELECT body_hash, state, status, content_type, body FROM idempotency_keys
-			WHERE tenant = $1 AND key = $2`, tenant, key).Scan(&stored, &state, &status, &ctype, &resp.Body)
+		err = p.pool.QueryRow(ctx, `SELECT body_hash, state, status, content_type, body, body_omitted FROM idempotency_keys
+			WHERE tenant = $1 AND key = $2`, tenant, key).Scan(&stored, &state, &status, &ctype, &resp.Body, &resp.Omitted)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // released between the two statements: claim again
 		}
 		if err != nil {
-			return nil, fmt.Errorf("gateway: idempotency read: %w", err)
+			return nil, nil, fmt.Errorf("gateway: idempotency read: %w", err)
 		}
 		if !bytes.Equal(stored, hash) {
-			return nil, ErrIdempotencyMismatch
+			return nil, nil, ErrIdempotencyMismatch
 		}
 		if state == "done" && status != nil && ctype != nil {
 			resp.Status, resp.ContentType = int(*status), *ctype
-			return &resp, nil
+			return nil, &resp, nil
 		}
 		if !backoff.Sleep(ctx, p.poll) {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
+}
+
+// leased runs an update of the key l holds; none affected is ErrLeaseLost.
+func (p *PostgresIdempotency) leased(ctx context.Context, what, sql string, args ...any) error {
+	tag, err := p.pool.Exec(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("gateway: idempotency %s: %w", what, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// Heartbeat implements IdempotencyStore.
+func (p *PostgresIdempotency) Heartbeat(ctx context.Context, l *Lease) error {
+	return p.leased(ctx, "heartbeat", `UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => $4)
+		WHERE tenant = $1 AND key = $2 AND owner = $3 AND state = 'in_flight'`, l.Tenant, l.Key, l.Token, p.settings.Lease.Seconds())
 }
 
 // Complete implements IdempotencyStore.
-func (p *PostgresIdempotency) Complete(ctx context.Context, tenant, key string, resp StoredResponse) error {
-	tag, err := p.pool.Exec(ctx, `UPDATE idempotency_keys SET state = 'done', status = $3, content_type = $4, body = $5,
-		expires_at = now() + make_interval(secs => $6) WHERE tenant = $1 AND key = $2 AND state = 'in_flight'`,
-		tenant, key, resp.Status, resp.ContentType, resp.Body, p.settings.Retention.Seconds())
-	if err != nil {
-		return fmt.Errorf("gateway: idempotency complete: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return errors.New("gateway: idempotency: complete of a key not claimed")
-	}
-	return nil
+func (p *PostgresIdempotency) Complete(ctx context.Context, l *Lease, resp StoredResponse) error {
+	resp = keepable(resp, p.settings.MaxResponseBytes)
+	return p.leased(ctx, "complete", `UPDATE idempotency_keys SET state = 'done', status = $4, content_type = $5, body = $6,
+		body_omitted = $7, owner = '', expires_at = now() + make_interval(secs => $8)
+		WHERE tenant = $1 AND key = $2 AND owner = $3 AND state = 'in_flight'`,
+		l.Tenant, l.Key, l.Token, resp.Status, resp.ContentType, resp.Body, resp.Omitted, p.settings.Retention.Seconds())
 }
 
 // Release implements IdempotencyStore.
-func (p *PostgresIdempotency) Release(ctx context.Context, tenant, key string) error {
-	_, err := p.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND state = 'in_flight'`, tenant, key)
+func (p *PostgresIdempotency) Release(ctx context.Context, l *Lease) error {
+	return p.leased(ctx, "release", `DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND owner = $3 AND state = 'in_flight'`,
+		l.Tenant, l.Key, l.Token)
+}
+
+// Purge implements IdempotencyStore.
+func (p *PostgresIdempotency) Purge(ctx context.Context) (int, error) {
+	tag, err := p.pool.Exec(ctx, `DELETE FROM idempotency_keys
+		WHERE (state = 'done' AND expires_at < now())
+		   OR (state = 'in_flight' AND locked_until < now() - make_interval(secs => $1))`, p.settings.Lease.Seconds())
 	if err != nil {
-		return fmt.Errorf("gateway: idempotency release: %w", err)
+		return 0, fmt.Errorf("gateway: idempotency purge: %w", err)
 	}
-	return nil
+	return int(tag.RowsAffected()), nil
 }

@@ -279,6 +279,8 @@ func apiErrorClass(err error) apiError {
 	case errors.Is(err, ErrIdempotencyMismatch):
 		return apiError{status: 422, typ: "invalid_request_error", code: "idempotency_key_mismatch", outcome: "client_error",
 			msg: "This Idempotency-Key was used with a different request; use a new key for a new request."}
+	case errors.As(err, new(responseNotKept)):
+		return apiError{status: 409, typ: "invalid_request_error", code: "idempotency_response_not_kept", msg: err.Error(), outcome: "client_error"}
 	case errors.Is(err, errIdempotencyUnavailable):
 		return apiError{status: 503, typ: "server_error", code: "idempotency_unavailable", msg: err.Error(), outcome: "error"}
 	}

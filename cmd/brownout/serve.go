@@ -111,6 +111,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var draining atomic.Bool
 	defer gw.Close()
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	defer stopPurge()
+	go gateway.PurgeEvery(purgeCtx, idem, time.Minute, log)
 	// The API listener serves no /metrics: the metrics name every tenant,
 	// route and provider, and they are for the operator's scraper only.
 	handler := gw.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: cfg.MaxBodyBytes, Idempotency: idem,

@@ -1,0 +1,197 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/internal/pgtest"
+)
+
+// stores are the two IdempotencyStores with the same settings, the
+// Postgres one on a fresh database.
+func stores(t *testing.T, s gateway.IdempotencySettings) map[string]gateway.IdempotencyStore {
+	return map[string]gateway.IdempotencyStore{
+		"memory":   gateway.NewMemoryIdempotency(s, nil),
+		"postgres": gateway.NewPostgresIdempotency(pgtest.NewPool(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}), s),
+	}
+}
+
+// TestOnlyTheLeaseHolderCompletesOrReleases: once a claim's lease ran out
+// and a duplicate took the key over, the first holder can neither complete,
+// release nor renew it (it would act on the other's claim); the new holder
+// can. Observed before: no owner token, so either could.
+func TestOnlyTheLeaseHolderCompletesOrReleases(t *testing.T) {
+	for name, store := range stores(t, gateway.IdempotencySettings{Lease: time.Second}) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			hash := []byte("request")
+			first, stored, err := store.Begin(ctx, "acme", "k", hash)
+			require.NoError(t, err)
+			require.Nil(t, stored)
+			require.NotNil(t, first)
+			require.NoError(t, store.Heartbeat(ctx, first), "the holder renews")
+
+			time.Sleep(1500 * time.Millisecond) // the lease runs out unrenewed
+			second, stored, err := store.Begin(ctx, "acme", "k", hash)
+			require.NoError(t, err)
+			require.Nil(t, stored)
+			require.NotNil(t, second, "taken over")
+			assert.NotEqual(t, first.Token, second.Token)
+
+			assert.ErrorIs(t, store.Heartbeat(ctx, first), gateway.ErrLeaseLost)
+			assert.ErrorIs(t, store.Complete(ctx, first, gateway.StoredResponse{Status: 200, ContentType: "text/plain", Body: []byte("first")}), gateway.ErrLeaseLost)
+			assert.ErrorIs(t, store.Release(ctx, first), gateway.ErrLeaseLost)
+
+			require.NoError(t, store.Complete(ctx, second, gateway.StoredResponse{Status: 200, ContentType: "text/plain", Body: []byte("second")}))
+			_, stored, err = store.Begin(ctx, "acme", "k", hash)
+			require.NoError(t, err)
+			require.NotNil(t, stored)
+			assert.Equal(t, "second", string(stored.Body))
+		})
+	}
+}
+
+// TestPurgeDeletesExpiredKeys: completed keys past their retention and
+// claims abandoned past their lease are deleted, in both stores; live ones
+// stay.
+func TestPurgeDeletesExpiredKeys(t *testing.T) {
+	for name, store := range stores(t, gateway.IdempotencySettings{Retention: time.Second, Lease: 500 * time.Millisecond}) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			for i := range 5 {
+				l, _, err := store.Begin(ctx, "acme", fmt.Sprintf("done-%d", i), []byte("r"))
+				require.NoError(t, err)
+				require.NoError(t, store.Complete(ctx, l, gateway.StoredResponse{Status: 200, ContentType: "text/plain"}))
+			}
+			_, _, err := store.Begin(ctx, "acme", "abandoned", []byte("r"))
+			require.NoError(t, err)
+			n, err := store.Purge(ctx)
+			require.NoError(t, err)
+			assert.Zero(t, n, "nothing has expired yet")
+
+			time.Sleep(1100 * time.Millisecond)
+			live, _, err := store.Begin(ctx, "acme", "live", []byte("r"))
+			require.NoError(t, err)
+			n, err = store.Purge(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 6, n, "five expired keys and one abandoned claim")
+			require.NoError(t, store.Heartbeat(ctx, live), "a live claim stays")
+		})
+	}
+}
+
+// TestMemoryIdempotencyIsBounded: a million unique keys through the
+// embedded store hold at most MaxKeys of them (the completed ones closest
+// to expiry go first), and the heap stays about that size.
+func TestMemoryIdempotencyIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a million keys: skipped under -short")
+	}
+	const max = 10_000
+	store := gateway.NewMemoryIdempotency(gateway.IdempotencySettings{MaxKeys: max}, nil)
+	ctx := context.Background()
+	body := []byte(strings.Repeat("x", 200))
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range 1_000_000 {
+		l, _, err := store.Begin(ctx, "acme", fmt.Sprintf("key-%d", i), []byte("r"))
+		require.NoError(t, err)
+		require.NoError(t, store.Complete(ctx, l, gateway.StoredResponse{Status: 200, ContentType: "application/json", Body: body}))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	assert.LessOrEqual(t, store.Len(), max)
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("1,000,000 keys through a store of %d: %d held, heap grew %.1f MiB", max, store.Len(), float64(grew)/(1<<20))
+	assert.Less(t, grew, int64(64<<20), "the heap holds about MaxKeys keys, not a million")
+	// The newest keys are the ones kept.
+	_, stored, err := store.Begin(ctx, "acme", "key-999999", []byte("r"))
+	require.NoError(t, err)
+	assert.NotNil(t, stored)
+}
+
+// TestHeartbeatHoldsALongRequestsKey: a request that runs five times its
+// lease keeps its key by heartbeats, so a duplicate arriving meanwhile
+// waits and replays instead of taking the key over and running the
+// request again (observed before: a stream longer than the lease ran
+// twice). In virtual time, through the HTTP front.
+func TestHeartbeatHoldsALongRequestsKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 10}},
+			TTFTms: fakeprovider.Fixed(100), PerTokenMs: fakeprovider.Fixed(500)}
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes:       map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"gpt-4o-mini": slow}}},
+			Gateway:     gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
+			Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{Lease: time.Second}, nil),
+		})
+		require.NoError(t, err)
+		t.Cleanup(g.Close)
+		ask := func() *httptest.ResponseRecorder {
+			req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"Capital of France?"}]}`))
+			req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+			req.Header.Set("Idempotency-Key", "long-one")
+			rec := httptest.NewRecorder()
+			g.Handler.ServeHTTP(rec, req)
+			return rec
+		}
+		var first, second *httptest.ResponseRecorder
+		var wg sync.WaitGroup
+		wg.Go(func() { first = ask() })
+		time.Sleep(2 * time.Second) // the first runs about 5 s, five leases
+		wg.Go(func() { second = ask() })
+		wg.Wait()
+		require.Equal(t, http.StatusOK, first.Code, first.Body.String())
+		require.Equal(t, http.StatusOK, second.Code, second.Body.String())
+		assert.Equal(t, "true", second.Header().Get("Idempotent-Replayed"))
+		assert.Equal(t, first.Body.String(), second.Body.String())
+		assert.Len(t, g.Fakes["openai"].Journal(), 1, "one upstream call")
+	})
+}
+
+// TestResponseTooLargeIsNotReplayed: a response over max_response_bytes is
+// delivered once and not kept; a duplicate gets a 409 that says so, and
+// the request is not run again.
+func TestResponseTooLargeIsNotReplayed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
+				Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: strings.Repeat("Paris ", 100)}}}}}},
+			Gateway:     gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
+			Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{MaxResponseBytes: 256}, nil),
+		})
+		require.NoError(t, err)
+		t.Cleanup(g.Close)
+		ask := func() *httptest.ResponseRecorder {
+			req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"Capital of France?"}]}`))
+			req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+			req.Header.Set("Idempotency-Key", "big-one")
+			rec := httptest.NewRecorder()
+			g.Handler.ServeHTTP(rec, req)
+			return rec
+		}
+		first := ask()
+		require.Equal(t, http.StatusOK, first.Code)
+		assert.Greater(t, first.Body.Len(), 256)
+		second := ask()
+		assert.Equal(t, http.StatusConflict, second.Code)
+		assert.Contains(t, second.Body.String(), "idempotency_response_not_kept")
+		assert.Contains(t, second.Body.String(), fmt.Sprintf("(%d bytes)", first.Body.Len()))
+		assert.Len(t, g.Fakes["openai"].Journal(), 1, "not run again")
+	})
+}
