@@ -151,7 +151,30 @@ func (c *call) respond(req *request, p *plan, g *generation) {
 	}
 	c.record()
 	c.w.WriteHeader(http.StatusOK)
+	if p.bytesPerSecond > 0 {
+		c.dribble(body, p.bytesPerSecond)
+		return
+	}
 	_, _ = c.w.Write(body)
+}
+
+// dribble writes body at bps bytes a second, a tenth of a second's worth
+// at a time, until it is sent or the client leaves.
+func (c *call) dribble(body []byte, bps int) {
+	rc := http.NewResponseController(c.w)
+	step := max(bps/10, 1)
+	for len(body) > 0 {
+		n := min(step, len(body))
+		if !backoff.Sleep(c.r.Context(), time.Duration(n)*time.Second/time.Duration(bps)) {
+			c.entry.Outcome = OutcomeClientGone
+			return
+		}
+		if _, err := c.w.Write(body[:n]); err != nil {
+			return
+		}
+		_ = rc.Flush()
+		body = body[n:]
+	}
 }
 
 // sseEvent is one event of a stream: sent after delay, after which the
@@ -166,6 +189,9 @@ type sseEvent struct {
 // delivery faults, and bills what was generated when the stream ends.
 func (c *call) stream(req *request, p *plan, g *generation) {
 	events := c.s.api.events(g, req)
+	if p.noTerminal && len(events) > 1 {
+		events = events[:len(events)-1] // the terminal marker carries no tokens
+	}
 	h := c.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -237,6 +263,10 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 		if i == len(events)-1 {
 			reasoning, output = ev.reasoning, ev.output
 			finish()
+		}
+		if p.bytesPerSecond > 0 && !backoff.Sleep(c.r.Context(), time.Duration(len(frame))*time.Second/time.Duration(p.bytesPerSecond)) {
+			outcome = OutcomeClientGone
+			return
 		}
 		if _, err := c.w.Write(frame); err != nil {
 			outcome = OutcomeClientGone

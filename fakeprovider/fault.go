@@ -39,6 +39,8 @@ type Fault struct {
 	AfterBytes  int           `yaml:"after_bytes" json:"after_bytes,omitempty"`   // reset: bytes of body sent first (default half)
 	Factor      float64       `yaml:"factor" json:"factor,omitempty"`             // reasoning_inflation: multiplier
 	Tokens      int           `yaml:"tokens" json:"tokens,omitempty"`             // unreported_usage: reasoning tokens billed, not reported
+	// BytesPerSecond is slow_body's pace.
+	BytesPerSecond int `yaml:"bytes_per_second" json:"bytes_per_second,omitempty"`
 }
 
 // faultSpec is what a kind's file provides.
@@ -140,6 +142,9 @@ type plan struct {
 	extraTTFT    time.Duration
 	inflation    float64 // multiplier of reasoning tokens; 0 means 1
 	unreported   int     // reasoning tokens billed that the usage does not report
+	noTerminal   bool    // a stream without its terminal marker
+	// bytesPerSecond paces the body (0: at once).
+	bytesPerSecond int
 
 	// Delivery faults; -1 means off.
 	resetAfterBytes   int

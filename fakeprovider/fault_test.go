@@ -418,3 +418,63 @@ func TestContextLengthErrorPerVendor(t *testing.T) {
 		})
 	}
 }
+
+// TestNoTerminalMarker: the stream carries every answer token, the finish
+// reason and the usage, but no [DONE] (OpenAI) or message_stop
+// (Anthropic); Gemini's last chunk is its own terminal and is kept. Billed
+// as complete.
+func TestNoTerminalMarker(t *testing.T) {
+	usage := map[fakeprovider.Vendor]string{fakeprovider.OpenAI: `"completion_tokens"`, fakeprovider.Anthropic: `"output_tokens"`, fakeprovider.Gemini: `"usageMetadata"`}
+	for _, v := range vendors {
+		t.Run(string(v), func(t *testing.T) {
+			full, c := memFake(t, vendorConfig(v))
+			_, fullBody, err := do(c, rawRequest(t, full, "long-answer", true))
+			require.NoError(t, err)
+			fullEvents, _ := sseEvents(v, fullBody)
+
+			s, c := memFake(t, vendorConfig(v, fakeprovider.Fault{Kind: fakeprovider.FaultNoTerminal}))
+			resp, body, err := do(c, rawRequest(t, s, "long-answer", true))
+			require.NoError(t, err)
+			assert.Equal(t, 200, resp.StatusCode)
+			events, terminal := sseEvents(v, body)
+			assert.Contains(t, string(body), usage[v], "the usage is sent")
+			if v == fakeprovider.Gemini {
+				assert.Equal(t, fullEvents, events)
+				assert.True(t, terminal)
+			} else {
+				assert.Equal(t, fullEvents-1, events, "only the terminal marker is missing")
+				assert.False(t, terminal)
+			}
+			lines := s.Invoice().Lines
+			require.Len(t, lines, 1)
+			assert.True(t, lines[0].Complete)
+		})
+	}
+}
+
+// TestSlowBody: every byte arrives, at the pace asked: a plain body of N
+// bytes at 100 bytes a second takes about N/100 seconds, a stream's events
+// each the time their bytes take.
+func TestSlowBody(t *testing.T) {
+	for _, v := range vendors {
+		for _, stream := range []bool{false, true} {
+			t.Run(name(v, " stream=", stream), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					fast, c := memFake(t, vendorConfig(v))
+					_, want, err := do(c, rawRequest(t, fast, "long-answer", stream))
+					require.NoError(t, err)
+					s, c := memFake(t, vendorConfig(v, fakeprovider.Fault{Kind: fakeprovider.FaultSlowBody, BytesPerSecond: 100}))
+					start := time.Now()
+					resp, body, err := do(c, rawRequest(t, s, "long-answer", stream))
+					took := time.Since(start)
+					require.NoError(t, err)
+					assert.Equal(t, 200, resp.StatusCode)
+					assert.Equal(t, len(want), len(body), "every byte arrives")
+					pace := time.Duration(len(body)) * time.Second / 100
+					assert.GreaterOrEqual(t, took, pace, "no faster than 100 bytes a second")
+					assert.Less(t, took, pace+5*time.Second, "and not much slower (plus the generation's own time)")
+				})
+			})
+		}
+	}
+}

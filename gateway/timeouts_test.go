@@ -213,3 +213,81 @@ func TestPerProviderTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamWithoutTerminalMarkerIsASuccess: over each vendor, a stream
+// that ends after its finish reason and usage but without [DONE] or
+// message_stop is a success, metered with the vendor's usage.
+func TestStreamWithoutTerminalMarkerIsASuccess(t *testing.T) {
+	models := map[fakeprovider.Vendor]string{fakeprovider.OpenAI: "gpt-4o-mini", fakeprovider.Anthropic: "claude-haiku-4-5", fakeprovider.Gemini: "gemini-2.5-flash"}
+	for _, v := range []fakeprovider.Vendor{fakeprovider.OpenAI, fakeprovider.Anthropic, fakeprovider.Gemini} {
+		t.Run(string(v), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g, err := gatewaytest.New(gatewaytest.Config{
+					Fakes: map[string]fakeprovider.Config{"p": {Vendor: v, Seed: 1, Faults: []fakeprovider.Fault{{Kind: fakeprovider.FaultNoTerminal}},
+						Models: map[string]fakeprovider.Model{models[v]: {Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}}}}}},
+					Gateway: gateway.Config{Routes: map[string][]string{"chat": {"p/" + models[v]}}},
+				})
+				require.NoError(t, err)
+				t.Cleanup(g.Close)
+				s, err := g.Stream(context.Background(), chat())
+				require.NoError(t, err)
+				var text string
+				for {
+					c, err := s.Next()
+					if err != nil {
+						require.ErrorIs(t, err, io.EOF, "a clean end after the usage")
+						break
+					}
+					text += c.Content
+				}
+				require.NoError(t, s.Close())
+				assert.Equal(t, "The capital of France is Paris.", text)
+				var rows exportBuffer
+				_, err = g.Store.Export(context.Background(), ledger.Query{}, &rows)
+				require.NoError(t, err)
+				attempts := rows.attempts(t)
+				require.Len(t, attempts, 1)
+				assert.Equal(t, ledger.OutcomeOK, attempts[0].Outcome)
+				assert.Equal(t, ledger.UsageReported, attempts[0].UsageSource)
+				assert.Equal(t, int64(8), attempts[0].Tokens.Output)
+			})
+		})
+	}
+}
+
+// TestSlowBody: a plain answer dribbled slower than the attempt timeout
+// allows is timed out and failed over; a slow stream whose events each
+// arrive within the idle timeout is not cut, however long it takes in all.
+func TestSlowBody(t *testing.T) {
+	t.Run("plain", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g := primaryAndSpare(t, gateway.RetrySettings{AttemptTimeout: 3 * time.Second, MaxAttempts: 1},
+				fakeprovider.Fault{Kind: fakeprovider.FaultSlowBody, BytesPerSecond: 50})
+			res, err := g.Complete(context.Background(), chat())
+			require.NoError(t, err)
+			assert.Equal(t, "spare", res.Target.Provider)
+			assert.Equal(t, []string{"primary transport_error", "spare ok"}, outcomes(t, g))
+		})
+	})
+	t.Run("stream", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// 200 bytes a second: each event (a few hundred bytes) within
+			// the 5 s timeouts, the whole stream far beyond them.
+			g := primaryAndSpare(t, gateway.RetrySettings{FirstTokenTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second},
+				fakeprovider.Fault{Kind: fakeprovider.FaultSlowBody, BytesPerSecond: 200})
+			start := time.Now()
+			s, err := g.Stream(context.Background(), chat())
+			require.NoError(t, err)
+			for {
+				if _, err := s.Next(); err != nil {
+					require.ErrorIs(t, err, io.EOF)
+					break
+				}
+			}
+			require.NoError(t, s.Close())
+			assert.Equal(t, "primary", s.Target().Provider)
+			assert.Greater(t, time.Since(start), 10*time.Second, "longer in all than either timeout")
+			assert.Equal(t, []string{"primary ok"}, outcomes(t, g))
+		})
+	})
+}

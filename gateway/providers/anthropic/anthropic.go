@@ -288,9 +288,15 @@ func (s *stream) Next() (llm.Chunk, error) {
 	}
 	for {
 		ev, err := s.events.Next()
+		if errors.Is(err, io.EOF) && s.finish != "" && s.last != nil {
+			// A clean end after message_delta's stop reason and final
+			// usage: the whole answer, only message_stop (which carries
+			// nothing) is missing.
+			return s.end()
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				err = errors.New("stream ended before message_stop")
+				err = errors.New("stream ended before its stop reason and final usage")
 			}
 			return llm.Chunk{}, llm.Transport(s.a.cfg.Name, fmt.Errorf("stream cut: %w", err))
 		}
@@ -323,12 +329,7 @@ func (s *stream) Next() (llm.Chunk, error) {
 				s.last = e.Usage
 			}
 		case "message_stop":
-			u, err := s.final()
-			if err != nil {
-				return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
-			}
-			s.done = true
-			return llm.Chunk{Final: true, FinishReason: s.finish, Usage: u}, nil
+			return s.end()
 		case "error":
 			typ, msg := "", ""
 			if e.Error != nil {
@@ -338,6 +339,17 @@ func (s *stream) Next() (llm.Chunk, error) {
 				Type: typ, Message: wire.Clip(msg), RequestID: s.reqID}
 		}
 	}
+}
+
+// end is the final chunk, with the usage of message_start and the last
+// message_delta.
+func (s *stream) end() (llm.Chunk, error) {
+	u, err := s.final()
+	if err != nil {
+		return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
+	}
+	s.done = true
+	return llm.Chunk{Final: true, FinishReason: s.finish, Usage: u}, nil
 }
 
 // final combines message_start's input counts with the cumulative output
