@@ -77,6 +77,9 @@ func (anthropicAPI) parse(r *http.Request, body []byte, apiKey string) (*request
 			return nil, badRequest("messages", "messages."+strconv.Itoa(i)+".content: Field required")
 		}
 		req.add(text)
+		if i == len(in.Messages)-1 && m.Role == "assistant" {
+			req.prefill = text // the answer continues it
+		}
 	}
 	if t := in.Thinking; t != nil && t.Type == "enabled" {
 		if t.BudgetTokens < 1024 || t.BudgetTokens >= req.maxTokens {

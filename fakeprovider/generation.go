@@ -19,6 +19,10 @@ type request struct {
 	thinkingBudget int  // 0: no cap on reasoning tokens
 	showThinking   bool // thinking text goes into the response
 	includeUsage   bool // OpenAI stream_options.include_usage
+	// prefill is the text of a final assistant message, which the answer
+	// continues (Anthropic's prefill): an answer that starts with it is
+	// sent from where it leaves off.
+	prefill string
 }
 
 // inputTokens approximates the prompt's token count: about 4 characters a
@@ -93,6 +97,9 @@ func generate(r *rand.Rand, req *request, p *plan, m *Model, epoch time.Time, no
 	g.perToken = msDuration(m.PerTokenMs.Sample(r))
 
 	pieces := splitPieces(text, tokens)
+	if req.prefill != "" && strings.HasPrefix(text, req.prefill) {
+		pieces = continuing(pieces, req.prefill)
+	}
 	if req.maxTokens > 0 && g.reasoning+len(pieces) > req.maxTokens {
 		g.maxedOut = true
 		g.reasoning = min(g.reasoning, req.maxTokens)
@@ -160,6 +167,25 @@ func splitPieces(text string, n int) []string {
 		out[i] = string(runes[i*len(runes)/n : (i+1)*len(runes)/n])
 	}
 	return out
+}
+
+// continuing drops the pieces of an answer that prefill already holds; a
+// prefill that ends inside a piece keeps that piece's rest.
+func continuing(pieces []string, prefill string) []string {
+	for i, p := range pieces {
+		if len(prefill) < len(p) {
+			rest := append([]string{p[len(prefill):]}, pieces[i+1:]...)
+			if rest[0] == "" {
+				rest = rest[1:]
+			}
+			if len(rest) == 0 {
+				return []string{""}
+			}
+			return rest
+		}
+		prefill = prefill[len(p):]
+	}
+	return []string{""} // the prefill is the whole answer: one empty token ends it
 }
 
 func msDuration(ms float64) time.Duration {

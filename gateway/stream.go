@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +36,9 @@ type Stream struct {
 
 	resv   *reservation    // settled when the stream ends
 	before decimal.Decimal // cost of the attempts before this one
+
+	text    strings.Builder // the answer sent so far, for a continuation
+	spliced bool            // carried on to a continuing target once
 
 	once sync.Once
 	cost decimal.Decimal
@@ -105,6 +110,7 @@ func (s *Stream) Next() (llm.Chunk, error) {
 	if s.first != nil {
 		c := *s.first
 		s.first = nil
+		s.text.WriteString(c.Content)
 		return c, nil
 	}
 	stalled := timeoutErr(s.target, "idle_timeout", s.idle)
@@ -118,11 +124,110 @@ func (s *Stream) Next() (llm.Chunk, error) {
 	case errors.Is(err, io.EOF):
 		return c, err
 	case err != nil:
+		spliced, ended := s.continueOnNext(err)
+		if spliced {
+			return s.Next()
+		}
+		if ended != nil {
+			return c, ended // metered and settled by continueOnNext
+		}
 		s.finish(err)
 	case c.Final:
 		s.finish(nil)
 	}
+	s.text.WriteString(c.Content)
 	return c, err
+}
+
+// continueOnNext carries a stream that failed mid-way (a server or
+// transport failure after its first chunk) on to the route's next target
+// whose model continues a prefill (llm.Continuer: Anthropic): the answer
+// sent so far goes as the start of the assistant's reply, and the
+// continuation is spliced on, so the client reads one answer. The failed
+// attempt and the continuation are each metered, reserved on the budget
+// and judged by their breakers, as any attempts. It returns spliced when
+// the stream now reads from the new target. When no target can continue,
+// it does nothing (the stream ends with err); when the continuation itself
+// fails, the stream has ended, metered and settled, and ended is err, the
+// first failure, with the continuation's beside it.
+func (s *Stream) continueOnNext(err error) (spliced bool, ended error) {
+	class := llm.Classify(s.ctx, err)
+	if s.spliced || s.text.Len() == 0 || (class != llm.ClassServer && class != llm.ClassTransport) {
+		return false, nil
+	}
+	t, ok := s.g.continuation(s.req.Route, s.target)
+	if !ok {
+		return false, nil
+	}
+	allowed, berr := s.g.breakers.get(t).cb.Allow()
+	if berr != nil {
+		return false, nil
+	}
+	if rerr := s.g.extend(s.ctx, s.resv, s.req, t); rerr != nil {
+		allowed(&llm.ProviderError{Class: llm.ClassCancelled, Err: rerr}) // not tried
+		return false, nil
+	}
+	// The failed attempt ends here: its breaker learns, its row is written.
+	s.done(s.ctx, err)
+	s.before = s.before.Add(s.g.meter(s.ctx, s.req, attemptRecord{target: s.target, n: s.n, started: s.started, call: s.call,
+		usage: s.up.Usage(), vendorID: s.up.ProviderRequestID(), err: err, opened: true}))
+	_ = s.up.Close()
+	s.cancel(nil)
+
+	call := *s.call
+	call.Model = t.Model
+	call.Messages = append(slices.Clone(s.call.Messages), llm.Message{Role: "assistant", Content: s.text.String()})
+	limits := s.g.retry.timeouts(t)
+	sctx, cancel := context.WithCancelCause(s.ctx)
+	late := timeoutErr(t, "first_token_timeout", limits.FirstTokenTimeout)
+	timer := time.AfterFunc(limits.FirstTokenTimeout, func() { cancel(late) })
+	started, n := s.g.now(), s.n+1
+	up, cerr := s.g.providers[t.Provider].Stream(sctx, &call)
+	var c llm.Chunk
+	if cerr == nil {
+		c, cerr = up.Next()
+	}
+	timer.Stop()
+	done := func(ctx context.Context, err error) { allowed(breakerErr(ctx, err)) }
+	if cerr != nil {
+		cerr = timeoutCause(sctx, s.ctx, cerr)
+		done(s.ctx, cerr)
+		rec := attemptRecord{target: t, n: n, started: started, call: &call, err: cerr}
+		if up != nil {
+			rec.usage, rec.vendorID, rec.opened = up.Usage(), up.ProviderRequestID(), true
+			_ = up.Close()
+		}
+		cancel(nil)
+		s.once.Do(func() {
+			s.cost = s.g.meter(s.ctx, s.req, rec)
+			s.g.settle(s.resv, s.before.Add(s.cost))
+		})
+		return false, fmt.Errorf("%w (continuing on %s failed too: %v)", err, t, cerr)
+	}
+	s.up, s.target, s.n, s.started, s.call, s.done = up, t, n, started, &call, done
+	s.sctx, s.cancel, s.idle, s.spliced = sctx, cancel, limits.IdleTimeout, true
+	if c.Final {
+		s.finish(nil)
+	}
+	s.first = &c
+	return true, nil
+}
+
+// continuation is the first target after cur on route whose model
+// continues a prefill.
+func (g *Gateway) continuation(route string, cur Target) (Target, bool) {
+	targets := g.routes[route]
+	for i, t := range targets {
+		if t != cur {
+			continue
+		}
+		for _, next := range targets[i+1:] {
+			if c, ok := g.providers[next.Provider].(llm.Continuer); ok && c.ContinuesPrefill() {
+				return next, true
+			}
+		}
+	}
+	return Target{}, false
 }
 
 func (s *Stream) finish(err error) {

@@ -22,6 +22,12 @@ import (
 // "primary" (OpenAI, with the faults) and "spare" (Anthropic).
 func primaryAndSpare(t *testing.T, retry gateway.RetrySettings, faults ...fakeprovider.Fault) *gatewaytest.Gateway {
 	t.Helper()
+	return onRoute(t, []string{"primary/gpt-4o-mini", "spare/claude-haiku-4-5"}, retry, faults...)
+}
+
+// onRoute is primaryAndSpare's gateway with the route's targets given.
+func onRoute(t *testing.T, route []string, retry gateway.RetrySettings, faults ...fakeprovider.Fault) *gatewaytest.Gateway {
+	t.Helper()
 	answer := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "The capital of France is Paris.", Tokens: 8}},
 		TTFTms: fakeprovider.Fixed(200), PerTokenMs: fakeprovider.Fixed(20)}
 	g, err := gatewaytest.New(gatewaytest.Config{
@@ -29,7 +35,7 @@ func primaryAndSpare(t *testing.T, retry gateway.RetrySettings, faults ...fakepr
 			"primary": {Vendor: fakeprovider.OpenAI, Seed: 1, Faults: faults, Models: map[string]fakeprovider.Model{"gpt-4o-mini": answer}},
 			"spare":   {Vendor: fakeprovider.Anthropic, Seed: 2, Models: map[string]fakeprovider.Model{"claude-haiku-4-5": answer}},
 		},
-		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"primary/gpt-4o-mini", "spare/claude-haiku-4-5"}}, Retry: retry},
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": route}, Retry: retry},
 	})
 	require.NoError(t, err)
 	t.Cleanup(g.Close)
@@ -103,10 +109,12 @@ func TestSilentTargetFailsOverAfterOneTimeout(t *testing.T) {
 // TestStallEndsAtTheIdleTimeout: a stream that stops after its first chunk
 // ends at the idle timeout (observed before: held until the provider's
 // ten-minute timeout) with an error naming it; its breaker learns the
-// failure and its row is a transport error with estimated usage.
+// failure and its row is a transport error with estimated usage. (On a
+// route with a target that continues a prefill, the stream would carry on
+// there: TestStreamContinuesOnAPrefillTarget.)
 func TestStallEndsAtTheIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := primaryAndSpare(t, gateway.RetrySettings{IdleTimeout: 5 * time.Second},
+		g := onRoute(t, []string{"primary/gpt-4o-mini"}, gateway.RetrySettings{IdleTimeout: 5 * time.Second},
 			fakeprovider.Fault{Kind: fakeprovider.FaultStall, AfterEvents: 2})
 		events := make(chan gateway.BreakerEvent, 16)
 		g.SubscribeBreakers(events)

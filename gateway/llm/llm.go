@@ -127,3 +127,10 @@ type Provider interface {
 	Complete(ctx context.Context, req *Request) (*Response, error)
 	Stream(ctx context.Context, req *Request) (Stream, error)
 }
+
+// Continuer is a Provider whose model continues a final assistant message
+// (Anthropic's prefill) instead of answering anew: the gateway can carry a
+// stream that died mid-way on to it, sending the answer so far.
+type Continuer interface {
+	ContinuesPrefill() bool
+}

@@ -243,6 +243,10 @@ func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response
 }
 
 // Stream implements llm.Provider.
+// ContinuesPrefill implements llm.Continuer: a final assistant message is
+// the start of the reply, which the model continues.
+func (a *Adapter) ContinuesPrefill() bool { return true }
+
 func (a *Adapter) Stream(ctx context.Context, req *llm.Request) (llm.Stream, error) {
 	resp, reqID, err := a.post(ctx, req, true)
 	if err != nil {

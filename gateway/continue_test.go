@@ -1,0 +1,100 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
+	"github.com/brownout-dev/brownout/gateway/llm"
+)
+
+const sentence = "The capital of France is Paris."
+
+// cutThenSpare is a gateway whose route streams from OpenAI, which fails
+// after its fourth event (the role chunk and three words), then spareVendor.
+func cutThenSpare(t *testing.T, spare fakeprovider.Vendor, spareFaults ...fakeprovider.Fault) *gatewaytest.Gateway {
+	answer := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: sentence, Tokens: 8}}}
+	spareModel := map[fakeprovider.Vendor]string{fakeprovider.Anthropic: "claude-haiku-4-5", fakeprovider.Gemini: "gemini-2.5-flash-lite"}[spare]
+	g, err := gatewaytest.New(gatewaytest.Config{
+		Fakes: map[string]fakeprovider.Config{
+			"primary": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"gpt-4o-mini": answer},
+				Faults: []fakeprovider.Fault{{Kind: fakeprovider.FaultStreamError, AfterEvents: 4, Status: 503}}},
+			"spare": {Vendor: spare, Seed: 2, Models: map[string]fakeprovider.Model{spareModel: answer}, Faults: spareFaults},
+		},
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"primary/gpt-4o-mini", "spare/" + spareModel}}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+	return g
+}
+
+// read reads a stream to its end: the text and the error it ended with.
+func read(t *testing.T, g *gatewaytest.Gateway) (string, error) {
+	s, err := g.Stream(context.Background(), chat())
+	require.NoError(t, err)
+	defer s.Close()
+	var text string
+	for {
+		c, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			return text, nil
+		}
+		if err != nil {
+			return text, err
+		}
+		text += c.Content
+	}
+}
+
+// TestStreamContinuesOnAPrefillTarget: a stream cut after three words is
+// carried on to the route's Anthropic target with the words so far as the
+// start of its reply; the client reads the one sentence, whole, and each
+// attempt is metered (observed before: the client got an in-band error
+// after three words).
+func TestStreamContinuesOnAPrefillTarget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := cutThenSpare(t, fakeprovider.Anthropic)
+		text, err := read(t, g)
+		require.NoError(t, err)
+		assert.Equal(t, sentence, text, "the continuation spliced on, nothing repeated")
+		assert.Equal(t, []string{"primary server_error", "spare ok"}, outcomes(t, g))
+	})
+}
+
+// TestStreamEndsNamingTheFirstFailure: where the next target cannot
+// continue a prefill (Gemini), the stream ends with the first failure; a
+// continuation that fails itself does not mask it.
+func TestStreamEndsNamingTheFirstFailure(t *testing.T) {
+	t.Run("no target continues", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g := cutThenSpare(t, fakeprovider.Gemini)
+			text, err := read(t, g)
+			require.Error(t, err)
+			var pe *llm.ProviderError
+			require.True(t, errors.As(err, &pe))
+			assert.Equal(t, "primary", pe.Provider, "the first failure: %v", err)
+			assert.NotEmpty(t, text)
+			assert.Equal(t, []string{"primary server_error"}, outcomes(t, g))
+		})
+	})
+	t.Run("the continuation fails", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g := cutThenSpare(t, fakeprovider.Anthropic, fakeprovider.Fault{Kind: fakeprovider.FaultServerError, Status: 500})
+			_, err := read(t, g)
+			require.Error(t, err)
+			var pe *llm.ProviderError
+			require.True(t, errors.As(err, &pe))
+			assert.Equal(t, "primary", pe.Provider, "the first failure first: %v", err)
+			assert.Contains(t, err.Error(), "continuing on spare/claude-haiku-4-5 failed too")
+			assert.Equal(t, []string{"primary server_error", "spare server_error"}, outcomes(t, g))
+		})
+	})
+}
