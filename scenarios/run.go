@@ -22,6 +22,7 @@ import (
 	"github.com/brownout-dev/brownout/gateway"
 	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
 )
 
 // Run executes sc in virtual time inside a testing/synctest bubble: an hour
@@ -84,6 +85,9 @@ type Switches struct {
 	Timeouts    bool // no attempt, first-token or idle timeout and no deadline (an hour each)
 	BreakerHold bool // an open breaker turns half-open at once (open_for 1ms)
 	Fallbacks   bool // no context-length fallbacks
+	// Continuation: a stream that fails mid-way is not carried on to a
+	// target that continues a prefill; it ends with its error.
+	Continuation bool
 	// VendorReports reconciles the ledger against itself instead of the
 	// vendors' own reports: what a gateway that trusts its metering sees.
 	VendorReports bool
@@ -205,6 +209,13 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switch
 	if off.Fallbacks {
 		cfg.Gateway.Fallbacks = nil
 	}
+	if off.Continuation {
+		cfg.Options = func(o *gateway.Options) {
+			for name, p := range o.Providers {
+				o.Providers[name] = noPrefill{p} // hides llm.Continuer
+			}
+		}
+	}
 	if off.Retry {
 		cfg.Gateway.Retry.MaxAttempts = 1
 	}
@@ -222,6 +233,9 @@ func (sc *Scenario) gatewaytest(store ledger.Store, log *slog.Logger, off Switch
 	}
 	return cfg
 }
+
+// noPrefill is a provider that does not say it continues a prefill.
+type noPrefill struct{ llm.Provider }
 
 // dropAll is a ledger that records nothing: metering switched off.
 type dropAll struct{}

@@ -43,6 +43,7 @@ func TestSwitchedOffTwinsFail(t *testing.T) {
 		{"stall", scenarios.Switches{Breaker: true}, []string{"final state slow"}},
 		{"brownout", scenarios.Switches{Metering: true}, []string{"unmetered spend"}},
 		{"stalled-streams", scenarios.Switches{Timeouts: true}, []string{"latency p99", "first open openai"}},
+		{"stalled-streams", scenarios.Switches{Continuation: true}, []string{"success rate"}},
 		{"long-prompts", scenarios.Switches{Fallbacks: true}, []string{"success rate"}},
 	}
 	covered := map[string]bool{}
@@ -122,7 +123,7 @@ func offName(s scenarios.Switches) string {
 		on   bool
 		name string
 	}{{s.Idempotency, "idempotency"}, {s.Breaker, "breaker"}, {s.Retry, "retry"}, {s.Failover, "failover"}, {s.Budget, "budget"}, {s.Metering, "metering"},
-		{s.MeterTwice, "meter-twice"}, {s.Timeouts, "timeouts"}, {s.BreakerHold, "breaker-hold"}, {s.VendorReports, "vendor-reports"}, {s.Fallbacks, "fallbacks"}} {
+		{s.MeterTwice, "meter-twice"}, {s.Timeouts, "timeouts"}, {s.BreakerHold, "breaker-hold"}, {s.VendorReports, "vendor-reports"}, {s.Fallbacks, "fallbacks"}, {s.Continuation, "continuation"}} {
 		if f.on {
 			out = append(out, f.name)
 		}
