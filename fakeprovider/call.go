@@ -240,6 +240,13 @@ func (c *call) stream(req *request, p *plan, g *generation) {
 			return
 		}
 		frame := ev.frame
+		if p.resetMidEvent > 0 && i == p.resetMidEvent {
+			outcome = OutcomeReset
+			finish()
+			_, _ = c.w.Write(frame[:len(frame)/2])
+			_ = rc.Flush()
+			panic(http.ErrAbortHandler)
+		}
 		if i == p.malformedAt {
 			frame, outcome = garbleFrame(frame), OutcomeMalformed
 		}

@@ -151,6 +151,7 @@ type plan struct {
 	malformedAt       int // event index (0 for a non-streamed body)
 	truncateAfter     int
 	stallAfter        int
+	resetMidEvent     int // cut the stream in the middle of this event (0: off)
 	streamErrorAfter  int
 	streamErrorStatus int
 }

@@ -478,3 +478,23 @@ func TestSlowBody(t *testing.T) {
 		}
 	}
 }
+
+// TestResetMidEvent: with after_events, the connection drops in the middle
+// of that event's frame: whole events first, then half of one, no blank
+// line ending it.
+func TestResetMidEvent(t *testing.T) {
+	for _, v := range vendors {
+		t.Run(string(v), func(t *testing.T) {
+			s, c := memFake(t, vendorConfig(v, fakeprovider.Fault{Kind: fakeprovider.FaultReset, AfterEvents: 3}))
+			resp, body, err := do(c, rawRequest(t, s, "long-answer", true))
+			require.Error(t, err, "reading a reset stream succeeded: %s", body)
+			assert.Equal(t, 200, resp.StatusCode)
+			whole := strings.Count(string(body), "\n\n")
+			assert.Equal(t, 3, whole, "three whole events: %q", body)
+			assert.False(t, strings.HasSuffix(string(body), "\n\n"), "the last event is cut: %q", body)
+			j := s.Journal()
+			require.Len(t, j, 1)
+			assert.Equal(t, fakeprovider.OutcomeReset, j[0].Outcome)
+		})
+	}
+}

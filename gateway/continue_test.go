@@ -36,10 +36,13 @@ func cutThenSpare(t *testing.T, spare fakeprovider.Vendor, spareFaults ...fakepr
 	return g
 }
 
-// read reads a stream to its end: the text and the error it ended with.
+// read reads a stream to its end: the text and the error it ended with
+// (or could not start with).
 func read(t *testing.T, g *gatewaytest.Gateway) (string, error) {
 	s, err := g.Stream(context.Background(), chat())
-	require.NoError(t, err)
+	if err != nil {
+		return "", err
+	}
 	defer s.Close()
 	var text string
 	for {
@@ -97,4 +100,36 @@ func TestStreamEndsNamingTheFirstFailure(t *testing.T) {
 			assert.Equal(t, []string{"primary server_error", "spare server_error"}, outcomes(t, g))
 		})
 	})
+}
+
+// TestCutMidEventOverEachVendor: a connection dropped in the middle of an
+// SSE event is a transport error the client is told of (not a clean end,
+// not a parse of half an event), metered with estimated usage.
+func TestCutMidEventOverEachVendor(t *testing.T) {
+	models := map[fakeprovider.Vendor]string{fakeprovider.OpenAI: "gpt-4o-mini", fakeprovider.Anthropic: "claude-haiku-4-5", fakeprovider.Gemini: "gemini-2.5-flash"}
+	for _, v := range []fakeprovider.Vendor{fakeprovider.OpenAI, fakeprovider.Anthropic, fakeprovider.Gemini} {
+		t.Run(string(v), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g, err := gatewaytest.New(gatewaytest.Config{
+					Fakes: map[string]fakeprovider.Config{"p": {Vendor: v, Seed: 1, Faults: []fakeprovider.Fault{{Kind: fakeprovider.FaultReset, AfterEvents: 3}},
+						Models: map[string]fakeprovider.Model{models[v]: {Answers: []fakeprovider.Answer{{Text: sentence, Tokens: 8}}}}}},
+					Gateway: gateway.Config{Routes: map[string][]string{"chat": {"p/" + models[v]}}},
+				})
+				require.NoError(t, err)
+				t.Cleanup(g.Close)
+				text, err := read(t, g)
+				require.Error(t, err, "read %q", text)
+				assert.Equal(t, llm.ClassTransport, llm.Classify(context.Background(), err), "%v", err)
+				assert.NotEqual(t, sentence, text)
+				// Cut before the first chunk (Anthropic's first three events
+				// carry no text), the attempt is retried; after it, the
+				// stream is the client's: one attempt.
+				rows := outcomes(t, g)
+				require.NotEmpty(t, rows)
+				for _, r := range rows {
+					assert.Equal(t, "p transport_error", r)
+				}
+			})
+		})
+	}
 }
