@@ -61,3 +61,34 @@ func TestContextLengthFallback(t *testing.T) {
 		}
 	}
 }
+
+// TestFallbackRejectionDoesNotMaskTheCause: the primary fails (503) and the
+// fallback refuses the request (a 400): the request failed because the
+// primary did, so that is the error (and the status) the client gets, the
+// fallback's refusal beside it. Observed before: the fallback's 400, which
+// tells a client its request is bad and not to retry it.
+func TestFallbackRejectionDoesNotMaskTheCause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		answer := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris", Tokens: 1}}}
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes: map[string]fakeprovider.Config{
+				"primary": {Vendor: fakeprovider.OpenAI, Seed: 1, Faults: []fakeprovider.Fault{{Kind: fakeprovider.FaultServerError, Status: 503}},
+					Models: map[string]fakeprovider.Model{"gpt-4o-mini": answer}},
+				"spare": {Vendor: fakeprovider.Anthropic, Seed: 2, Faults: []fakeprovider.Fault{{Kind: fakeprovider.FaultContextLength}},
+					Models: map[string]fakeprovider.Model{"claude-haiku-4-5": answer}},
+			},
+			Gateway: gateway.Config{Routes: map[string][]string{"chat": {"primary/gpt-4o-mini", "spare/claude-haiku-4-5"}},
+				Retry: gateway.RetrySettings{MaxAttempts: 1}},
+		})
+		require.NoError(t, err)
+		t.Cleanup(g.Close)
+		_, err = g.Complete(context.Background(), chat())
+		require.Error(t, err)
+		var pe *llm.ProviderError
+		require.True(t, errors.As(err, &pe))
+		assert.Equal(t, "primary", pe.Provider)
+		assert.Equal(t, 503, pe.Status)
+		assert.Contains(t, err.Error(), "then spare/claude-haiku-4-5 refused the request")
+		assert.Equal(t, []string{"primary server_error", "spare client_error"}, outcomes(t, g))
+	})
+}

@@ -161,6 +161,8 @@ func (g *Gateway) run(ctx context.Context, req *Request, resv *reservation, atte
 	n, made := 0, 0
 	longer := false // the context-length fallbacks were entered
 	var lastErr error
+	var cause error    // the first failure that sent the request on to another target
+	var causeAt Target // the target it came from
 targets:
 	for i := 0; i < len(targets); i++ {
 		t := targets[i]
@@ -214,7 +216,15 @@ targets:
 					longer, targets, i = true, fb, -1
 					continue targets
 				}
+				if cause != nil && class == llm.ClassClient && t != causeAt {
+					// A fallback refusing what the failing target would have
+					// served: the failure is the request's real cause.
+					return fmt.Errorf("%w (then %s refused the request: %v)", cause, t, err)
+				}
 				return err
+			}
+			if cause == nil {
+				cause, causeAt = err, t
 			}
 			if !class.Retryable() {
 				break // the next target, not this one again
