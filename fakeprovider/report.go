@@ -203,33 +203,66 @@ func rfc3339Param(r *http.Request, name string, required bool) (time.Time, error
 // money is an exact amount as a JSON number.
 func money(d decimal.Decimal) json.Number { return json.Number(d.String()) }
 
-func (s *Server) openaiPage(r *http.Request, widths map[string][2]int) (page, error) {
-	start, err := unixParam(r, "start_time", true)
+// reportPage reads a report query: its window (the start and end
+// parameters, read by param: Unix seconds for OpenAI, RFC 3339 for
+// Anthropic), bucket width (default 1d), limit and page.
+func reportPage(r *http.Request, startName, endName string, param func(*http.Request, string, bool) (time.Time, error), widths map[string][2]int) (page, error) {
+	start, err := param(r, startName, true)
 	if err != nil {
 		return page{}, err
 	}
-	end, err := unixParam(r, "end_time", false)
+	end, err := param(r, endName, false)
 	if err != nil {
 		return page{}, err
 	}
-	width := r.URL.Query().Get("bucket_width")
+	q := r.URL.Query()
+	width := q.Get("bucket_width")
 	if width == "" {
 		width = "1d"
 	}
-	return bucketPage(start, end, width, widths, r.URL.Query().Get("limit"), r.URL.Query().Get("page"))
+	return bucketPage(start, end, width, widths, q.Get("limit"), q.Get("page"))
 }
 
-func openaiEnvelope(data []map[string]any, p page) map[string]any {
+// envelope is a page of report buckets as the vendor wraps it: has_more and
+// next_page, and OpenAI's object "page".
+func envelope(data []map[string]any, p page, object bool) map[string]any {
 	var next any
 	if p.next != "" {
 		next = p.next
 	}
-	return map[string]any{"object": "page", "data": data, "has_more": p.next != "", "next_page": next}
+	out := map[string]any{"data": data, "has_more": p.next != "", "next_page": next}
+	if object {
+		out["object"] = "page"
+	}
+	return out
+}
+
+// usageIn is usageByModel over [from, to), or all models summed under ""
+// when the report is not grouped by model.
+func (s *Server) usageIn(from, to time.Time, byModel bool) map[string]*usageTotals {
+	usage := s.usageByModel(from, to)
+	if byModel || len(usage) == 0 {
+		return usage
+	}
+	all := &usageTotals{}
+	for _, u := range usage {
+		all.requests += u.requests
+		all.input, all.cacheRead, all.cacheWrite, all.output = all.input+u.input, all.cacheRead+u.cacheRead, all.cacheWrite+u.cacheWrite, all.output+u.output
+	}
+	return map[string]*usageTotals{"": all}
+}
+
+// modelOrNull is a model's name, or JSON null for "" (not grouped by model).
+func modelOrNull(m string) any {
+	if m == "" {
+		return nil
+	}
+	return m
 }
 
 // openaiUsage is GET /v1/organization/usage/completions.
 func (s *Server) openaiUsage(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.openaiPage(r, usageWidths)
+	p, err := reportPage(r, "start_time", "end_time", unixParam, usageWidths)
 	if err != nil {
 		return err
 	}
@@ -237,37 +270,25 @@ func (s *Server) openaiUsage(w http.ResponseWriter, r *http.Request) error {
 	data := []map[string]any{}
 	for _, b := range p.starts {
 		results := []map[string]any{}
-		usage := s.usageByModel(b, b.Add(p.width))
-		if !byModel && len(usage) > 0 {
-			all := &usageTotals{}
-			for _, u := range usage {
-				all.requests += u.requests
-				all.input, all.cacheRead, all.output = all.input+u.input, all.cacheRead+u.cacheRead, all.output+u.output
-			}
-			usage = map[string]*usageTotals{"": all}
-		}
+		usage := s.usageIn(b, b.Add(p.width), byModel)
 		for _, m := range slices.Sorted(maps.Keys(usage)) {
 			u := usage[m]
-			var model any
-			if m != "" {
-				model = m
-			}
 			results = append(results, map[string]any{
 				"object": "organization.usage.completions.result", "input_tokens": u.input + u.cacheRead,
 				"output_tokens": u.output, "input_cached_tokens": u.cacheRead, "input_audio_tokens": 0, "output_audio_tokens": 0,
-				"num_model_requests": u.requests, "project_id": nil, "user_id": nil, "api_key_id": nil, "model": model, "batch": nil,
+				"num_model_requests": u.requests, "project_id": nil, "user_id": nil, "api_key_id": nil, "model": modelOrNull(m), "batch": nil,
 			})
 		}
 		data = append(data, map[string]any{"object": "bucket", "start_time": b.Unix(), "end_time": b.Add(p.width).Unix(), "results": results})
 	}
-	writeJSON(w, http.StatusOK, openaiEnvelope(data, p))
+	writeJSON(w, http.StatusOK, envelope(data, p, true))
 	return nil
 }
 
 // openaiCosts is GET /v1/organization/costs: by line item, "<model>,
 // input" (cached input included) and "<model>, output", when grouped so.
 func (s *Server) openaiCosts(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.openaiPage(r, openaiCosts)
+	p, err := reportPage(r, "start_time", "end_time", unixParam, openaiCosts)
 	if err != nil {
 		return err
 	}
@@ -293,39 +314,15 @@ func (s *Server) openaiCosts(w http.ResponseWriter, r *http.Request) error {
 		}
 		data = append(data, map[string]any{"object": "bucket", "start_time": b.Unix(), "end_time": b.Add(p.width).Unix(), "results": results})
 	}
-	writeJSON(w, http.StatusOK, openaiEnvelope(data, p))
+	writeJSON(w, http.StatusOK, envelope(data, p, true))
 	return nil
-}
-
-func (s *Server) anthropicPage(r *http.Request, widths map[string][2]int) (page, error) {
-	start, err := rfc3339Param(r, "starting_at", true)
-	if err != nil {
-		return page{}, err
-	}
-	end, err := rfc3339Param(r, "ending_at", false)
-	if err != nil {
-		return page{}, err
-	}
-	width := r.URL.Query().Get("bucket_width")
-	if width == "" {
-		width = "1d"
-	}
-	return bucketPage(start, end, width, widths, r.URL.Query().Get("limit"), r.URL.Query().Get("page"))
-}
-
-func anthropicEnvelope(data []map[string]any, p page) map[string]any {
-	var next any
-	if p.next != "" {
-		next = p.next
-	}
-	return map[string]any{"data": data, "has_more": p.next != "", "next_page": next}
 }
 
 // anthropicUsage is GET /v1/organizations/usage_report/messages. The fakes
 // write no cache entries with a one-hour life: every cache write is a
 // five-minute one.
 func (s *Server) anthropicUsage(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.anthropicPage(r, usageWidths)
+	p, err := reportPage(r, "starting_at", "ending_at", rfc3339Param, usageWidths)
 	if err != nil {
 		return err
 	}
@@ -333,30 +330,19 @@ func (s *Server) anthropicUsage(w http.ResponseWriter, r *http.Request) error {
 	data := []map[string]any{}
 	for _, b := range p.starts {
 		results := []map[string]any{}
-		usage := s.usageByModel(b, b.Add(p.width))
-		if !byModel && len(usage) > 0 {
-			all := &usageTotals{}
-			for _, u := range usage {
-				all.input, all.cacheRead, all.cacheWrite, all.output = all.input+u.input, all.cacheRead+u.cacheRead, all.cacheWrite+u.cacheWrite, all.output+u.output
-			}
-			usage = map[string]*usageTotals{"": all}
-		}
+		usage := s.usageIn(b, b.Add(p.width), byModel)
 		for _, m := range slices.Sorted(maps.Keys(usage)) {
 			u := usage[m]
-			var model any
-			if m != "" {
-				model = m
-			}
 			results = append(results, map[string]any{
 				"uncached_input_tokens": u.input, "cache_read_input_tokens": u.cacheRead, "output_tokens": u.output,
 				"cache_creation":  map[string]any{"ephemeral_5m_input_tokens": u.cacheWrite, "ephemeral_1h_input_tokens": 0},
 				"server_tool_use": map[string]any{"web_search_requests": 0},
-				"api_key_id":      nil, "workspace_id": nil, "model": model, "service_tier": nil, "context_window": nil,
+				"api_key_id":      nil, "workspace_id": nil, "model": modelOrNull(m), "service_tier": nil, "context_window": nil,
 			})
 		}
 		data = append(data, map[string]any{"starting_at": b.Format(time.RFC3339), "ending_at": b.Add(p.width).Format(time.RFC3339), "results": results})
 	}
-	writeJSON(w, http.StatusOK, anthropicEnvelope(data, p))
+	writeJSON(w, http.StatusOK, envelope(data, p, false))
 	return nil
 }
 
@@ -364,7 +350,7 @@ func (s *Server) anthropicUsage(w http.ResponseWriter, r *http.Request) error {
 // as decimal strings; grouped by description, one item per model and kind
 // of token.
 func (s *Server) anthropicCosts(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.anthropicPage(r, claudeCosts)
+	p, err := reportPage(r, "starting_at", "ending_at", rfc3339Param, claudeCosts)
 	if err != nil {
 		return err
 	}
@@ -408,7 +394,7 @@ func (s *Server) anthropicCosts(w http.ResponseWriter, r *http.Request) error {
 		}
 		data = append(data, map[string]any{"starting_at": b.Format(time.RFC3339), "ending_at": b.Add(p.width).Format(time.RFC3339), "results": results})
 	}
-	writeJSON(w, http.StatusOK, anthropicEnvelope(data, p))
+	writeJSON(w, http.StatusOK, envelope(data, p, false))
 	return nil
 }
 

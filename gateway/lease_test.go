@@ -142,14 +142,7 @@ func TestHeartbeatHoldsALongRequestsKey(t *testing.T) {
 		})
 		require.NoError(t, err)
 		t.Cleanup(g.Close)
-		ask := func() *httptest.ResponseRecorder {
-			req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"Capital of France?"}]}`))
-			req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
-			req.Header.Set("Idempotency-Key", "long-one")
-			rec := httptest.NewRecorder()
-			g.Handler.ServeHTTP(rec, req)
-			return rec
-		}
+		ask := func() *httptest.ResponseRecorder { return askWithKey(g, "long-one") }
 		var first, second *httptest.ResponseRecorder
 		var wg sync.WaitGroup
 		wg.Go(func() { first = ask() })
@@ -177,14 +170,7 @@ func TestResponseTooLargeIsNotReplayed(t *testing.T) {
 		})
 		require.NoError(t, err)
 		t.Cleanup(g.Close)
-		ask := func() *httptest.ResponseRecorder {
-			req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"Capital of France?"}]}`))
-			req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
-			req.Header.Set("Idempotency-Key", "big-one")
-			rec := httptest.NewRecorder()
-			g.Handler.ServeHTTP(rec, req)
-			return rec
-		}
+		ask := func() *httptest.ResponseRecorder { return askWithKey(g, "big-one") }
 		first := ask()
 		require.Equal(t, http.StatusOK, first.Code)
 		assert.Greater(t, first.Body.Len(), 256)
@@ -194,4 +180,15 @@ func TestResponseTooLargeIsNotReplayed(t *testing.T) {
 		assert.Contains(t, second.Body.String(), fmt.Sprintf("(%d bytes)", first.Body.Len()))
 		assert.Len(t, g.Fakes["openai"].Journal(), 1, "not run again")
 	})
+}
+
+// askWithKey sends a chat request with an Idempotency-Key through g's HTTP
+// front, in process.
+func askWithKey(g *gatewaytest.Gateway, key string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"Capital of France?"}]}`))
+	req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+	req.Header.Set("Idempotency-Key", key)
+	rec := httptest.NewRecorder()
+	g.Handler.ServeHTTP(rec, req)
+	return rec
 }

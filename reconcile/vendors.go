@@ -180,11 +180,7 @@ func (o *OpenAI) Bill(ctx context.Context, from, to time.Time) (Bill, error) {
 					}
 				}
 			}
-			next := ""
-			if p.NextPage != nil {
-				next = *p.NextPage
-			}
-			return next, p.HasMore, nil
+			return deref(p.NextPage), p.HasMore, nil
 		})
 	}
 	err := read("/v1/organization/usage/completions", "model", 31, func(day time.Time, r openaiResult) error {
@@ -291,11 +287,7 @@ func (a *Anthropic) Bill(ctx context.Context, from, to time.Time) (Bill, error) 
 					}
 				}
 			}
-			next := ""
-			if p.NextPage != nil {
-				next = *p.NextPage
-			}
-			return next, p.HasMore, nil
+			return deref(p.NextPage), p.HasMore, nil
 		})
 	}
 	err := read("/v1/organizations/usage_report/messages", "model", func(day time.Time, r *anthropicResult) error {
