@@ -210,11 +210,15 @@ func runUntilReady(t *testing.T, line string, args []string) {
 		path = "/readyz"
 	}
 	for _, a := range addrs {
-		resp, err := http.Get(a + path)
-		require.NoError(t, err, "%s: %s%s", line, a, path)
+		url := a + path
+		if strings.HasSuffix(a, "/metrics") {
+			url = a // serve's metrics, on their own listener
+		}
+		resp, err := http.Get(url)
+		require.NoError(t, err, "%s: %s", line, url)
 		_ = resp.Body.Close()
 		if serve {
-			require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s%s", line, a, path)
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", line, url)
 		}
 	}
 	cancel()
