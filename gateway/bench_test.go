@@ -206,3 +206,39 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
 	report("loaded-", loaded)
 	report("seq-", seq)
 }
+
+// BenchmarkHandlerInMemory is one chat request through the HTTP front to an
+// in-memory fake, one at a time, with the ledger's async writer over the
+// memory store: the gateway's own CPU and allocations per request, for
+// profiling (-benchmem, -cpuprofile, -memprofile).
+//
+//	go test -run '^$' -bench HandlerInMemory -benchmem ./gateway/
+func BenchmarkHandlerInMemory(b *testing.B) {
+	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := gatewaytest.New(gatewaytest.Config{Ledger: w,
+		Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
+			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	body := []byte(`{"model":"chat","messages":[{"role":"user","content":"What is the capital of France? One word."}]}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		req := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+		rec := httptest.NewRecorder()
+		g.Handler.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	b.StopTimer()
+	_ = w.Close(context.Background())
+}

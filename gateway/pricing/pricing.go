@@ -84,12 +84,23 @@ func or(r *Rate, def Rate) decimal.Decimal {
 // prompt is over it).
 func (p Price) Cost(u llm.Usage) decimal.Decimal {
 	p = p.At(u.Prompt())
-	sum := p.Input.Mul(decimal.NewFromInt(u.Input)).
-		Add(p.Output.Mul(decimal.NewFromInt(u.Output))).
-		Add(p.ReasoningRate().Mul(decimal.NewFromInt(u.Reasoning))).
-		Add(p.CacheReadRate().Mul(decimal.NewFromInt(u.CacheRead))).
-		Add(p.CacheWriteRate().Mul(decimal.NewFromInt(u.CacheWrite))).
-		Add(p.CacheWrite1hRate().Mul(decimal.NewFromInt(u.CacheWrite1h)))
+	terms := [...]struct {
+		rate   decimal.Decimal
+		tokens int64
+	}{
+		{p.Input.Decimal, u.Input},
+		{p.Output.Decimal, u.Output},
+		{p.ReasoningRate(), u.Reasoning},
+		{p.CacheReadRate(), u.CacheRead},
+		{p.CacheWriteRate(), u.CacheWrite},
+		{p.CacheWrite1hRate(), u.CacheWrite1h},
+	}
+	sum := decimal.Zero
+	for _, t := range terms {
+		if t.tokens != 0 { // most calls have no reasoning or cache tokens: no work, no allocation
+			sum = sum.Add(t.rate.Mul(decimal.NewFromInt(t.tokens)))
+		}
+	}
 	return sum.Shift(-6) // per million: the decimal point moves, nothing is rounded
 }
 
