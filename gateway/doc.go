@@ -9,11 +9,14 @@
 //	  Idempotency-Key          idempotency_handler.go  replay, wait for the first, or 422 (stores: idempotency*.go)
 //	    Complete / Stream      gateway.go, stream.go
 //	      admit                budget.go      route check, worst-case budget reservation (budget_postgres.go)
-//	        run                retry.go       one loop: targets in order (failover), attempts on each (retry)
+//	        run                retry.go       one loop: targets in order (failover), attempts on each (retry),
+//	                                          timeouts (first token, idle, whole call), context-length fallbacks
 //	          cool-down        retry.go       a target that answered 429 is skipped until its Retry-After
 //	          breaker Allow    breaker.go     one gobreaker two-step breaker per provider (or provider+model)
 //	            adapter call   providers/     the vendor's wire format
 //	          meter            meter.go       every attempt and every rejection: one ledger row
+//	      Stream.Next          stream.go      idle timeout; a stream that dies mid-way continues on a
+//	                                          target that continues a prefill (Anthropic)
 //	      settle               budget.go      the reservation becomes the actual cost
 //
 // Idempotency is HTTP middleware, not a wrapper of Complete: it needs the
