@@ -11,9 +11,12 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
@@ -59,8 +62,13 @@ func BenchmarkOverhead(b *testing.B) {
 				x.budgetStore = gateway.NewMemoryBudgets()
 			}
 			if v.postgres {
-				pool := pgtest.NewPool(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
-				st = ledger.NewPostgresStore(pool)
+				url := pgtest.New(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+				st = ledger.NewPostgresStore(pgtest.Pool(b, url))
+				// Keys and budgets on a pool of their own, whose round trips are
+				// counted: they are the ones a request waits for (the ledger's
+				// writer inserts in batches, off the request path).
+				x.trips = &roundTrips{}
+				pool := countedPool(b, url, x.trips)
 				if v.idem {
 					x.idem = gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
 				}
@@ -79,6 +87,38 @@ type overheadExtras struct {
 	idem        gateway.IdempotencyStore
 	budgets     map[string]gateway.Budget
 	budgetStore gateway.BudgetStore
+	trips       *roundTrips // nil: keys and budgets are not in Postgres
+}
+
+// roundTrips counts the statements and batches sent to Postgres: one round
+// trip each (a pipelined batch is one).
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// countedPool is a pool on url whose round trips r counts.
+func countedPool(b *testing.B, url string, r *roundTrips) *pgxpool.Pool {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = r
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	return pool
 }
 
 const (
@@ -158,6 +198,10 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
 	}
 
 	// Loaded: open loop, request i due at start + i/rate, each on its own goroutine.
+	var tripsBefore int64
+	if x.trips != nil {
+		tripsBefore = x.trips.n.Load()
+	}
 	loaded := make([][]time.Duration, len(paths))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -175,6 +219,10 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	if x.trips != nil {
+		// Requests to the gateway are every third of the loaded run.
+		b.ReportMetric(float64(x.trips.n.Load()-tripsBefore)/float64(overheadLoaded/len(paths)), "pg-roundtrips/req")
+	}
 	if err := w.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
