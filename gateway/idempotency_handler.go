@@ -77,6 +77,11 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, st
 	stopHeartbeat := h.heartbeat(ctx, lease, req.ID)
 	cw := &captureWriter{ResponseWriter: w, limit: lease.MaxBody}
 	release := func(outcome string) {
+		if cw.status != 0 {
+			// The client has its answer before the store's round trip, not
+			// after it: a duplicate meanwhile waits on the lease and replays.
+			_ = http.NewResponseController(cw).Flush()
+		}
 		stopHeartbeat()
 		keep := outcome == "ok" || outcome == "client_error"
 		var err error

@@ -357,9 +357,15 @@ func (e apiError) event() []byte {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(v); err != nil {
+	body, err := json.Marshal(v)
+	if err != nil {
 		slog.Debug("gateway: write response", "error", err)
 	}
+	body = append(body, '\n')
+	// A length, not chunks: the answer is whole when its last byte is
+	// flushed, before the handler's bookkeeping after it.
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
