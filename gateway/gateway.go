@@ -235,12 +235,14 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	defer func() { g.settle(resv, spent) }()
 	err = g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		limit := g.retry.timeouts(t).AttemptTimeout
-		actx, cancel := context.WithTimeoutCause(ctx, limit, timeoutErr(t, "attempt_timeout", limit))
+		actx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
 		rec := attemptRecord{target: t, n: n, started: g.now(), call: call}
 		resp, err := g.providers[t.Provider].Complete(actx, call)
 		if err != nil && actx.Err() != nil && ctx.Err() == nil {
-			err = fmt.Errorf("%w: %w", context.Cause(actx), err) // its own timeout, not the client's or the deadline
+			// Its own timeout, not the client's or the deadline: named, as
+			// the error is built only when it happens.
+			err = fmt.Errorf("%w: %w", timeoutErr(t, "attempt_timeout", limit), err)
 		}
 		done(ctx, err)
 		rec.err = err

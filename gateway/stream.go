@@ -37,8 +37,10 @@ type Stream struct {
 	resv   *reservation    // settled when the stream ends
 	before decimal.Decimal // cost of the attempts before this one
 
-	text    strings.Builder // the answer sent so far, for a continuation
-	spliced bool            // carried on to a continuing target once
+	keepText  bool            // a target after this one can continue it
+	text      strings.Builder // the answer sent so far, for a continuation
+	spliced   bool            // carried on to a continuing target once
+	idleTimer *time.Timer     // cuts the upstream call after idle without a chunk
 
 	once sync.Once
 	cost decimal.Decimal
@@ -63,8 +65,7 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 		// chunks (Next).
 		limits := g.retry.timeouts(t)
 		sctx, cancel := context.WithCancelCause(client)
-		late := timeoutErr(t, "first_token_timeout", limits.FirstTokenTimeout)
-		timer := time.AfterFunc(limits.FirstTokenTimeout, func() { cancel(late) })
+		timer := time.AfterFunc(limits.FirstTokenTimeout, func() { cancel(timeoutErr(t, "first_token_timeout", limits.FirstTokenTimeout)) })
 		started := g.now()
 		up, err := g.providers[t.Provider].Stream(sctx, call)
 		if err != nil {
@@ -75,8 +76,9 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 			spent = spent.Add(g.meter(ctx, req, attemptRecord{target: t, n: n, started: started, call: call, err: err}))
 			return err
 		}
+		_, continuable := g.continuation(req.Route, t)
 		s := &Stream{g: g, ctx: client, sctx: sctx, cancel: cancel, req: req, call: call, target: t, n: n, started: started, up: up, done: done,
-			resv: resv, before: spent, idle: limits.IdleTimeout}
+			resv: resv, before: spent, idle: limits.IdleTimeout, keepText: continuable}
 		c, err := up.Next()
 		timer.Stop()
 		if err != nil {
@@ -110,13 +112,19 @@ func (s *Stream) Next() (llm.Chunk, error) {
 	if s.first != nil {
 		c := *s.first
 		s.first = nil
-		s.text.WriteString(c.Content)
+		s.keep(c)
 		return c, nil
 	}
-	stalled := timeoutErr(s.target, "idle_timeout", s.idle)
-	timer := time.AfterFunc(s.idle, func() { s.cancel(stalled) })
+	if s.idleTimer == nil {
+		// One timer for the upstream call, re-armed for each chunk; it
+		// names the timeout only when it fires.
+		cancel, target, idle := s.cancel, s.target, s.idle
+		s.idleTimer = time.AfterFunc(idle, func() { cancel(timeoutErr(target, "idle_timeout", idle)) })
+	} else {
+		s.idleTimer.Reset(s.idle)
+	}
 	c, err := s.up.Next()
-	timer.Stop()
+	s.idleTimer.Stop()
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = timeoutCause(s.sctx, s.ctx, err)
 	}
@@ -135,8 +143,16 @@ func (s *Stream) Next() (llm.Chunk, error) {
 	case c.Final:
 		s.finish(nil)
 	}
-	s.text.WriteString(c.Content)
+	s.keep(c)
 	return c, err
+}
+
+// keep adds a chunk sent to the client to the text a continuation starts
+// from, where one is possible.
+func (s *Stream) keep(c llm.Chunk) {
+	if s.keepText {
+		s.text.WriteString(c.Content)
+	}
 }
 
 // continueOnNext carries a stream that failed mid-way (a server or
@@ -179,8 +195,7 @@ func (s *Stream) continueOnNext(err error) (spliced bool, ended error) {
 	call.Messages = append(slices.Clone(s.call.Messages), llm.Message{Role: "assistant", Content: s.text.String()})
 	limits := s.g.retry.timeouts(t)
 	sctx, cancel := context.WithCancelCause(s.ctx)
-	late := timeoutErr(t, "first_token_timeout", limits.FirstTokenTimeout)
-	timer := time.AfterFunc(limits.FirstTokenTimeout, func() { cancel(late) })
+	timer := time.AfterFunc(limits.FirstTokenTimeout, func() { cancel(timeoutErr(t, "first_token_timeout", limits.FirstTokenTimeout)) })
 	started, n := s.g.now(), s.n+1
 	up, cerr := s.g.providers[t.Provider].Stream(sctx, &call)
 	var c llm.Chunk
@@ -205,7 +220,7 @@ func (s *Stream) continueOnNext(err error) (spliced bool, ended error) {
 		return false, fmt.Errorf("%w (continuing on %s failed too: %v)", err, t, cerr)
 	}
 	s.up, s.target, s.n, s.started, s.call, s.done = up, t, n, started, &call, done
-	s.sctx, s.cancel, s.idle, s.spliced = sctx, cancel, limits.IdleTimeout, true
+	s.sctx, s.cancel, s.idle, s.spliced, s.idleTimer = sctx, cancel, limits.IdleTimeout, true, nil // the next Next arms a timer for the new call
 	if c.Final {
 		s.finish(nil)
 	}
