@@ -223,18 +223,30 @@ func reportPage(r *http.Request, startName, endName string, param func(*http.Req
 	return bucketPage(start, end, width, widths, q.Get("limit"), q.Get("page"))
 }
 
-// envelope is a page of report buckets as the vendor wraps it: has_more and
-// next_page, and OpenAI's object "page".
-func envelope(data []map[string]any, p page, object bool) map[string]any {
+// writeBuckets answers a page of report buckets as the vendor does: each
+// bucket's results (from results), its bounds (Unix seconds and object
+// "bucket" for OpenAI, RFC 3339 for Anthropic), then has_more, next_page
+// and OpenAI's object "page".
+func writeBuckets(w http.ResponseWriter, p page, openai bool, results func(from, to time.Time) []map[string]any) error {
+	data := []map[string]any{}
+	for _, from := range p.starts {
+		to := from.Add(p.width)
+		b := map[string]any{"starting_at": from.Format(time.RFC3339), "ending_at": to.Format(time.RFC3339), "results": results(from, to)}
+		if openai {
+			b = map[string]any{"object": "bucket", "start_time": from.Unix(), "end_time": to.Unix(), "results": b["results"]}
+		}
+		data = append(data, b)
+	}
 	var next any
 	if p.next != "" {
 		next = p.next
 	}
 	out := map[string]any{"data": data, "has_more": p.next != "", "next_page": next}
-	if object {
+	if openai {
 		out["object"] = "page"
 	}
-	return out
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // usageIn is usageByModel over [from, to), or all models summed under ""
@@ -267,10 +279,9 @@ func (s *Server) openaiUsage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	byModel := groupedBy(r, "model")
-	data := []map[string]any{}
-	for _, b := range p.starts {
+	return writeBuckets(w, p, true, func(from, to time.Time) []map[string]any {
 		results := []map[string]any{}
-		usage := s.usageIn(b, b.Add(p.width), byModel)
+		usage := s.usageIn(from, to, byModel)
 		for _, m := range slices.Sorted(maps.Keys(usage)) {
 			u := usage[m]
 			results = append(results, map[string]any{
@@ -279,10 +290,8 @@ func (s *Server) openaiUsage(w http.ResponseWriter, r *http.Request) error {
 				"num_model_requests": u.requests, "project_id": nil, "user_id": nil, "api_key_id": nil, "model": modelOrNull(m), "batch": nil,
 			})
 		}
-		data = append(data, map[string]any{"object": "bucket", "start_time": b.Unix(), "end_time": b.Add(p.width).Unix(), "results": results})
-	}
-	writeJSON(w, http.StatusOK, envelope(data, p, true))
-	return nil
+		return results
+	})
 }
 
 // openaiCosts is GET /v1/organization/costs: by line item, "<model>,
@@ -293,14 +302,13 @@ func (s *Server) openaiCosts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	byItem := groupedBy(r, "line_item")
-	data := []map[string]any{}
-	for _, b := range p.starts {
+	result := func(item any, amount decimal.Decimal) map[string]any {
+		return map[string]any{"object": "organization.costs.result", "amount": map[string]any{"value": money(amount), "currency": "usd"},
+			"line_item": item, "project_id": nil}
+	}
+	return writeBuckets(w, p, true, func(from, to time.Time) []map[string]any {
 		results := []map[string]any{}
-		usage := s.usageByModel(b, b.Add(p.width))
-		result := func(item any, amount decimal.Decimal) map[string]any {
-			return map[string]any{"object": "organization.costs.result", "amount": map[string]any{"value": money(amount), "currency": "usd"},
-				"line_item": item, "project_id": nil}
-		}
+		usage := s.usageByModel(from, to)
 		total := decimal.Zero
 		for _, m := range slices.Sorted(maps.Keys(usage)) {
 			c := usage[m].charge
@@ -312,10 +320,8 @@ func (s *Server) openaiCosts(w http.ResponseWriter, r *http.Request) error {
 		if !byItem && len(usage) > 0 {
 			results = append(results, result(nil, total))
 		}
-		data = append(data, map[string]any{"object": "bucket", "start_time": b.Unix(), "end_time": b.Add(p.width).Unix(), "results": results})
-	}
-	writeJSON(w, http.StatusOK, envelope(data, p, true))
-	return nil
+		return results
+	})
 }
 
 // anthropicUsage is GET /v1/organizations/usage_report/messages. The fakes
@@ -327,10 +333,9 @@ func (s *Server) anthropicUsage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	byModel := groupedBy(r, "model")
-	data := []map[string]any{}
-	for _, b := range p.starts {
+	return writeBuckets(w, p, false, func(from, to time.Time) []map[string]any {
 		results := []map[string]any{}
-		usage := s.usageIn(b, b.Add(p.width), byModel)
+		usage := s.usageIn(from, to, byModel)
 		for _, m := range slices.Sorted(maps.Keys(usage)) {
 			u := usage[m]
 			results = append(results, map[string]any{
@@ -340,10 +345,8 @@ func (s *Server) anthropicUsage(w http.ResponseWriter, r *http.Request) error {
 				"api_key_id":      nil, "workspace_id": nil, "model": modelOrNull(m), "service_tier": nil, "context_window": nil,
 			})
 		}
-		data = append(data, map[string]any{"starting_at": b.Format(time.RFC3339), "ending_at": b.Add(p.width).Format(time.RFC3339), "results": results})
-	}
-	writeJSON(w, http.StatusOK, envelope(data, p, false))
-	return nil
+		return results
+	})
 }
 
 // anthropicCosts is GET /v1/organizations/cost_report: amounts in cents,
@@ -355,19 +358,18 @@ func (s *Server) anthropicCosts(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	byDescription := groupedBy(r, "description")
-	data := []map[string]any{}
-	for _, b := range p.starts {
-		results := []map[string]any{}
-		usage := s.usageByModel(b, b.Add(p.width))
-		item := func(model, tokenType, what string, usd decimal.Decimal) map[string]any {
-			res := map[string]any{"currency": "USD", "amount": usd.Shift(2).String(), "workspace_id": nil,
-				"description": nil, "cost_type": nil, "context_window": nil, "model": nil, "service_tier": nil, "token_type": nil}
-			if model != "" {
-				res["description"], res["cost_type"], res["model"], res["service_tier"], res["token_type"] =
-					model+" Usage - "+what, "tokens", model, "standard", tokenType
-			}
-			return res
+	item := func(model, tokenType, what string, usd decimal.Decimal) map[string]any {
+		res := map[string]any{"currency": "USD", "amount": usd.Shift(2).String(), "workspace_id": nil,
+			"description": nil, "cost_type": nil, "context_window": nil, "model": nil, "service_tier": nil, "token_type": nil}
+		if model != "" {
+			res["description"], res["cost_type"], res["model"], res["service_tier"], res["token_type"] =
+				model+" Usage - "+what, "tokens", model, "standard", tokenType
 		}
+		return res
+	}
+	return writeBuckets(w, p, false, func(from, to time.Time) []map[string]any {
+		results := []map[string]any{}
+		usage := s.usageByModel(from, to)
 		total := decimal.Zero
 		for _, m := range slices.Sorted(maps.Keys(usage)) {
 			c := usage[m].charge
@@ -392,10 +394,8 @@ func (s *Server) anthropicCosts(w http.ResponseWriter, r *http.Request) error {
 		if !byDescription && len(usage) > 0 {
 			results = append(results, item("", "", "", total))
 		}
-		data = append(data, map[string]any{"starting_at": b.Format(time.RFC3339), "ending_at": b.Add(p.width).Format(time.RFC3339), "results": results})
-	}
-	writeJSON(w, http.StatusOK, envelope(data, p, false))
-	return nil
+		return results
+	})
 }
 
 // BillingExport writes what the fake billed in [from, to) as a Cloud

@@ -1,12 +1,10 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -27,24 +25,6 @@ type vendorSays struct {
 
 func (p vendorSays) Complete(context.Context, *llm.Request) (*llm.Response, error) { return nil, p.err }
 
-// lockedBuffer is a log sink the gateway's goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestTenantsGetTheGatewaysWordsNotTheVendors: a vendor's error message
 // (which may quote a key, masked or not) never reaches a tenant: the
 // answer says the provider, class, status and vendor error type in the
@@ -60,7 +40,7 @@ func TestTenantsGetTheGatewaysWordsNotTheVendors(t *testing.T) {
 		{401, "invalid_api_key", "Incorrect API key provided: sk-proj-ab12********************wxyz. You can find your API key at https://platform.openai.com/account/api-keys.", "HTTP 401 invalid_api_key"},
 		{400, "invalid_request_error", "Invalid value for 'model' with key=AIzaSyD-secret-value-1234567890 and Bearer abcdefghijklmnop", "HTTP 400 invalid_request_error"},
 	} {
-		logs := &lockedBuffer{}
+		logs := &gatewaytest.LogBuffer{}
 		vendorErr := &llm.ProviderError{Provider: "openai", Class: llm.ClassClient, Status: c.status, Type: c.typ, Message: c.msg}
 		g, err := gatewaytest.New(gatewaytest.Config{
 			Fakes:   map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Models: map[string]fakeprovider.Model{"gpt-4o-mini": {}}}},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway/gatewaytest"
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
@@ -115,7 +114,7 @@ tenants:
 	t.Setenv("SERVE_TEST_TENANT_KEY", "tenant-key")
 	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 
-	var logs lockedBuffer
+	var logs gatewaytest.LogBuffer
 	srv := startServe(t, []string{"serve", "--config", cfg, "--database-url", dbURL, "--spool-dir", filepath.Join(dir, "spool"), "--drain-timeout", "2s"}, &logs)
 	client := openai.NewClient(option.WithBaseURL(srv.addr+"/v1"), option.WithAPIKey("tenant-key"), option.WithMaxRetries(0))
 
@@ -156,25 +155,6 @@ tenants:
 	assert.Positive(t, output, "the partial answer is metered")
 	assert.Less(t, output, int64(1000))
 	assert.NotContains(t, logs.String(), "ledger refused", "an attempt was recorded after the writer closed")
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader on
-// different goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // serving is `brownout serve` running in the background of a test.
