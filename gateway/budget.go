@@ -47,6 +47,7 @@ type reservation struct {
 	amount decimal.Decimal
 	input  int64 // the prompt's worst-case tokens
 	limit  decimal.Decimal
+	every  time.Duration // the budget's window
 }
 
 // extend reserves the worst case of one more attempt of req on t before it
@@ -74,9 +75,25 @@ func (g *Gateway) extend(ctx context.Context, r *reservation, req *Request, t Ta
 }
 
 // admit mints the request's id if it has none, checks the route and
-// reserves the request's worst case on its tenant's budget; a refusal is
-// metered as a rejection at zero cost.
+// reserves the request's worst case on its tenant's budget (hold, then
+// take); a refusal is metered as a rejection at zero cost.
 func (g *Gateway) admit(ctx context.Context, req *Request) (*reservation, error) {
+	resv, err := g.hold(req)
+	if err != nil {
+		return nil, err
+	}
+	return resv, g.take(ctx, req, resv)
+}
+
+// hold mints the request's id if it has none, checks the route, and works
+// out the reservation of req's first attempt without taking it (take, or
+// a store that takes it with the Idempotency-Key's claim): the worst-case
+// cost on its tenant's budget (each attempt after it is reserved by extend
+// before it is made). A request with no max_tokens gets
+// DefaultBudgetMaxTokens, so the worst case is bounded: input at most one
+// token per byte plus 8 per message, priced by pricing.Price.WorstCase on
+// the route's dearest target. nil when the tenant has no budget.
+func (g *Gateway) hold(req *Request) (*reservation, error) {
 	if req.ID == "" {
 		req.ID = NewRequestID()
 	}
@@ -84,20 +101,6 @@ func (g *Gateway) admit(ctx context.Context, req *Request) (*reservation, error)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
 	}
-	resv, err := g.reserve(ctx, req)
-	if errors.Is(err, ErrBudgetExceeded) {
-		g.reject(req, targets[0], 1, ledger.OutcomeRejectedBudget, err.Error())
-	}
-	return resv, err
-}
-
-// reserve holds the worst-case cost of req's first attempt on its tenant's
-// budget (each attempt after it is reserved by extend before it is made). A
-// request with no max_tokens gets DefaultBudgetMaxTokens, so the worst
-// case is bounded: input at most one token per byte plus 8 per message,
-// priced by pricing.Price.WorstCase on the route's dearest target. nil
-// when the tenant has no budget.
-func (g *Gateway) reserve(ctx context.Context, req *Request) (*reservation, error) {
 	b, ok := g.budgets[req.Tenant]
 	if !ok {
 		return nil, nil
@@ -110,24 +113,40 @@ func (g *Gateway) reserve(ctx context.Context, req *Request) (*reservation, erro
 		input += int64(len(m.Content)) + 8
 	}
 	worst := decimal.Zero
-	for _, t := range g.routes[req.Route] {
+	for _, t := range targets {
 		p, err := g.prices.Lookup(t.Provider, t.Model)
 		if err != nil {
 			return nil, err
 		}
 		worst = decimal.Max(worst, p.WorstCase(input, int64(req.LLM.MaxTokens)))
 	}
-	worst = worst.RoundUp(ledger.CostScale)
-	window := g.now().UTC().Truncate(b.Window)
-	ok, err := g.budgetStore.Reserve(ctx, req.Tenant, window, worst, b.Limit)
+	return &reservation{tenant: req.Tenant, window: g.now().UTC().Truncate(b.Window), amount: worst.RoundUp(ledger.CostScale),
+		input: input, limit: b.Limit, every: b.Window}, nil
+}
+
+// take takes the reservation hold worked out (nil: nothing to take) on its
+// tenant's budget.
+func (g *Gateway) take(ctx context.Context, req *Request, r *reservation) error {
+	if r == nil {
+		return nil
+	}
+	ok, err := g.budgetStore.Reserve(ctx, r.tenant, r.window, r.amount, r.limit)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: budget: %w", err)
+		return fmt.Errorf("gateway: budget: %w", err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: tenant %s cannot cover this request's worst case of $%s within its $%s per %s",
-			ErrBudgetExceeded, req.Tenant, worst, b.Limit, b.Window)
+		return g.refuse(req, r)
 	}
-	return &reservation{tenant: req.Tenant, window: window, amount: worst, input: input, limit: b.Limit}, nil
+	return nil
+}
+
+// refuse meters req's refusal by its tenant's budget, as a rejection at
+// zero cost, and returns the error the client gets.
+func (g *Gateway) refuse(req *Request, r *reservation) error {
+	err := fmt.Errorf("%w: tenant %s cannot cover this request's worst case of $%s within its $%s per %s",
+		ErrBudgetExceeded, r.tenant, r.amount, r.limit, r.every)
+	g.reject(req, g.routes[req.Route][0], 1, ledger.OutcomeRejectedBudget, err.Error())
+	return err
 }
 
 // settle replaces a reservation with what the request really cost.

@@ -11,12 +11,31 @@ import (
 // PostgresBudgets is a BudgetStore in Postgres (the table of the ledger's
 // migration 0003). The reservation is one conditional UPDATE, which row
 // locking makes atomic across connections and processes.
-type PostgresBudgets struct{ pool *pgxpool.Pool }
+type PostgresBudgets struct {
+	pool   *pgxpool.Pool
+	behind *WriteBehind // nil: Settle writes at once
+}
 
 var _ BudgetStore = (*PostgresBudgets)(nil)
 
 // NewPostgresBudgets returns a store over pool (ledger.Migrate first).
 func NewPostgresBudgets(pool *pgxpool.Pool) *PostgresBudgets { return &PostgresBudgets{pool: pool} }
+
+// WritingBehind makes Settle queue its write on wb, which must be on the
+// same database, and return at once (see WriteBehind): the reservation
+// stays held until it lands. It returns p.
+func (p *PostgresBudgets) WritingBehind(wb *WriteBehind) *PostgresBudgets {
+	p.behind = wb
+	return p
+}
+
+// reserveOnConflict is a reservation's update of a window that has one
+// already, only within the limit, the statement's placeholder limit: the
+// one clause of Reserve and of PostgresIdempotency's claim that reserves.
+func reserveOnConflict(limit string) string {
+	return `ON CONFLICT (tenant, window_start) DO UPDATE SET reserved = b.reserved + EXCLUDED.reserved
+	WHERE b.spent + b.reserved + EXCLUDED.reserved <= ` + limit + `::numeric`
+}
 
 // Reserve implements BudgetStore.
 func (p *PostgresBudgets) Reserve(ctx context.Context, tenant string, w time.Time, amount, limit decimal.Decimal) (bool, error) {
@@ -24,8 +43,7 @@ func (p *PostgresBudgets) Reserve(ctx context.Context, tenant string, w time.Tim
 	// ones update it under its row lock, each only within the limit.
 	tag, err := p.pool.Exec(ctx, `INSERT INTO budget_windows AS b (tenant, window_start, reserved)
 		SELECT $1, $2, $3::numeric WHERE $3::numeric <= $4::numeric
-		ON CONFLICT (tenant, window_start) DO UPDATE SET reserved = b.reserved + EXCLUDED.reserved
-		WHERE b.spent + b.reserved + EXCLUDED.reserved <= $4::numeric`,
+		`+reserveOnConflict("$4"),
 		tenant, w, amount.String(), limit.String())
 	if err != nil {
 		return false, err
@@ -35,7 +53,12 @@ func (p *PostgresBudgets) Reserve(ctx context.Context, tenant string, w time.Tim
 
 // Settle implements BudgetStore.
 func (p *PostgresBudgets) Settle(ctx context.Context, tenant string, w time.Time, reserved, actual decimal.Decimal) error {
-	_, err := p.pool.Exec(ctx, `UPDATE budget_windows SET reserved = reserved - $3::numeric, spent = spent + $4::numeric
-		WHERE tenant = $1 AND window_start = $2`, tenant, w, reserved.String(), actual.String())
+	const settle = `UPDATE budget_windows SET reserved = reserved - $3::numeric, spent = spent + $4::numeric
+		WHERE tenant = $1 AND window_start = $2`
+	args := []any{tenant, w, reserved.String(), actual.String()}
+	if p.behind != nil {
+		return p.behind.queue(ctx, deferredWrite{what: "budget settle", tenant: tenant, sql: settle, args: args})
+	}
+	_, err := p.pool.Exec(ctx, settle, args...)
 	return err
 }

@@ -39,15 +39,19 @@ var (
 
 // hammer sends waves of 100 concurrent requests, spread over the given
 // gateways, until a whole wave is refused; it returns how many were served
-// and refused.
-func hammer(t *testing.T, rigs []*rig) (served, refused int64) {
+// and refused. keyed sends each with an Idempotency-Key of its own.
+func hammer(t *testing.T, rigs []*rig, keyed bool) (served, refused int64) {
 	for wave := 0; wave < 20; wave++ {
 		var ok, no atomic.Int64
 		var wg sync.WaitGroup
 		for i := range 100 {
 			r := rigs[i%len(rigs)]
 			wg.Go(func() {
-				status, _, body := post(t, r.server.URL, "", fmt.Sprintf("b%d-%d", wave, i), budgetBody)
+				id, key := fmt.Sprintf("b%d-%d", wave, i), ""
+				if keyed {
+					key = id
+				}
+				status, _, body := post(t, r.server.URL, key, id, budgetBody)
 				switch status {
 				case 200:
 					ok.Add(1)
@@ -120,7 +124,7 @@ func TestBudgetNeverOvershoots(t *testing.T) {
 	t.Run("one gateway, memory", func(t *testing.T) {
 		store, bs := ledger.NewMemoryStore(), gateway.NewMemoryBudgets()
 		r := rigOn(t, startFakes(t, slowOpenAI), store, nil, rigExtras{budgets: budgets, budgetStore: bs})
-		served, refused := hammer(t, []*rig{r})
+		served, refused := hammer(t, []*rig{r}, false)
 		checkBudget(t, store, memorySpent(bs), served, refused)
 	})
 	t.Run("two gateways, one Postgres", func(t *testing.T) {
@@ -129,7 +133,32 @@ func TestBudgetNeverOvershoots(t *testing.T) {
 		fakes := startFakes(t, slowOpenAI)
 		a := rigOn(t, fakes, store, nil, rigExtras{budgets: budgets, budgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url))})
 		b := rigOn(t, fakes, store, nil, rigExtras{budgets: budgets, budgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url))})
-		served, refused := hammer(t, []*rig{a, b})
+		served, refused := hammer(t, []*rig{a, b}, false)
+		checkBudget(t, store, postgresSpent(t, pgtest.Pool(t, url)), served, refused)
+	})
+	// Each request's key claimed with its reservation in one statement, and
+	// the settlements and completions written behind, in batches.
+	t.Run("two gateways, one Postgres, keys and writes behind", func(t *testing.T) {
+		url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+		store := ledger.NewPostgresStore(pgtest.Pool(t, url))
+		fakes := startFakes(t, slowOpenAI)
+		var rigs []*rig
+		var behind []*gateway.WriteBehind
+		for range 2 {
+			pool := pgtest.Pool(t, url)
+			wb := gateway.NewWriteBehind(pgtest.Pool(t, url), gateway.WriteBehindSettings{})
+			t.Cleanup(func() { _ = wb.Close(context.Background()) })
+			rigs = append(rigs, rigOn(t, fakes, store, nil, rigExtras{budgets: budgets,
+				idempotency: gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb),
+				budgetStore: gateway.NewPostgresBudgets(pool).WritingBehind(wb)}))
+			behind = append(behind, wb)
+		}
+		served, refused := hammer(t, rigs, true)
+		for i, r := range rigs {
+			r.server.Close() // every handler has queued its writes
+			require.NoError(t, behind[i].Flush(context.Background()))
+			assert.Zero(t, behind[i].Stats().Lost)
+		}
 		checkBudget(t, store, postgresSpent(t, pgtest.Pool(t, url)), served, refused)
 	})
 }

@@ -6,18 +6,26 @@
 // named beside it:
 //
 //	Handler                    handler.go     HTTP: tenant key, body, OpenAI wire format (openaiwire.go)
-//	  Idempotency-Key          idempotency_handler.go  replay, wait for the first, or 422 (stores: idempotency*.go)
-//	    Complete / Stream      gateway.go, stream.go
-//	      admit                budget.go      route check, worst-case budget reservation (budget_postgres.go)
-//	        run                retry.go       one loop: targets in order (failover), attempts on each (retry),
+//	  hold                     budget.go      route check, the worst case of the first attempt on the budget
+//	  Idempotency-Key          idempotency_handler.go  replay, wait for the first, or 422 (stores: idempotency*.go);
+//	                                          in Postgres the claim takes the reservation in the same statement
+//	  take                     budget.go      the reservation, where the claim did not take it (budget_postgres.go)
+//	    complete / stream      gateway.go, stream.go (Complete and Stream: hold, take, then these)
+//	      run                  retry.go       one loop: targets in order (failover), attempts on each (retry),
 //	                                          timeouts (first token, idle, whole call), context-length fallbacks
-//	          cool-down        retry.go       a target that answered 429 is skipped until its Retry-After
-//	          breaker Allow    breaker.go     one gobreaker two-step breaker per provider (or provider+model)
-//	            adapter call   providers/     the vendor's wire format
-//	          meter            meter.go       every attempt and every rejection: one ledger row
-//	      Stream.Next          stream.go      idle timeout; a stream that dies mid-way continues on a
+//	        cool-down          retry.go       a target that answered 429 is skipped until its Retry-After
+//	        breaker Allow      breaker.go     one gobreaker two-step breaker per provider (or provider+model)
+//	          adapter call     providers/     the vendor's wire format
+//	        meter              meter.go       every attempt and every rejection: one ledger row
+//	    Stream.Next            stream.go      idle timeout; a stream that dies mid-way continues on a
 //	                                          target that continues a prefill (Anthropic)
-//	      settle               budget.go      the reservation becomes the actual cost
+//	    settle                 budget.go      the reservation becomes the actual cost
+//	  complete the key         idempotency_handler.go  after the answer is flushed to the client
+//
+// With keys and budgets in Postgres a request waits for one round trip
+// before the upstream call and none after it: the settlement and the key's
+// completion are written behind, in batches, one commit per batch
+// (writebehind.go).
 //
 // Idempotency is HTTP middleware, not a wrapper of Complete: it needs the
 // response bytes the client saw. Failover, retry and the breaker are one

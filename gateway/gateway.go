@@ -230,10 +230,15 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return g.complete(ctx, req, resv)
+}
+
+// complete is Complete of an admitted request: resv is taken.
+func (g *Gateway) complete(ctx context.Context, req *Request, resv *reservation) (*Result, error) {
 	var res *Result
 	spent := decimal.Zero
 	defer func() { g.settle(resv, spent) }()
-	err = g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
+	err := g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		limit := g.retry.timeouts(t).AttemptTimeout
 		actx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()

@@ -177,12 +177,27 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	includeUsage := in.StreamOptions != nil && in.StreamOptions.IncludeUsage
 	req := &Request{ID: id, ClientRequestID: clientID, Tenant: tenant, IdempotencyKey: r.Header.Get("Idempotency-Key"), Route: in.Model, LLM: call}
-	if req.IdempotencyKey != "" && h.opts.Idempotency != nil {
+	keyed := req.IdempotencyKey != "" && h.opts.Idempotency != nil
+	var hash []byte
+	if keyed {
 		if cerr := checkIdempotencyKey(req.IdempotencyKey); cerr != nil {
 			fail(cerr)
 			return
 		}
-		cw, release, err := h.claim(w, r, req, in.Stream, includeUsage)
+		hash = requestHash(req, in.Stream, includeUsage) // the request as the client sent it
+	}
+	resv, err := h.g.hold(req)
+	if err != nil {
+		fail(err)
+		return
+	}
+	taken := false
+	if keyed {
+		cw, release, reserved, err := h.claim(w, r, req, hash, resv)
+		if release != nil {
+			w = cw
+			defer func() { release(outcome) }()
+		}
 		if err != nil {
 			if errors.Is(err, errReplayed) {
 				outcome = "replayed"
@@ -191,14 +206,19 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		w = cw
-		defer func() { release(outcome) }()
+		taken = reserved
+	}
+	if !taken {
+		if err := h.g.take(r.Context(), req, resv); err != nil {
+			fail(err)
+			return
+		}
 	}
 	if in.Stream {
-		outcome = h.stream(w, r, req, includeUsage)
+		outcome = h.stream(w, r, req, resv, includeUsage)
 		return
 	}
-	res, err := h.g.Complete(r.Context(), req)
+	res, err := h.g.complete(r.Context(), req, resv)
 	if err != nil {
 		fail(err)
 		return
@@ -217,8 +237,8 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 // out, a failure is an ordinary error response; after it, an SSE error
 // event (the partial usage is metered either way). It returns the
 // request's outcome for the metrics.
-func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *Request, includeUsage bool) string {
-	st, err := h.g.Stream(r.Context(), req)
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *Request, resv *reservation, includeUsage bool) string {
+	st, err := h.g.stream(r.Context(), req, resv)
 	if err != nil {
 		e := apiErrorOf(err)
 		e.write(w)

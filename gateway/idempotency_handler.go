@@ -46,32 +46,48 @@ func requestHash(req *Request, stream, includeUsage bool) []byte {
 	return sum[:]
 }
 
-// claim runs the Idempotency-Key protocol for a request. A key completed
-// before is replayed here (errReplayed), with no upstream call and no
-// ledger row; a duplicate in flight waits for the first and gets its
-// response; a key used with another request is a 422. When the caller owns
-// the key, claim returns a writer that keeps a copy of the response, and a
-// release func that stores it (a final answer, or a client error) or
-// forgets the key (a failure worth retrying).
-func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, stream, includeUsage bool) (http.ResponseWriter, func(string), error) {
+// claim runs the Idempotency-Key protocol for a request whose canonical
+// form hashes to hash. A key completed before is replayed here
+// (errReplayed), with no upstream call and no ledger row; a duplicate in
+// flight waits for the first and gets its response; a key used with
+// another request is a 422. When the caller owns the key, claim returns a
+// writer that keeps a copy of the response, and a release func that stores
+// it (a final answer, or a client error) or forgets the key (a failure
+// worth retrying); the caller defers release whenever it is not nil, error
+// or not.
+//
+// With resv and a store that can (PostgresIdempotency beside
+// PostgresBudgets on one database), the claim also takes the reservation,
+// in the same statement: reserved reports it, and a budget that cannot
+// cover it is the error (the key is claimed, and released).
+func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, hash []byte, resv *reservation) (_ http.ResponseWriter, _ func(string), reserved bool, _ error) {
 	store := h.opts.Idempotency
-	lease, stored, err := store.Begin(r.Context(), req.Tenant, req.IdempotencyKey, requestHash(req, stream, includeUsage))
+	var lease *Lease
+	var stored *StoredResponse
+	var err error
+	pg, combined := store.(*PostgresIdempotency)
+	combined = combined && resv != nil && pg.reservesOn(h.g.budgetStore)
+	if combined {
+		lease, stored, reserved, err = pg.begin(r.Context(), req.Tenant, req.IdempotencyKey, hash, resv)
+	} else {
+		lease, stored, err = store.Begin(r.Context(), req.Tenant, req.IdempotencyKey, hash)
+	}
 	if stored != nil && stored.Omitted > 0 {
-		return nil, nil, responseNotKept{size: stored.Omitted}
+		return nil, nil, false, responseNotKept{size: stored.Omitted}
 	}
 	switch {
 	case errors.Is(err, ErrIdempotencyMismatch):
-		return nil, nil, err
+		return nil, nil, false, err
 	case err != nil && r.Context().Err() != nil:
-		return nil, nil, errReplayed // the client left while waiting; nothing to answer
+		return nil, nil, false, errReplayed // the client left while waiting; nothing to answer
 	case err != nil:
-		return nil, nil, fmt.Errorf("%w: %v", errIdempotencyUnavailable, err)
+		return nil, nil, false, fmt.Errorf("%w: %v", errIdempotencyUnavailable, err)
 	case stored != nil:
 		w.Header().Set("Content-Type", stored.ContentType)
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.WriteHeader(stored.Status)
 		_, _ = w.Write(stored.Body)
-		return nil, nil, errReplayed
+		return nil, nil, false, errReplayed
 	}
 	ctx := context.WithoutCancel(r.Context())
 	stopHeartbeat := h.heartbeat(ctx, lease, req.ID)
@@ -95,7 +111,10 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, st
 			h.g.log.Error("gateway: idempotency store", "request_id", req.ID, "keep", keep, "error", err)
 		}
 	}
-	return cw, release, nil
+	if combined && !reserved {
+		return cw, release, false, h.g.refuse(req, resv)
+	}
+	return cw, release, reserved, nil
 }
 
 // heartbeat renews lease every third of its TTL while the request runs,

@@ -21,6 +21,7 @@ type PostgresIdempotency struct {
 	pool     *pgxpool.Pool
 	settings IdempotencySettings
 	poll     time.Duration
+	behind   *WriteBehind // nil: Complete and Release write at once
 }
 
 var _ IdempotencyStore = (*PostgresIdempotency)(nil)
@@ -28,6 +29,14 @@ var _ IdempotencyStore = (*PostgresIdempotency)(nil)
 // NewPostgresIdempotency returns a store over pool (ledger.Migrate first).
 func NewPostgresIdempotency(pool *pgxpool.Pool, s IdempotencySettings) *PostgresIdempotency {
 	return &PostgresIdempotency{pool: pool, settings: s.withDefaults(), poll: 20 * time.Millisecond}
+}
+
+// WritingBehind makes Complete and Release queue their writes on wb, which
+// must be on the same database, and return at once (see WriteBehind): the
+// request that completes its key waits for no round trip. It returns p.
+func (p *PostgresIdempotency) WritingBehind(wb *WriteBehind) *PostgresIdempotency {
+	p.behind = wb
+	return p
 }
 
 // claimSQL inserts a claim owned by $6, or takes over one that expired
@@ -43,18 +52,55 @@ WHERE idempotency_keys.expires_at < now()
        AND idempotency_keys.body_hash = EXCLUDED.body_hash)
 RETURNING true`
 
+// claimReservingSQL is claimSQL and, when the key is claimed, a budget
+// reservation of $7 within the limit $8 on the tenant's window $9 (the
+// statement of PostgresBudgets.Reserve): the two in one statement, so one
+// round trip and one commit before the upstream call. It reports whether
+// each took place.
+var claimReservingSQL = `WITH claim AS (` + claimSQL + `),
+hold AS (
+	INSERT INTO budget_windows AS b (tenant, window_start, reserved)
+	SELECT $1, $9, $7::numeric FROM claim WHERE $7::numeric <= $8::numeric
+	` + reserveOnConflict("$8") + `
+	RETURNING true)
+SELECT EXISTS (SELECT FROM claim), EXISTS (SELECT FROM hold)`
+
+// reservesOn reports whether Begin can take a reservation of budgets in
+// the claim's statement: budgets are PostgresBudgets on p's pool.
+func (p *PostgresIdempotency) reservesOn(budgets BudgetStore) bool {
+	pb, ok := budgets.(*PostgresBudgets)
+	return ok && pb.pool == p.pool
+}
+
 // Begin implements IdempotencyStore.
 func (p *PostgresIdempotency) Begin(ctx context.Context, tenant, key string, hash []byte) (*Lease, *StoredResponse, error) {
+	l, stored, _, err := p.begin(ctx, tenant, key, hash, nil)
+	return l, stored, err
+}
+
+// begin is Begin that, given r, also reserves r on the tenant's budget in
+// the claim's own statement, when it claims the key (reservesOn says when
+// it can): reserved reports whether the budget covered it.
+func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, hash []byte, r *reservation) (_ *Lease, _ *StoredResponse, reserved bool, _ error) {
 	lease, retention := p.settings.Lease.Seconds(), p.settings.Retention.Seconds()
 	for {
 		l := &Lease{Tenant: tenant, Key: key, Token: newLeaseToken(), TTL: p.settings.Lease, MaxBody: p.settings.MaxResponseBytes}
 		var claimed bool
-		err := p.pool.QueryRow(ctx, claimSQL, tenant, key, hash, lease, retention, l.Token).Scan(&claimed)
-		if err == nil {
-			return l, nil, nil
+		var err error
+		if r == nil {
+			err = p.pool.QueryRow(ctx, claimSQL, tenant, key, hash, lease, retention, l.Token).Scan(&claimed)
+			if errors.Is(err, pgx.ErrNoRows) {
+				err = nil
+			}
+		} else {
+			err = p.pool.QueryRow(ctx, claimReservingSQL, tenant, key, hash, lease, retention, l.Token,
+				r.amount.String(), r.limit.String(), r.window).Scan(&claimed, &reserved)
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return nil, nil, fmt.Errorf("gateway: idempotency claim: %w", err)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("gateway: idempotency claim: %w", err)
+		}
+		if claimed {
+			return l, nil, reserved, nil
 		}
 		var stored []byte
 		var state string
@@ -67,23 +113,28 @@ func (p *PostgresIdempotency) Begin(ctx context.Context, tenant, key string, has
 			continue // released between the two statements: claim again
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("gateway: idempotency read: %w", err)
+			return nil, nil, false, fmt.Errorf("gateway: idempotency read: %w", err)
 		}
 		if !bytes.Equal(stored, hash) {
-			return nil, nil, ErrIdempotencyMismatch
+			return nil, nil, false, ErrIdempotencyMismatch
 		}
 		if state == "done" && status != nil && ctype != nil {
 			resp.Status, resp.ContentType = int(*status), *ctype
-			return nil, &resp, nil
+			return nil, &resp, false, nil
 		}
 		if !backoff.Sleep(ctx, p.poll) {
-			return nil, nil, ctx.Err()
+			return nil, nil, false, ctx.Err()
 		}
 	}
 }
 
 // leased runs an update of the key l holds; none affected is ErrLeaseLost.
+// A completion or release with a WriteBehind is queued on it instead, which
+// logs and counts a lost lease.
 func (p *PostgresIdempotency) leased(ctx context.Context, what, sql string, args ...any) error {
+	if p.behind != nil && what != "heartbeat" {
+		return p.behind.queue(ctx, deferredWrite{what: "idempotency " + what, tenant: args[0].(string), sql: sql, args: args, leased: true})
+	}
 	tag, err := p.pool.Exec(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("gateway: idempotency %s: %w", what, err)

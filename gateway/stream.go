@@ -55,10 +55,15 @@ func (g *Gateway) Stream(ctx context.Context, req *Request) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
+	return g.stream(ctx, req, resv)
+}
+
+// stream is Stream of an admitted request: resv is taken.
+func (g *Gateway) stream(ctx context.Context, req *Request, resv *reservation) (*Stream, error) {
 	var out *Stream
 	spent := decimal.Zero // attempts that failed before the stream started
 	client := ctx
-	err = g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
+	err := g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		// The stream outlives the retry loop and its deadline: it lives on
 		// the client's context until Close, bounded by the first-token
 		// timeout until its first chunk, then by the idle timeout between

@@ -74,6 +74,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var store ledger.Store
 	var idem gateway.IdempotencyStore = gateway.NewMemoryIdempotency(cfg.Idempotency, nil)
 	var budgets gateway.BudgetStore = gateway.NewMemoryBudgets()
+	var behind *gateway.WriteBehind // the keys' and budgets' writes after a response, in Postgres
 	if *dbURL != "" {
 		if err := ledger.Migrate(ctx, *dbURL); err != nil {
 			return fmt.Errorf("serve: ledger: %w", err)
@@ -84,8 +85,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pool.Close()
 		store = ledger.NewPostgresStore(pool)
-		idem = gateway.NewPostgresIdempotency(pool, cfg.Idempotency)
-		budgets = gateway.NewPostgresBudgets(pool)
+		// A request waits for one round trip, its key's claim with its
+		// budget's reservation; the writes after its response go behind.
+		behind = gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Logger: log})
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+			defer cancel()
+			if err := behind.Close(ctx); err != nil {
+				log.Error("shutting down: idempotency and budget writes not flushed", "error", err)
+			}
+		}()
+		idem = gateway.NewPostgresIdempotency(pool, cfg.Idempotency).WritingBehind(behind)
+		budgets = gateway.NewPostgresBudgets(pool).WritingBehind(behind)
 		log.Info("ledger, idempotency keys and budgets: Postgres")
 	} else {
 		store = ledger.NewMemoryStore()

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/fakeprovider"
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/internal/pgtest"
+)
+
+// gatewayProcess is `brownout serve` in a child process of its own, as a
+// deployment runs several behind a load balancer.
+type gatewayProcess struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startGatewayProcess(t *testing.T, args ...string) *gatewayProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
+	cmd.Env = append(os.Environ(), "BROWNOUT_CLI=1")
+	cmd.Stderr = io.Discard
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "serve's first line")
+	var first struct{ Addr string }
+	require.NoError(t, json.Unmarshal([]byte(line), &first), "%q", line)
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return &gatewayProcess{cmd: cmd, addr: first.Addr}
+}
+
+// TestTwoGatewaysSurviveAKill: two `brownout serve` processes on one
+// Postgres. Gateway A claims an Idempotency-Key and reserves its tenant's
+// budget, calls the vendor, and is killed with SIGKILL before the vendor
+// answers: nothing it would have written after the call is written. The
+// duplicate sent to gateway B waits on A's lease, takes the key over once
+// the lease runs out unrenewed, and runs the request; a third copy
+// replays B's answer. A's reservation stays held (its window releases it);
+// B's is settled at the vendor's invoice; the budget is never overshot.
+func TestTwoGatewaysSurviveAKill(t *testing.T) {
+	fake, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
+		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
+	require.NoError(t, err)
+	// The vendor holds its first call until the test ends: gateway A is
+	// killed while it waits.
+	var calls atomic.Int32
+	arrived, hold := make(chan struct{}), make(chan struct{})
+	vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			close(arrived)
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	defer vendor.Close()
+	defer close(hold)
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "serve.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+providers:
+  openai: {vendor: openai, base_url: "`+vendor.URL+`", api_key_env: KILL_TEST_OPENAI_KEY}
+routes:
+  chat: [openai/gpt-4o-mini]
+tenants:
+  - {name: acme, api_key_env: KILL_TEST_TENANT_KEY, budget_usd: "0.05", budget_window: 24000h}
+idempotency:
+  lease: 1s
+`), 0o600))
+	t.Setenv("KILL_TEST_OPENAI_KEY", "provider-key")
+	t.Setenv("KILL_TEST_TENANT_KEY", "tenant-key")
+	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	a := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "a"))
+	b := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "b"))
+
+	const body = `{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`
+	post := func(base string) (int, http.Header, []byte, error) {
+		req, _ := http.NewRequest("POST", base+"/v1/chat/completions", bytes.NewReader([]byte(body)))
+		req.Header.Set("Authorization", "Bearer tenant-key")
+		req.Header.Set("Idempotency-Key", "order-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b, err
+	}
+	toA := make(chan error, 1)
+	go func() {
+		_, _, _, err := post(a.addr)
+		toA <- err
+	}()
+	select {
+	case <-arrived:
+	case err := <-toA:
+		t.Fatalf("gateway A answered before the vendor was called: %v", err)
+	}
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
+	_ = a.cmd.Wait()
+	assert.Error(t, <-toA, "A's client lost its connection")
+
+	db, err := pgx.Connect(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer db.Close(context.Background())
+	budget := func() (spent, reserved decimal.Decimal) {
+		require.NoError(t, db.QueryRow(context.Background(), `SELECT spent::text, reserved::text FROM budget_windows WHERE tenant = 'acme'`).
+			Scan(&spent, &reserved))
+		return spent, reserved
+	}
+	keyState := func() (state string) {
+		require.NoError(t, db.QueryRow(context.Background(), `SELECT state FROM idempotency_keys WHERE tenant = 'acme' AND key = 'order-1'`).Scan(&state))
+		return state
+	}
+	assert.Equal(t, "in_flight", keyState(), "A's claim, held by a dead process")
+	spent, heldByA := budget()
+	assert.True(t, spent.IsZero())
+	// A's reservation by hand: 40 characters + 8 as input tokens at $0.15/M,
+	// 16 output tokens at $0.60/M.
+	assert.Equal(t, "0.0000168", heldByA.String(), "A's reservation, taken with its claim")
+
+	status, h, answer, err := post(b.addr)
+	require.NoError(t, err)
+	require.Equal(t, 200, status, "%s", answer)
+	assert.Empty(t, h.Get("Idempotent-Replayed"), "B ran the request once A's lease ran out")
+	assert.Equal(t, int32(2), calls.Load(), "the vendor was called by A and then by B")
+	status, h, again, err := post(b.addr)
+	require.NoError(t, err)
+	assert.Equal(t, 200, status)
+	assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+	assert.Equal(t, string(answer), string(again))
+	assert.Equal(t, int32(2), calls.Load(), "the replay called no vendor")
+
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, b.cmd.Wait(), "B stops cleanly, its writes flushed")
+	assert.Equal(t, "done", keyState())
+	spent, reserved := budget()
+	assert.Equal(t, heldByA.String(), reserved.String(), "A's reservation is held, B's settled")
+	assert.Equal(t, fake.Invoice().Totals.Cost.String(), spent.String(), "B's spend is the vendor's invoice")
+	assert.True(t, spent.Add(reserved).LessThanOrEqual(decimal.RequireFromString("0.05")))
+}

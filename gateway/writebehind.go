@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/brownout-dev/brownout/internal/backoff"
+)
+
+// ErrWriteBehindClosed is a write queued after WriteBehind.Close.
+var ErrWriteBehindClosed = errors.New("gateway: write-behind closed")
+
+// WriteBehindSettings configure a WriteBehind. The zero value of every field
+// means the default named in its comment.
+type WriteBehindSettings struct {
+	// QueueSize bounds the writes waiting for a batch (default 65536); when
+	// it is full, a write waits for room: backpressure, never a lost write.
+	QueueSize int
+	// MaxBatch is the most writes one batch carries (default 512).
+	MaxBatch int
+	// Retries is how many times a write that failed is tried again, alone,
+	// with jittered backoff, before it is given up (default 3).
+	Retries int
+	// Timeout bounds one batch's round trip (default 5s).
+	Timeout time.Duration
+	Logger  *slog.Logger // default slog.Default()
+}
+
+// WriteBehind writes the Postgres statements that follow a response, off
+// the client's critical path: an Idempotency-Key's completion or release
+// (PostgresIdempotency) and a budget reservation's settlement
+// (PostgresBudgets). Queued writes go out together, as one pipelined batch
+// in one implicit transaction: one round trip and one commit per batch,
+// however many requests it finishes (a group commit). A batch forms from
+// whatever is queued when the last one returns, so an idle gateway writes
+// at once and a busy one in larger batches.
+//
+// Nothing a request promises depends on these writes being synchronous:
+// until a completion lands, a duplicate of its key waits on the lease and
+// then replays; until a settlement lands, the reservation stays held, which
+// can only refuse a request early, never let one overshoot. A write lost
+// with its process (a crash) is what a crash before it would leave: the
+// key's lease runs out and a duplicate takes it over, and the reservation
+// is held until its window closes.
+type WriteBehind struct {
+	pool     *pgxpool.Pool
+	settings WriteBehindSettings
+	log      *slog.Logger
+	jitter   *backoff.Jitter
+
+	mu     sync.RWMutex // held to queue; Close takes it to close q
+	closed bool
+	q      chan deferredWrite
+	done   chan struct{}
+
+	batches, written, lost, leaseLost atomic.Uint64
+}
+
+// deferredWrite is one statement queued on a WriteBehind, or a barrier
+// (flushed non-nil) that Flush waits on.
+type deferredWrite struct {
+	what    string // for the log: "idempotency complete", "budget settle", ...
+	tenant  string // for the log
+	sql     string
+	args    []any
+	leased  bool // one row affected, or the lease was lost
+	flushed chan struct{}
+}
+
+// WriteBehindStats count a WriteBehind's work since it started.
+type WriteBehindStats struct {
+	Batches   uint64 // round trips
+	Written   uint64 // statements the database took
+	Lost      uint64 // statements given up after their retries (logged)
+	LeaseLost uint64 // completions and releases of a lease already lost (logged)
+}
+
+// NewWriteBehind starts a WriteBehind over pool; Close stops it.
+func NewWriteBehind(pool *pgxpool.Pool, s WriteBehindSettings) *WriteBehind {
+	if s.QueueSize <= 0 {
+		s.QueueSize = 65536
+	}
+	if s.MaxBatch <= 0 {
+		s.MaxBatch = 512
+	}
+	if s.Retries <= 0 {
+		s.Retries = 3
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = 5 * time.Second
+	}
+	w := &WriteBehind{pool: pool, settings: s, log: s.Logger, jitter: backoff.NewJitter(20*time.Millisecond, time.Second, 1),
+		q: make(chan deferredWrite, s.QueueSize), done: make(chan struct{})}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	go w.loop()
+	return w
+}
+
+// Stats returns the counts so far.
+func (w *WriteBehind) Stats() WriteBehindStats {
+	return WriteBehindStats{Batches: w.batches.Load(), Written: w.written.Load(), Lost: w.lost.Load(), LeaseLost: w.leaseLost.Load()}
+}
+
+// queue adds a write to the next batch, waiting for room when the queue is
+// full (or until ctx ends).
+func (w *WriteBehind) queue(ctx context.Context, d deferredWrite) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrWriteBehindClosed
+	}
+	select {
+	case w.q <- d:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway: write-behind %s: %w", d.what, ctx.Err())
+	}
+}
+
+// Flush waits until every write queued before it has been written (or
+// given up), or ctx ends.
+func (w *WriteBehind) Flush(ctx context.Context) error {
+	b := deferredWrite{what: "flush", flushed: make(chan struct{})}
+	if err := w.queue(ctx, b); err != nil {
+		return err
+	}
+	select {
+	case <-b.flushed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close writes what is queued and stops; writes queued after it fail with
+// ErrWriteBehindClosed. It returns ctx's error if the queue has not drained
+// by then. Safe to call more than once.
+func (w *WriteBehind) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.q)
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway: write-behind: %d writes still queued: %w", len(w.q), ctx.Err())
+	}
+}
+
+func (w *WriteBehind) loop() {
+	defer close(w.done)
+	batch := make([]deferredWrite, 0, w.settings.MaxBatch)
+	for first := range w.q {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < w.settings.MaxBatch {
+			select {
+			case d, ok := <-w.q:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, d)
+			default:
+				break fill
+			}
+		}
+		w.write(batch)
+	}
+}
+
+// write sends a batch's statements as one; when that fails (one statement
+// refused rolls back the batch, or the database is away) each is tried
+// alone, with retries, so one bad write never costs the others.
+func (w *WriteBehind) write(batch []deferredWrite) {
+	writes := make([]deferredWrite, 0, len(batch))
+	for _, d := range batch {
+		if d.flushed == nil {
+			writes = append(writes, d)
+		}
+	}
+	if len(writes) > 0 && w.send(writes) != nil {
+		for _, d := range writes {
+			err := w.send([]deferredWrite{d})
+			for n := 1; err != nil && n <= w.settings.Retries; n++ {
+				backoff.Sleep(context.Background(), w.jitter.Next(n))
+				err = w.send([]deferredWrite{d})
+			}
+			if err != nil {
+				w.lost.Add(1)
+				w.log.Error("gateway: write-behind: given up", "write", d.what, "tenant", d.tenant, "error", err)
+			}
+		}
+	}
+	for _, d := range batch {
+		if d.flushed != nil {
+			close(d.flushed)
+		}
+	}
+}
+
+// send runs writes as one pipelined batch: one round trip, one transaction.
+func (w *WriteBehind) send(writes []deferredWrite) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.settings.Timeout)
+	defer cancel()
+	var b pgx.Batch
+	lost := make([]bool, len(writes))
+	for i, d := range writes {
+		b.Queue(d.sql, d.args...).Exec(func(tag pgconn.CommandTag) error {
+			lost[i] = d.leased && tag.RowsAffected() != 1
+			return nil
+		})
+	}
+	w.batches.Add(1)
+	if err := w.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return err
+	}
+	w.written.Add(uint64(len(writes)))
+	for i, d := range writes {
+		if lost[i] {
+			w.leaseLost.Add(1)
+			w.log.Error("gateway: write-behind: "+d.what, "tenant", d.tenant, "error", ErrLeaseLost)
+		}
+	}
+	return nil
+}

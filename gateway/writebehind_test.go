@@ -1,0 +1,162 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/gateway"
+	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/internal/pgtest"
+)
+
+// gatedTrips counts a pool's round trips, and holds every batch at its
+// start while the gate is shut: a database that has not answered yet.
+type gatedTrips struct {
+	roundTrips
+	shut   atomic.Bool
+	open   chan struct{}
+	opened sync.Once
+}
+
+func newGatedTrips() *gatedTrips { return &gatedTrips{open: make(chan struct{})} }
+
+// release opens the gate for good.
+func (g *gatedTrips) release() {
+	g.shut.Store(false)
+	g.opened.Do(func() { close(g.open) })
+}
+
+func (g *gatedTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	if g.shut.Load() {
+		<-g.open
+	}
+	return g.roundTrips.TraceBatchStart(ctx, c, d)
+}
+
+func tracedPool(t *testing.T, url string, tracer pgx.QueryTracer) *pgxpool.Pool {
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// keyState reads an Idempotency-Key's state with the test's own SQL ("" when
+// there is no row).
+func keyState(t *testing.T, pool *pgxpool.Pool, key string) string {
+	var state string
+	err := pool.QueryRow(context.Background(), `SELECT state FROM idempotency_keys WHERE tenant = 'acme' AND key = $1`, key).Scan(&state)
+	if err == pgx.ErrNoRows {
+		return ""
+	}
+	require.NoError(t, err)
+	return state
+}
+
+// TestOneRoundTripBeforeTheCallNoneAfter: with keys and budgets in
+// Postgres, a request waits for one round trip, the claim of its key and
+// the reservation of its budget in one statement, and for nothing after
+// the upstream call: the key's completion and the budget's settlement are
+// written behind, in batches. The test holds those batches (the database
+// has not answered them) and sees:
+//   - the client has its answer, and the request made exactly one
+//     synchronous round trip (counted by pgx's tracer, not inferred);
+//   - a duplicate sent meanwhile waits on the lease, polling, and replays the
+//     answer once the completion lands: the upstream was called once;
+//   - once written, the key is done, nothing stays reserved, and the
+//     budget's spend is the fake vendor's invoice.
+//
+// Refused by its budget, a request still makes one round trip, and its
+// key is released. Observed before: four synchronous round trips (claim,
+// reserve, settle, complete); with the reservation apart from the claim,
+// two; with the writes not behind, three.
+func TestOneRoundTripBeforeTheCallNoneAfter(t *testing.T) {
+	url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	trips, behind := &roundTrips{}, newGatedTrips()
+	syncPool, behindPool := tracedPool(t, url, trips), tracedPool(t, url, behind)
+	wb := gateway.NewWriteBehind(behindPool, gateway.WriteBehindSettings{})
+	t.Cleanup(func() { _ = wb.Close(context.Background()) })
+	t.Cleanup(behind.release) // first, should the test end with the gate shut
+	idem := gateway.NewPostgresIdempotency(syncPool, gateway.IdempotencySettings{}).WritingBehind(wb)
+	budgets := gateway.NewPostgresBudgets(syncPool).WritingBehind(wb)
+	store := ledger.NewMemoryStore()
+	limit := decimal.RequireFromString("0.001")
+	r := rigOn(t, startFakes(t, nil), store, nil, rigExtras{idempotency: idem, budgetStore: budgets,
+		budgets: map[string]gateway.Budget{"acme": {Limit: limit, Window: budgetWindow}}})
+	fake := r.fakes["openai"]
+
+	behind.shut.Store(true)
+	before := trips.n.Load()
+	status, h, first := post(t, r.server.URL, "k1", "first", budgetBody)
+	require.Equal(t, 200, status, "%s", first)
+	assert.Empty(t, h.Get("Idempotent-Replayed"))
+	assert.Equal(t, int64(1), trips.n.Load()-before, "synchronous round trips of one request")
+	assert.Equal(t, "in_flight", keyState(t, syncPool, "k1"), "the completion is not written yet")
+
+	dup := make(chan []byte, 1)
+	polled := trips.n.Load()
+	go func() {
+		status, h, body := post(t, r.server.URL, "k1", "dup", budgetBody)
+		assert.Equal(t, 200, status)
+		assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+		dup <- body
+	}()
+	for trips.n.Load() < polled+4 { // the duplicate claims, finds the key in flight, and polls
+		require.Empty(t, dup, "the duplicate was answered before the first's completion was written")
+		time.Sleep(5 * time.Millisecond)
+	}
+	behind.release()
+	assert.Equal(t, string(first), string(<-dup), "the duplicate replays the first answer")
+	require.Len(t, fake.Journal(), 1, "one upstream call for the key")
+
+	require.NoError(t, wb.Flush(context.Background()))
+	assert.Equal(t, "done", keyState(t, syncPool, "k1"))
+	spent, reserved := postgresSpent(t, syncPool)("acme", time.Now().UTC().Truncate(budgetWindow))
+	assert.True(t, reserved.IsZero(), "%s still reserved", reserved)
+	assert.Equal(t, fake.Invoice().Totals.Cost.String(), spent.String(), "the budget's spend is the invoice")
+
+	// Twenty more requests, twenty synchronous round trips; the forty writes
+	// after them (a completion and a settlement each) go behind, in at most
+	// forty batches: one at a time, as here, a request's settlement can go
+	// out before its completion is queued.
+	before, st := trips.n.Load(), wb.Stats()
+	for i := range 20 {
+		status, _, body := post(t, r.server.URL, fmt.Sprintf("more-%d", i), "", budgetBody)
+		require.Equal(t, 200, status, "%s", body)
+	}
+	assert.Equal(t, int64(20), trips.n.Load()-before, "one synchronous round trip a request")
+	// The client has its answer before its handler queues the completion:
+	// wait for the handlers, then for the writes.
+	r.server.Close()
+	require.NoError(t, wb.Flush(context.Background()))
+	assert.Equal(t, uint64(40), wb.Stats().Written-st.Written, "writes behind")
+	assert.LessOrEqual(t, wb.Stats().Batches-st.Batches, uint64(40), "batches behind")
+	assert.Zero(t, wb.Stats().Lost)
+	assert.Zero(t, wb.Stats().LeaseLost)
+
+	// Refused: the key was claimed with the reservation refused, in the one
+	// statement; it is released behind, and the refusal is metered.
+	poor := rigOn(t, startFakes(t, nil), store, nil, rigExtras{idempotency: idem, budgetStore: budgets,
+		budgets: map[string]gateway.Budget{"acme": {Limit: decimal.RequireFromString("0.0000001"), Window: time.Hour}}})
+	before = trips.n.Load()
+	status, _, body := post(t, poor.server.URL, "poor", "poor", budgetBody)
+	assert.Equal(t, http.StatusTooManyRequests, status, "%s", body)
+	assert.Equal(t, int64(1), trips.n.Load()-before, "one round trip for a refusal too")
+	poor.server.Close()
+	require.NoError(t, wb.Flush(context.Background()))
+	assert.Empty(t, keyState(t, syncPool, "poor"), "the refused request's key is released")
+	assert.Empty(t, poor.fakes["openai"].Journal())
+}
