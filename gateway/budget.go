@@ -21,6 +21,16 @@ var ErrBudgetExceeded = errors.New("gateway: budget exceeded")
 type Budget struct {
 	Limit  decimal.Decimal
 	Window time.Duration
+	// Slice, when positive, makes the tenant's reservations local: the
+	// gateway leases a slice of this size from the BudgetStore (one
+	// reservation) and reserves its requests against it in memory, with no
+	// round trip; the unused part goes back after SliceTTL (default
+	// DefaultSliceTTL), or when the gateway closes. Several gateway
+	// processes never overshoot the limit together: a slice is taken from
+	// the shared total. A slice a process dies holding stays reserved until
+	// its window closes.
+	Slice    decimal.Decimal
+	SliceTTL time.Duration
 }
 
 // DefaultBudgetMaxTokens is the max_tokens the gateway sets on a budgeted
@@ -48,6 +58,10 @@ type reservation struct {
 	input  int64 // the prompt's worst-case tokens
 	limit  decimal.Decimal
 	every  time.Duration // the budget's window
+
+	sliced  bool            // the tenant's budget is sliced: take reserves on a slice
+	slice   *budgetSlice    // the slice the first attempt's amount is on
+	onSlice decimal.Decimal // that amount; the rest (extend's) is on the store
 }
 
 // extend reserves the worst case of one more attempt of req on t before it
@@ -121,14 +135,25 @@ func (g *Gateway) hold(req *Request) (*reservation, error) {
 		worst = decimal.Max(worst, p.WorstCase(input, int64(req.LLM.MaxTokens)))
 	}
 	return &reservation{tenant: req.Tenant, window: g.now().UTC().Truncate(b.Window), amount: worst.RoundUp(ledger.CostScale),
-		input: input, limit: b.Limit, every: b.Window}, nil
+		input: input, limit: b.Limit, every: b.Window, sliced: b.Slice.IsPositive()}, nil
 }
 
 // take takes the reservation hold worked out (nil: nothing to take) on its
-// tenant's budget.
+// tenant's budget: on a slice of it, when it is sliced and a slice can be
+// had, else on the store.
 func (g *Gateway) take(ctx context.Context, req *Request, r *reservation) error {
 	if r == nil {
 		return nil
+	}
+	if r.sliced {
+		ok, err := g.slices.reserveFromSlice(ctx, r, g.budgets[r.tenant])
+		if err != nil {
+			return fmt.Errorf("gateway: budget: %w", err)
+		}
+		if ok {
+			r.onSlice = r.amount
+			return nil
+		}
 	}
 	ok, err := g.budgetStore.Reserve(ctx, r.tenant, r.window, r.amount, r.limit)
 	if err != nil {
@@ -154,10 +179,22 @@ func (g *Gateway) settle(r *reservation, actual decimal.Decimal) {
 	if r == nil {
 		return
 	}
+	reserved := r.amount
+	if r.slice != nil {
+		// The slice's part settles locally; the part extend reserved on the
+		// store, first, with as much of the cost as it covers.
+		reserved = r.amount.Sub(r.onSlice)
+		direct := decimal.Min(actual, reserved)
+		defer g.slices.settleOnSlice(r.slice, r.onSlice, actual.Sub(direct))
+		if reserved.IsZero() {
+			return
+		}
+		actual = direct
+	}
 	// Settling must not depend on the client still being there.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := g.budgetStore.Settle(ctx, r.tenant, r.window, r.amount, actual); err != nil {
+	if err := g.budgetStore.Settle(ctx, r.tenant, r.window, reserved, actual); err != nil {
 		g.log.Error("gateway: budget settle failed; the reservation stays held", "tenant", r.tenant, "error", err)
 	}
 }

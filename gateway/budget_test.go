@@ -163,6 +163,115 @@ func TestBudgetNeverOvershoots(t *testing.T) {
 	})
 }
 
+// TestBudgetSlicesNeverOvershoot: three gateways on one Postgres, the
+// tenant's budget sliced (each gateway leases slices of two worst cases
+// and reserves against them in memory). The slices come out of the shared
+// total, so together they never pass the limit; the tail of the budget,
+// under a slice, is still served request by request; and every slice goes
+// back when its gateway closes. (Seen red with a slice that hands out one
+// reservation past its size: nine requests reserved at once.)
+func TestBudgetSlicesNeverOvershoot(t *testing.T) {
+	budgets := map[string]gateway.Budget{"acme": {Limit: budgetLimit, Window: budgetWindow,
+		Slice: worstCase.Mul(decimal.NewFromInt(2)), SliceTTL: time.Minute}}
+	url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	store := ledger.NewPostgresStore(pgtest.Pool(t, url))
+	fakes := startFakes(t, slowOpenAI)
+	var rigs []*rig
+	for range 3 {
+		rigs = append(rigs, rigOn(t, fakes, store, nil, rigExtras{budgets: budgets, budgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url))}))
+	}
+	served, refused := hammer(t, rigs, false)
+	// The fake answers each call in 300ms, so calls that arrive within less
+	// than that of one another were all reserved at once: never more than
+	// the limit's worth of worst cases.
+	journal := fakes["openai"].Journal()
+	most := 0
+	for i, e := range journal {
+		n := 0
+		for _, f := range journal[i:] {
+			if f.At-e.At < 290*time.Millisecond {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	fits := budgetLimit.Div(worstCase).IntPart()
+	assert.LessOrEqual(t, int64(most), fits, "requests reserved at once; the limit holds %d worst cases", fits)
+	spentOf := postgresSpent(t, pgtest.Pool(t, url))
+	window := time.Now().UTC().Truncate(budgetWindow)
+	_, reserved := spentOf("acme", window)
+	assert.True(t, reserved.IsPositive(), "the gateways hold their slices until they close")
+	for _, r := range rigs {
+		r.gw.Close()
+	}
+	spent, reserved := spentOf("acme", window)
+	assert.True(t, reserved.IsZero(), "every slice went back; %s still held", reserved)
+	assert.True(t, spent.LessThanOrEqual(budgetLimit), "spent %s overshoots the limit %s", spent, budgetLimit)
+	// What can go unused: under one worst case in each gateway's last slice,
+	// and under one in the store.
+	assert.True(t, spent.GreaterThan(budgetLimit.Sub(worstCase.Mul(decimal.NewFromInt(4)))), "spent %s: the budget was not used", spent)
+	ok, err := store.Totals(context.Background(), ledger.Query{Tenant: "acme", GroupBy: []ledger.Dimension{ledger.ByOutcome}})
+	require.NoError(t, err)
+	byOutcome := map[ledger.Outcome]ledger.Total{}
+	for _, tot := range ok {
+		byOutcome[tot.Outcome] = tot
+	}
+	assert.Equal(t, served, byOutcome[ledger.OutcomeOK].Attempts)
+	assert.Equal(t, refused, byOutcome[ledger.OutcomeRejectedBudget].Attempts)
+	assert.Equal(t, spent.String(), byOutcome[ledger.OutcomeOK].Cost.String(), "the budget's spend is the ledger's, exactly")
+}
+
+// TestBudgetSliceGoesBackAfterItsTTL, in virtual time: a sliced tenant's
+// requests reserve on one slice (one reservation in the store for all of
+// them); a retry's extra reservation goes to the store directly; once the
+// slice's TTL has passed, the store holds nothing reserved and has spent
+// exactly what the ledger metered.
+func TestBudgetSliceGoesBackAfterItsTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		model := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris", Tokens: 1}},
+			Price: &fakeprovider.ListPrice{Input: decimal.RequireFromString("1"), Output: decimal.RequireFromString("10")}}
+		fake := func(faults ...fakeprovider.Fault) fakeprovider.Config {
+			return fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1, Faults: faults, Models: map[string]fakeprovider.Model{"m": model}}
+		}
+		budgets := &recordingBudgets{MemoryBudgets: gateway.NewMemoryBudgets()}
+		limit, slice := pricing.MustRate("1.00"), pricing.MustRate("0.50")
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes: map[string]fakeprovider.Config{"a": fake(fakeprovider.Fault{Kind: fakeprovider.FaultServerError, Status: 503, Count: 1}), "b": fake()},
+			Gateway: gateway.Config{Routes: map[string][]string{"chat": {"a/m", "b/m"}},
+				Prices: gateway.PricesConfig{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("1"), Output: pricing.MustRate("10")}}},
+				Retry:  gateway.RetrySettings{MaxAttempts: 2},
+				Tenants: []gateway.TenantConfig{{Name: "acme", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey("k")),
+					BudgetUSD: &limit, BudgetWindow: time.Hour, BudgetSliceUSD: &slice, BudgetSliceTTL: 10 * time.Second}}},
+			BudgetStore: budgets})
+		require.NoError(t, err)
+		defer g.Close()
+		window := time.Now().UTC().Truncate(time.Hour)
+		for range 3 {
+			_, err := g.Complete(context.Background(), &gateway.Request{Tenant: "acme", Route: "chat",
+				LLM: llm.Request{Messages: []llm.Message{{Role: "user", Content: "What is the capital of France? One word."}}}})
+			require.NoError(t, err)
+		}
+		// The first request's 503 was retried: its second attempt reserved
+		// one worst case (by hand, as in TestEveryAttemptReservesItsWorstCase)
+		// on the store, beside the one slice.
+		assert.Equal(t, []string{"0.5", "0.041008"}, budgets.reserved)
+		spent, reserved := gateway.MemorySpent(budgets.MemoryBudgets, "acme", window)
+		assert.Equal(t, "0.5", reserved.String(), "the slice is held while it lives")
+		assert.True(t, spent.IsPositive(), "the retried request's cost, settled on the store's own reservation first")
+
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		spent, reserved = gateway.MemorySpent(budgets.MemoryBudgets, "acme", window)
+		assert.True(t, reserved.IsZero(), "%s still reserved after the slice's TTL", reserved)
+		totals, err := g.Store.Totals(context.Background(), ledger.Query{Tenant: "acme"})
+		require.NoError(t, err)
+		require.Len(t, totals, 1)
+		assert.Equal(t, totals[0].Cost.String(), spent.String(), "the budget's spend is the ledger's")
+		inv := g.Invoices()
+		assert.Equal(t, inv["a"].Totals.Cost.Add(inv["b"].Totals.Cost).String(), spent.String(), "and the vendors' invoices")
+	})
+}
+
 // recordingBudgets records the amounts a MemoryBudgets reserved.
 type recordingBudgets struct {
 	*gateway.MemoryBudgets

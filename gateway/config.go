@@ -36,6 +36,7 @@ import (
 //	  models: {my-model: {input: "1.00", output: "2.00"}}
 //	tenants:
 //	  - {name: acme, api_key_env: BROWNOUT_KEY_ACME, budget_usd: "25.00", budget_window: 24h}
+//	  - {name: hot, api_key_env: BROWNOUT_KEY_HOT, budget_usd: "500", budget_slice_usd: "1.00"}
 //	  - {name: beta, api_key_sha256: 9f86d08...}
 //	breaker:                               # defaults of every provider
 //	  consecutive_failures: 5
@@ -97,13 +98,17 @@ type PricesConfig struct {
 }
 
 // TenantConfig is a client of the gateway; exactly one key source is set.
-// BudgetUSD, with BudgetWindow (default 24h), limits its spend.
+// BudgetUSD, with BudgetWindow (default 24h), limits its spend;
+// BudgetSliceUSD slices it for a hot tenant (Budget.Slice), each slice
+// given back after BudgetSliceTTL (default DefaultSliceTTL).
 type TenantConfig struct {
-	Name         string        `yaml:"name"`
-	APIKeyEnv    string        `yaml:"api_key_env"`
-	APIKeySHA256 string        `yaml:"api_key_sha256"`
-	BudgetUSD    *pricing.Rate `yaml:"budget_usd"`
-	BudgetWindow time.Duration `yaml:"budget_window"`
+	Name           string        `yaml:"name"`
+	APIKeyEnv      string        `yaml:"api_key_env"`
+	APIKeySHA256   string        `yaml:"api_key_sha256"`
+	BudgetUSD      *pricing.Rate `yaml:"budget_usd"`
+	BudgetWindow   time.Duration `yaml:"budget_window"`
+	BudgetSliceUSD *pricing.Rate `yaml:"budget_slice_usd"`
+	BudgetSliceTTL time.Duration `yaml:"budget_slice_ttl"`
 }
 
 // BreakerConfig is the default breaker and its per-provider overrides.
@@ -243,6 +248,12 @@ func (c *Config) Validate() error {
 		}
 		if t.BudgetWindow < 0 || (t.BudgetWindow > 0 && t.BudgetUSD == nil) {
 			bad(fmt.Sprintf("$.tenants[%d].budget_window", i), "needs budget_usd, and must be positive")
+		}
+		if t.BudgetSliceUSD != nil && (t.BudgetUSD == nil || !t.BudgetSliceUSD.IsPositive()) {
+			bad(fmt.Sprintf("$.tenants[%d].budget_slice_usd", i), "needs budget_usd, and must be positive")
+		}
+		if t.BudgetSliceTTL < 0 || (t.BudgetSliceTTL > 0 && t.BudgetSliceUSD == nil) {
+			bad(fmt.Sprintf("$.tenants[%d].budget_slice_ttl", i), "needs budget_slice_usd, and must be positive")
 		}
 	}
 	for name, b := range c.Breaker.Providers {
@@ -388,7 +399,11 @@ func (c *Config) Build(getenv func(string) string, clientFor func(provider strin
 			if window == 0 {
 				window = 24 * time.Hour
 			}
-			b.Budgets[t.Name] = Budget{Limit: t.BudgetUSD.Decimal, Window: window}
+			bg := Budget{Limit: t.BudgetUSD.Decimal, Window: window, SliceTTL: t.BudgetSliceTTL}
+			if t.BudgetSliceUSD != nil {
+				bg.Slice = t.BudgetSliceUSD.Decimal
+			}
+			b.Budgets[t.Name] = bg
 		}
 	}
 	if prices != nil {

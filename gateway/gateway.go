@@ -127,6 +127,7 @@ type Gateway struct {
 
 	budgets     map[string]Budget
 	budgetStore BudgetStore
+	slices      *slicer
 }
 
 // New checks the options and returns a Gateway: every route names known
@@ -175,12 +176,13 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.retry = opts.Retry.withDefaults()
 	g.budgets, g.budgetStore = opts.Budgets, opts.BudgetStore
+	g.slices = &slicer{g: g, by: map[string]*tenantSlices{}}
 	if g.budgetStore == nil {
 		g.budgetStore = NewMemoryBudgets()
 	}
 	for tenant, b := range g.budgets {
-		if b.Window <= 0 || b.Limit.IsNegative() {
-			return nil, fmt.Errorf("gateway: budget of tenant %q: needs a positive window and a non-negative limit", tenant)
+		if b.Window <= 0 || b.Limit.IsNegative() || b.Slice.IsNegative() || b.SliceTTL < 0 {
+			return nil, fmt.Errorf("gateway: budget of tenant %q: needs a positive window, and a limit, slice and slice TTL not negative", tenant)
 		}
 	}
 	g.jitter = backoff.NewJitter(g.retry.BaseBackoff, g.retry.MaxBackoff, g.retry.Seed)
@@ -205,9 +207,13 @@ func New(opts Options) (*Gateway, error) {
 }
 
 // Close stops the goroutines that deliver breaker events and waits for
-// them: afterwards no subscriber channel is written to. It is safe to call
-// more than once.
-func (g *Gateway) Close() { g.breakers.close() }
+// them: afterwards no subscriber channel is written to. It gives back the
+// budget slices this gateway holds (each once its last request settles).
+// It is safe to call more than once.
+func (g *Gateway) Close() {
+	g.breakers.close()
+	g.slices.close()
+}
 
 // SubscribeBreakers delivers every breaker transition to ch, in order. A
 // slow subscriber delays no one else: its events queue for it, up to

@@ -66,7 +66,7 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, ha
 	var stored *StoredResponse
 	var err error
 	pg, combined := store.(*PostgresIdempotency)
-	combined = combined && resv != nil && pg.reservesOn(h.g.budgetStore)
+	combined = combined && resv != nil && !resv.sliced && pg.reservesOn(h.g.budgetStore)
 	if combined {
 		lease, stored, reserved, err = pg.begin(r.Context(), req.Tenant, req.IdempotencyKey, hash, resv)
 	} else {

@@ -104,6 +104,9 @@ func rigOn(t testing.TB, fakes map[string]*fakeprovider.Server, store ledger.Sto
 	for i, tc := range gc.Tenants {
 		if b, ok := x.budgets[tc.Name]; ok {
 			gc.Tenants[i].BudgetUSD, gc.Tenants[i].BudgetWindow = &pricing.Rate{Decimal: b.Limit}, b.Window
+			if b.Slice.IsPositive() {
+				gc.Tenants[i].BudgetSliceUSD, gc.Tenants[i].BudgetSliceTTL = &pricing.Rate{Decimal: b.Slice}, b.SliceTTL
+			}
 		}
 	}
 	for name, b := range x.breakers {

@@ -139,6 +139,30 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartDurable is Start with Postgres as production runs it: fsync and
+// synchronous_commit on, so every commit waits for the disk (the shared
+// server runs with fsync off, testcontainers' default, for speed). For
+// benchmarks that must see what a commit costs.
+func StartDurable(t testing.TB) *Server {
+	t.Helper()
+	skipShort(t)
+	if os.Getenv("BROWNOUT_TEST_DATABASE_URL") != "" {
+		t.Skip("pgtest: a durable server is a container of its own; unset BROWNOUT_TEST_DATABASE_URL")
+	}
+	s, err := startContainer(context.Background(), "", "-c", "fsync=on", "-c", "synchronous_commit=on")
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.container.Terminate(ctx); err != nil {
+			t.Errorf("pgtest: terminate container: %v", err)
+		}
+	})
+	return s
+}
+
 // New returns the connection string of a fresh database on the shared
 // server, cloned from tmpl. The database is dropped when the test ends.
 func New(t testing.TB, tmpl Template) string {
@@ -240,7 +264,9 @@ func (s *Server) dsn(name string) string {
 	return u.String()
 }
 
-func startContainer(ctx context.Context, hostPort string) (*Server, error) {
+// startContainer starts a Postgres container, on hostPort if not empty;
+// settings ("-c", "k=v", ...) replace the module's default fsync=off.
+func startContainer(ctx context.Context, hostPort string, settings ...string) (*Server, error) {
 	image := os.Getenv("BROWNOUT_POSTGRES_IMAGE")
 	if image == "" {
 		image = DefaultImage
@@ -254,6 +280,9 @@ func startContainer(ctx context.Context, hostPort string) (*Server, error) {
 				return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password,
 					net.JoinHostPort(host, port.Port()), dbName)
 			}).WithPollInterval(200*time.Millisecond)),
+	}
+	if len(settings) > 0 {
+		opts = append(opts, testcontainers.WithCmd(append([]string{"postgres"}, settings...)...))
 	}
 	if hostPort != "" {
 		opts = append(opts, testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
