@@ -9,10 +9,12 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,67 +29,132 @@ import (
 	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
+// overheadConfig is one configuration of BenchmarkOverhead.
+type overheadConfig struct {
+	name         string
+	durable      *bool // Postgres with fsync on (true) or off (false); nil: memory
+	idem, budget bool  // an Idempotency-Key per request; a budgeted tenant
+	slices       bool  // the budget sliced
+}
+
 // BenchmarkOverhead measures what the gateway adds to a call, as
 // shared/BENCHMARKS.md describes: the same chat request to a zero-latency
 // fake, three ways, interleaved (direct, gateway, reverse proxy, direct,
 // ...) in one open-loop run at 1,000 requests/s, then one at a time
 // (unloaded). The ledger is on: the async writer over memory or Postgres.
+// Each configuration is a sub-benchmark; at the end the benchmark prints
+// one table of them all (`make bench`), with Postgres run twice: fsync off
+// (the test container's default) and on (production's durability).
 //
 //	go test -run '^$' -bench Overhead -benchtime 1x ./gateway/
 func BenchmarkOverhead(b *testing.B) {
-	// Breakers and retry bookkeeping are always on; the variants add
-	// Idempotency-Keys (a new key per request) and a tenant budget, kept in
-	// memory or, with the ledger, in Postgres.
-	variants := []struct {
-		name         string
-		postgres     bool
-		idem, budget bool
-	}{
-		{"memory/policies", false, false, false},
-		{"memory/idempotency-key", false, true, false},
-		{"memory/budget", false, false, true},
-		{"memory/all", false, true, true},
-		{"postgres/policies", true, false, false},
-		{"postgres/all", true, true, true},
+	// Breakers and retry bookkeeping are always on; "all" adds an
+	// Idempotency-Key (a new one per request) and a tenant budget, in memory
+	// or in Postgres beside the ledger; "all+slices" slices the budget.
+	configs := []overheadConfig{{name: "memory/ledger"}, {name: "memory/all", idem: true, budget: true}}
+	for _, durable := range []bool{false, true} {
+		fsync := map[bool]string{false: "fsync-off", true: "fsync-on"}[durable]
+		configs = append(configs,
+			overheadConfig{name: "postgres-" + fsync + "/ledger", durable: &durable},
+			overheadConfig{name: "postgres-" + fsync + "/all", durable: &durable, idem: true, budget: true},
+			overheadConfig{name: "postgres-" + fsync + "/all+slices", durable: &durable, idem: true, budget: true, slices: true})
 	}
-	for _, v := range variants {
-		b.Run(v.name, func(b *testing.B) {
+	servers := map[bool]*pgtest.Server{}
+	var rows []overheadRow
+	parent := b // the servers live until every configuration has run
+	for _, c := range configs {
+		b.Run(c.name, func(b *testing.B) {
 			var st ledger.Store = ledger.NewMemoryStore()
-			var x overheadExtras
-			if v.idem {
+			x := overheadExtras{}
+			if c.idem {
 				x.idem = gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)
 			}
-			if v.budget {
-				x.budgets = map[string]gateway.Budget{"t": {Limit: decimal.RequireFromString("1000000"), Window: 24 * time.Hour}}
+			if c.budget {
+				bg := gateway.Budget{Limit: decimal.RequireFromString("1000000"), Window: 24 * time.Hour}
+				if c.slices {
+					bg.Slice = decimal.RequireFromString("1")
+				}
+				x.budgets = map[string]gateway.Budget{"t": bg}
 				x.budgetStore = gateway.NewMemoryBudgets()
 			}
-			if v.postgres {
-				url := pgtest.New(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
-				st = ledger.NewPostgresStore(pgtest.Pool(b, url))
-				// Keys and budgets on a pool of their own, whose round trips are
-				// counted: they are the ones a request waits for (the ledger's
-				// writer inserts in batches, off the request path).
-				x.trips = &roundTrips{}
-				pool := countedPool(b, url, x.trips)
-				if v.idem {
-					x.idem = gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
+			if c.durable != nil {
+				srv := servers[*c.durable]
+				if srv == nil {
+					if *c.durable {
+						srv = pgtest.StartDurable(parent)
+					} else {
+						srv = pgtest.Shared(parent)
+					}
+					servers[*c.durable] = srv
 				}
-				if v.budget {
-					x.budgetStore = gateway.NewPostgresBudgets(pool)
+				url := srv.NewDatabase(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+				x.pg = &pgCosts{}
+				x.pg.rtt, x.pg.commit = measurePostgres(b, url)
+				// Three pools, each counted: the ledger writer's; the keys' and
+				// budgets' statements a request waits for; their writes behind it.
+				st = ledger.NewPostgresStore(countedPool(b, url, &x.pg.ledger))
+				pool := countedPool(b, url, &x.pg.sync)
+				wb := gateway.NewWriteBehind(countedPool(b, url, &x.pg.behind), gateway.WriteBehindSettings{})
+				b.Cleanup(func() { _ = wb.Close(context.Background()) })
+				x.behind = wb
+				if c.idem {
+					x.idem = gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb)
+				}
+				if c.budget {
+					x.budgetStore = gateway.NewPostgresBudgets(pool).WritingBehind(wb)
 				}
 			}
 			for range b.N {
-				runOverhead(b, st, x)
+				row := runOverhead(b, st, x)
+				row.name = c.name
+				rows = append(rows, row)
 			}
 		})
 	}
+	printOverheadTable(os.Stdout, rows)
 }
 
 type overheadExtras struct {
 	idem        gateway.IdempotencyStore
 	budgets     map[string]gateway.Budget
 	budgetStore gateway.BudgetStore
-	trips       *roundTrips // nil: keys and budgets are not in Postgres
+	pg          *pgCosts             // nil: no Postgres
+	behind      *gateway.WriteBehind // with Postgres
+}
+
+// pgCosts are a configuration's Postgres: what one round trip and one
+// commit cost on it, measured alone before the run, and the round trips
+// of each of its pools, counted during the run.
+type pgCosts struct {
+	rtt, commit          time.Duration
+	sync, behind, ledger roundTrips
+}
+
+// measurePostgres returns the median of 200 round trips (SELECT 1) and of
+// 200 committed single-row inserts on url's server, one at a time.
+func measurePostgres(b *testing.B, url string) (rtt, commit time.Duration) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE bench_commits (n bigint)`); err != nil {
+		b.Fatal(err)
+	}
+	median := func(sql string, args ...any) time.Duration {
+		d := make([]time.Duration, 200)
+		for i := range d {
+			start := time.Now()
+			if _, err := conn.Exec(ctx, sql, args...); err != nil {
+				b.Fatal(err)
+			}
+			d[i] = time.Since(start)
+		}
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	return median(`SELECT 1`), median(`INSERT INTO bench_commits VALUES ($1)`, 1)
 }
 
 // roundTrips counts the statements and batches sent to Postgres: one round
@@ -127,7 +194,74 @@ const (
 	overheadUnloaded = 1500 // requests in the sequential run (500 per path)
 )
 
-func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
+// overheadRow is one configuration's figures. Overheads are over the
+// direct path, in microseconds, loaded unless named seq.
+type overheadRow struct {
+	name                   string
+	gw50, gw99, px50, px99 float64
+	seqGw50, seqPx50       float64
+	pg                     *pgCosts
+	trips                  [3]float64 // per gateway request: waited for, written behind, ledger
+}
+
+// printOverheadTable writes the rows as one table, with each goal's verdict.
+func printOverheadTable(out io.Writer, rows []overheadRow) {
+	if len(rows) == 0 {
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "configuration\tgateway p50\tproxy p50\tratio\tgateway p99\tproxy p99\tratio\tpg waited/req\tbehind/req\tledger/req\tpg rtt\tpg commit\tgoal\t")
+	for _, r := range rows {
+		trips, rtt, commit := "-\t-\t-", "-", "-"
+		if r.pg != nil {
+			trips = fmt.Sprintf("%.2f\t%.2f\t%.3f", r.trips[0], r.trips[1], r.trips[2])
+			rtt, commit = us(r.pg.rtt), us(r.pg.commit)
+		}
+		fmt.Fprintf(w, "%s\t%.0f us\t%.0f us\t%.2f\t%.0f us\t%.0f us\t%.2f\t%s\t%s\t%s\t%s\t\n", r.name,
+			r.gw50, r.px50, r.gw50/r.px50, r.gw99, r.px99, r.gw99/r.px99, trips, rtt, commit, r.verdict())
+	}
+	_ = w.Flush()
+	fmt.Fprintln(out, "Overheads are over the direct call at 1,000 req/s (direct, gateway, proxy interleaved), loopback, this machine;")
+	fmt.Fprintln(out, "pg rtt and commit are one SELECT 1 and one committed INSERT, alone, on the same server before the run.")
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f us", float64(d.Microseconds())) }
+
+// verdict checks the row against issue 16's goals: in memory, at most 1.2x
+// the proxy's overhead at p50 and 1.5x at p99; with Postgres keys and
+// budgets, at most one round trip waited for, p50 at most the proxy's plus
+// one round trip (fsync off) or one commit (fsync on), p99 at most 3x.
+func (r overheadRow) verdict() string {
+	var fails []string
+	if r.pg == nil {
+		if r.gw50 > 1.2*r.px50 {
+			fails = append(fails, "p50>1.2x")
+		}
+		if r.gw99 > 1.5*r.px99 {
+			fails = append(fails, "p99>1.5x")
+		}
+	} else {
+		one := r.pg.rtt
+		if r.pg.commit > 2*r.pg.rtt { // fsync on: a commit waits for the disk
+			one = r.pg.commit
+		}
+		if r.trips[0] > 1.0001 {
+			fails = append(fails, "waits>1")
+		}
+		if r.gw50 > r.px50+float64(one.Microseconds()) {
+			fails = append(fails, "p50>proxy+1")
+		}
+		if r.gw99 > 3*r.px99 {
+			fails = append(fails, "p99>3x")
+		}
+	}
+	if len(fails) == 0 {
+		return "met"
+	}
+	return fmt.Sprint(fails)
+}
+
+func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow {
 	w, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -198,9 +332,9 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
 	}
 
 	// Loaded: open loop, request i due at start + i/rate, each on its own goroutine.
-	var tripsBefore int64
-	if x.trips != nil {
-		tripsBefore = x.trips.n.Load()
+	var before [3]int64
+	if x.pg != nil {
+		before = [3]int64{x.pg.sync.n.Load(), x.pg.behind.n.Load(), x.pg.ledger.n.Load()}
 	}
 	loaded := make([][]time.Duration, len(paths))
 	var mu sync.Mutex
@@ -219,18 +353,30 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	if x.trips != nil {
-		// Requests to the gateway are every third of the loaded run.
-		b.ReportMetric(float64(x.trips.n.Load()-tripsBefore)/float64(overheadLoaded/len(paths)), "pg-roundtrips/req")
+	gwSrv.Close() // every handler has returned, its writes queued
+	if x.behind != nil {
+		if err := x.behind.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := w.Close(context.Background()); err != nil {
 		b.Fatal(err)
+	}
+	row := overheadRow{pg: x.pg}
+	if x.pg != nil {
+		// Requests to the gateway are every third of the loaded run.
+		per := float64(overheadLoaded / len(paths))
+		row.trips = [3]float64{float64(x.pg.sync.n.Load()-before[0]) / per, float64(x.pg.behind.n.Load()-before[1]) / per,
+			float64(x.pg.ledger.n.Load()-before[2]) / per}
+		b.ReportMetric(row.trips[0], "pg-waited/req")
+		b.ReportMetric(row.trips[1], "pg-behind/req")
+		b.ReportMetric(row.trips[2], "pg-ledger/req")
 	}
 	if st := w.Stats(); st.Inserted < uint64(overheadLoaded/3) {
 		b.Fatalf("ledger wrote %d attempts; want at least %d", st.Inserted, overheadLoaded/3)
 	}
 
-	report := func(prefix string, lat [][]time.Duration) {
+	report := func(prefix string, lat [][]time.Duration) (gw50, gw99, px50, px99 float64) {
 		q := func(k int, p float64) float64 {
 			d := slices.Clone(lat[k])
 			slices.Sort(d)
@@ -249,10 +395,17 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) {
 			if px-direct > 0 {
 				b.ReportMetric((gwv-direct)/(px-direct), prefix+"ratio-"+p.name)
 			}
+			if p.name == "p50" {
+				gw50, px50 = gwv-direct, px-direct
+			} else {
+				gw99, px99 = gwv-direct, px-direct
+			}
 		}
+		return gw50, gw99, px50, px99
 	}
-	report("loaded-", loaded)
-	report("seq-", seq)
+	row.gw50, row.gw99, row.px50, row.px99 = report("loaded-", loaded)
+	row.seqGw50, _, row.seqPx50, _ = report("seq-", seq)
+	return row
 }
 
 // BenchmarkHandlerInMemory is one chat request through the HTTP front to an
@@ -289,4 +442,114 @@ func BenchmarkHandlerInMemory(b *testing.B) {
 	}
 	b.StopTimer()
 	_ = w.Close(context.Background())
+}
+
+// BenchmarkSustainedDurable is one gateway at 1,000 requests/s for a
+// minute (BROWNOUT_SUSTAINED, a duration, changes it), open loop, each
+// request with an Idempotency-Key of its own and a budgeted tenant, on a
+// Postgres with fsync on: it reports each ten seconds' p50 and p99 and
+// the rate served, and fails when the gateway fell behind (it served
+// under 99% of the offered rate, or a request failed) or its latency grew
+// (the last ten seconds' p50 over 1.5 times the first's).
+//
+//	go test -run '^$' -bench SustainedDurable -benchtime 1x ./gateway/
+func BenchmarkSustainedDurable(b *testing.B) {
+	run := time.Minute
+	if s := os.Getenv("BROWNOUT_SUSTAINED"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatalf("BROWNOUT_SUSTAINED: %v", err)
+		}
+		run = d
+	}
+	const rate, window = 1000, 10 * time.Second
+	url := pgtest.StartDurable(b).NewDatabase(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	pg := &pgCosts{}
+	pg.rtt, pg.commit = measurePostgres(b, url)
+	store := ledger.NewPostgresStore(countedPool(b, url, &pg.ledger))
+	w, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := countedPool(b, url, &pg.sync)
+	wb := gateway.NewWriteBehind(countedPool(b, url, &pg.behind), gateway.WriteBehindSettings{})
+	defer wb.Close(context.Background())
+	limit := pricing.Rate{Decimal: decimal.RequireFromString("1000000")}
+	g, err := gatewaytest.New(gatewaytest.Config{Loopback: true, Store: store, Ledger: w,
+		BudgetStore: gateway.NewPostgresBudgets(pool).WritingBehind(wb),
+		Idempotency: gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb),
+		Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
+			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}},
+			Tenants: []gateway.TenantConfig{{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey("key")), BudgetUSD: &limit}}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g.Handler)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+	body := []byte(`{"model":"chat","messages":[{"role":"user","content":"What is the capital of France? One word."}]}`)
+	do := func(key string) (time.Duration, bool) {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer key")
+		req.Header.Set("Idempotency-Key", key)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return time.Since(start), resp.StatusCode == 200
+	}
+	for i := range 300 {
+		do(fmt.Sprintf("warm-%d", i))
+	}
+
+	n := int(run.Seconds() * rate)
+	lat := make([]time.Duration, n)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	before := pg.sync.n.Load()
+	start := time.Now()
+	for i := range n {
+		if wait := time.Until(start.Add(time.Duration(i) * time.Second / rate)); wait > 0 {
+			time.Sleep(wait)
+		}
+		wg.Go(func() {
+			d, ok := do(fmt.Sprintf("k-%d", i))
+			if !ok {
+				failed.Add(1)
+			}
+			lat[i] = d
+		})
+	}
+	offered := time.Since(start)
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	served := float64(n) / elapsed.Seconds()
+	fmt.Printf("sustained: %d requests offered at %d/s over %s (fsync on; pg rtt %s, commit %s): served at %.0f/s, %d failed, %.2f round trips waited for per request\n",
+		n, rate, offered.Round(time.Millisecond), us(pg.rtt), us(pg.commit), served, failed.Load(), float64(pg.sync.n.Load()-before)/float64(n))
+	per := int(window.Seconds() * rate)
+	var p50s []time.Duration
+	for from := 0; from+per <= n; from += per {
+		d := slices.Clone(lat[from : from+per])
+		slices.Sort(d)
+		p50s = append(p50s, d[len(d)/2])
+		fmt.Printf("sustained: %3.0fs to %3.0fs: p50 %s, p99 %s\n", float64(from)/rate, float64(from+per)/rate,
+			d[len(d)/2].Round(time.Microsecond), d[len(d)*99/100].Round(time.Microsecond))
+	}
+	b.ReportMetric(served, "served-req/s")
+	if failed.Load() > 0 {
+		b.Errorf("%d requests failed", failed.Load())
+	}
+	if served < 0.99*rate {
+		b.Errorf("served %.0f req/s of the %d offered: the gateway fell behind", served, rate)
+	}
+	if len(p50s) >= 2 && p50s[len(p50s)-1] > p50s[0]*3/2 {
+		b.Errorf("p50 grew from %s to %s over the run", p50s[0], p50s[len(p50s)-1])
+	}
 }

@@ -27,6 +27,11 @@ type WriteBehindSettings struct {
 	QueueSize int
 	// MaxBatch is the most writes one batch carries (default 512).
 	MaxBatch int
+	// Linger is how long a batch waits for more writes after its first
+	// (default 2ms), so the writes of one request (a settlement, then its
+	// key's completion) and of requests close together share a round trip
+	// and a commit.
+	Linger time.Duration
 	// Retries is how many times a write that failed is tried again, alone,
 	// with jittered backoff, before it is given up (default 3).
 	Retries int
@@ -40,9 +45,9 @@ type WriteBehindSettings struct {
 // (PostgresIdempotency) and a budget reservation's settlement
 // (PostgresBudgets). Queued writes go out together, as one pipelined batch
 // in one implicit transaction: one round trip and one commit per batch,
-// however many requests it finishes (a group commit). A batch forms from
-// whatever is queued when the last one returns, so an idle gateway writes
-// at once and a busy one in larger batches.
+// however many requests it finishes (a group commit). A batch is what is
+// queued within Linger of its first write, and while the last batch was
+// out: a busy gateway writes in larger batches.
 //
 // Nothing a request promises depends on these writes being synchronous:
 // until a completion lands, a duplicate of its key waits on the lease and
@@ -94,6 +99,9 @@ func NewWriteBehind(pool *pgxpool.Pool, s WriteBehindSettings) *WriteBehind {
 	}
 	if s.Retries <= 0 {
 		s.Retries = 3
+	}
+	if s.Linger <= 0 {
+		s.Linger = 2 * time.Millisecond
 	}
 	if s.Timeout <= 0 {
 		s.Timeout = 5 * time.Second
@@ -164,20 +172,27 @@ func (w *WriteBehind) Close(ctx context.Context) error {
 func (w *WriteBehind) loop() {
 	defer close(w.done)
 	batch := make([]deferredWrite, 0, w.settings.MaxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for first := range w.q {
 		batch = append(batch[:0], first)
+		linger.Reset(w.settings.Linger)
 	fill:
-		for len(batch) < w.settings.MaxBatch {
+		for len(batch) < w.settings.MaxBatch && first.flushed == nil {
 			select {
 			case d, ok := <-w.q:
 				if !ok {
 					break fill
 				}
 				batch = append(batch, d)
-			default:
+				if d.flushed != nil {
+					break fill // Flush waits for no linger
+				}
+			case <-linger.C:
 				break fill
 			}
 		}
+		linger.Stop()
 		w.write(batch)
 	}
 }

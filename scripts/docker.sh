@@ -24,7 +24,10 @@ docker_up() {
   fi
   local log=${TMPDIR:-/tmp}/brownout-dockerd.log
   echo "docker: starting dockerd (log: $log)"
-  dockerd >"$log" 2>&1 &
+  # No userland proxy: a published port is forwarded by the kernel (NAT on
+  # loopback), not by a docker-proxy process per connection, which took a
+  # Postgres round trip on 127.0.0.1 from about 55 to 170 us here.
+  dockerd --userland-proxy=false >"$log" 2>&1 &
   BROWNOUT_DOCKERD_PID=$!
   local i
   for i in $(seq 1 120); do
