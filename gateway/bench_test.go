@@ -35,6 +35,10 @@ type overheadConfig struct {
 	durable      *bool // Postgres with fsync on (true) or off (false); nil: memory
 	idem, budget bool  // an Idempotency-Key per request; a budgeted tenant
 	slices       bool  // the budget sliced
+	// synchronous is the request path before writes went behind: the key's
+	// claim and the budget's reservation apart, its settlement and the
+	// key's completion waited for (four round trips), for comparison.
+	synchronous bool
 }
 
 // BenchmarkOverhead measures what the gateway adds to a call, as
@@ -56,6 +60,7 @@ func BenchmarkOverhead(b *testing.B) {
 		fsync := map[bool]string{false: "fsync-off", true: "fsync-on"}[durable]
 		configs = append(configs,
 			overheadConfig{name: "postgres-" + fsync + "/ledger", durable: &durable},
+			overheadConfig{name: "postgres-" + fsync + "/all-synchronous", durable: &durable, idem: true, budget: true, synchronous: true},
 			overheadConfig{name: "postgres-" + fsync + "/all", durable: &durable, idem: true, budget: true},
 			overheadConfig{name: "postgres-" + fsync + "/all+slices", durable: &durable, idem: true, budget: true, slices: true})
 	}
@@ -97,10 +102,13 @@ func BenchmarkOverhead(b *testing.B) {
 				wb := gateway.NewWriteBehind(countedPool(b, url, &x.pg.behind), gateway.WriteBehindSettings{})
 				b.Cleanup(func() { _ = wb.Close(context.Background()) })
 				x.behind = wb
-				if c.idem {
+				switch {
+				case c.synchronous:
+					// On two pools, so the claim cannot take the reservation.
+					x.idem = gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
+					x.budgetStore = gateway.NewPostgresBudgets(countedPool(b, url, &x.pg.sync))
+				case c.idem && c.budget:
 					x.idem = gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb)
-				}
-				if c.budget {
 					x.budgetStore = gateway.NewPostgresBudgets(pool).WritingBehind(wb)
 				}
 			}
@@ -158,20 +166,53 @@ func measurePostgres(b *testing.B, url string) (rtt, commit time.Duration) {
 }
 
 // roundTrips counts the statements and batches sent to Postgres: one round
-// trip each (a pipelined batch is one).
-type roundTrips struct{ n atomic.Int64 }
+// trip each (a pipelined batch is one); it keeps how long each statement
+// took, as its caller waited for it.
+type roundTrips struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+type traceStart struct{}
 
 func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	r.n.Add(1)
-	return ctx
+	return context.WithValue(ctx, traceStart{}, time.Now())
 }
-func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (r *roundTrips) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if start, ok := ctx.Value(traceStart{}).(time.Time); ok {
+		r.mu.Lock()
+		r.waits = append(r.waits, time.Since(start))
+		r.mu.Unlock()
+	}
+}
+
 func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
 	r.n.Add(1)
 	return ctx
 }
 func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// median is the median of the statements' durations since the nth.
+func (r *roundTrips) median(from int) time.Duration {
+	r.mu.Lock()
+	d := slices.Clone(r.waits[min(from, len(r.waits)):])
+	r.mu.Unlock()
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+func (r *roundTrips) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.waits)
+}
 
 // countedPool is a pool on url whose round trips r counts.
 func countedPool(b *testing.B, url string, r *roundTrips) *pgxpool.Pool {
@@ -201,7 +242,8 @@ type overheadRow struct {
 	gw50, gw99, px50, px99 float64
 	seqGw50, seqPx50       float64
 	pg                     *pgCosts
-	trips                  [3]float64 // per gateway request: waited for, written behind, ledger
+	trips                  [3]float64    // per gateway request: waited for, written behind, ledger
+	waited                 time.Duration // the median statement a request waited for, in the run
 }
 
 // printOverheadTable writes the rows as one table, with each goal's verdict.
@@ -212,13 +254,16 @@ func printOverheadTable(out io.Writer, rows []overheadRow) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "configuration\tgateway p50\tproxy p50\tratio\tgateway p99\tproxy p99\tratio\tpg waited/req\tbehind/req\tledger/req\tpg rtt\tpg commit\tgoal\t")
 	for _, r := range rows {
-		trips, rtt, commit := "-\t-\t-", "-", "-"
+		trips, rtt, commit, waited := "-\t-\t-", "-", "-", "-"
 		if r.pg != nil {
 			trips = fmt.Sprintf("%.2f\t%.2f\t%.3f", r.trips[0], r.trips[1], r.trips[2])
 			rtt, commit = us(r.pg.rtt), us(r.pg.commit)
+			if r.waited > 0 {
+				waited = us(r.waited)
+			}
 		}
-		fmt.Fprintf(w, "%s\t%.0f us\t%.0f us\t%.2f\t%.0f us\t%.0f us\t%.2f\t%s\t%s\t%s\t%s\t\n", r.name,
-			r.gw50, r.px50, r.gw50/r.px50, r.gw99, r.px99, r.gw99/r.px99, trips, rtt, commit, r.verdict())
+		fmt.Fprintf(w, "%s\t%.0f us\t%.0f us\t%.2f\t%.0f us\t%.0f us\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", r.name,
+			r.gw50, r.px50, r.gw50/r.px50, r.gw99, r.px99, r.gw99/r.px99, trips, rtt, commit, waited, r.verdict())
 	}
 	_ = w.Flush()
 	fmt.Fprintln(out, "Overheads are over the direct call at 1,000 req/s (direct, gateway, proxy interleaved), loopback, this machine;")
@@ -333,8 +378,10 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 
 	// Loaded: open loop, request i due at start + i/rate, each on its own goroutine.
 	var before [3]int64
+	waitsBefore := 0
 	if x.pg != nil {
 		before = [3]int64{x.pg.sync.n.Load(), x.pg.behind.n.Load(), x.pg.ledger.n.Load()}
+		waitsBefore = x.pg.sync.count()
 	}
 	loaded := make([][]time.Duration, len(paths))
 	var mu sync.Mutex
@@ -371,6 +418,8 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 		b.ReportMetric(row.trips[0], "pg-waited/req")
 		b.ReportMetric(row.trips[1], "pg-behind/req")
 		b.ReportMetric(row.trips[2], "pg-ledger/req")
+		row.waited = x.pg.sync.median(waitsBefore)
+		b.ReportMetric(float64(row.waited.Microseconds()), "pg-waited-p50-us")
 	}
 	if st := w.Stats(); st.Inserted < uint64(overheadLoaded/3) {
 		b.Fatalf("ledger wrote %d attempts; want at least %d", st.Inserted, overheadLoaded/3)
@@ -447,10 +496,12 @@ func BenchmarkHandlerInMemory(b *testing.B) {
 // BenchmarkSustainedDurable is one gateway at 1,000 requests/s for a
 // minute (BROWNOUT_SUSTAINED, a duration, changes it), open loop, each
 // request with an Idempotency-Key of its own and a budgeted tenant, on a
-// Postgres with fsync on: it reports each ten seconds' p50 and p99 and
-// the rate served, and fails when the gateway fell behind (it served
-// under 99% of the offered rate, or a request failed) or its latency grew
-// (the last ten seconds' p50 over 1.5 times the first's).
+// Postgres with fsync on (and, for reference, all in memory): it reports
+// each ten seconds' p50 and p99 and the rate served, and fails when the
+// gateway fell behind (it served under 99% of the offered rate, or a
+// request failed) or its latency grew (the last ten seconds' p50 over 1.5
+// times the first's). The budget is kept in the store's one row per
+// window, or sliced (Budget.Slice).
 //
 //	go test -run '^$' -bench SustainedDurable -benchtime 1x ./gateway/
 func BenchmarkSustainedDurable(b *testing.B) {
@@ -462,32 +513,60 @@ func BenchmarkSustainedDurable(b *testing.B) {
 		}
 		run = d
 	}
+	var server *pgtest.Server
+	parent := b
+	for _, c := range []struct {
+		name             string
+		postgres, sliced bool
+	}{{"memory/all", false, false}, {"postgres-fsync-on/all", true, false}, {"postgres-fsync-on/all+slices", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			limit := pricing.Rate{Decimal: decimal.RequireFromString("1000000")}
+			tenant := gateway.TenantConfig{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey("key")), BudgetUSD: &limit}
+			if c.sliced {
+				tenant.BudgetSliceUSD = &pricing.Rate{Decimal: decimal.RequireFromString("1")}
+			}
+			cfg := gatewaytest.Config{Loopback: true, BudgetStore: gateway.NewMemoryBudgets(),
+				Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil),
+				Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
+					Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
+				Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}, Tenants: []gateway.TenantConfig{tenant}},
+			}
+			var pg *pgCosts
+			var store ledger.Store = ledger.NewMemoryStore()
+			if c.postgres {
+				if server == nil {
+					server = pgtest.StartDurable(parent)
+				}
+				url := server.NewDatabase(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+				pg = &pgCosts{}
+				pg.rtt, pg.commit = measurePostgres(b, url)
+				store = ledger.NewPostgresStore(countedPool(b, url, &pg.ledger))
+				pool := countedPool(b, url, &pg.sync)
+				wb := gateway.NewWriteBehind(countedPool(b, url, &pg.behind), gateway.WriteBehindSettings{})
+				defer wb.Close(context.Background())
+				cfg.BudgetStore = gateway.NewPostgresBudgets(pool).WritingBehind(wb)
+				cfg.Idempotency = gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb)
+			}
+			w, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close(context.Background())
+			cfg.Store, cfg.Ledger = store, w
+			g, err := gatewaytest.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			sustain(b, g.Handler, run, pg)
+		})
+	}
+}
+
+// sustain offers h 1,000 requests/s for run, open loop, and reports.
+func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 	const rate, window = 1000, 10 * time.Second
-	url := pgtest.StartDurable(b).NewDatabase(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
-	pg := &pgCosts{}
-	pg.rtt, pg.commit = measurePostgres(b, url)
-	store := ledger.NewPostgresStore(countedPool(b, url, &pg.ledger))
-	w, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool := countedPool(b, url, &pg.sync)
-	wb := gateway.NewWriteBehind(countedPool(b, url, &pg.behind), gateway.WriteBehindSettings{})
-	defer wb.Close(context.Background())
-	limit := pricing.Rate{Decimal: decimal.RequireFromString("1000000")}
-	g, err := gatewaytest.New(gatewaytest.Config{Loopback: true, Store: store, Ledger: w,
-		BudgetStore: gateway.NewPostgresBudgets(pool).WritingBehind(wb),
-		Idempotency: gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb),
-		Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
-			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
-		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}},
-			Tenants: []gateway.TenantConfig{{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey("key")), BudgetUSD: &limit}}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
-	srv := httptest.NewServer(g.Handler)
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
 	body := []byte(`{"model":"chat","messages":[{"role":"user","content":"What is the capital of France? One word."}]}`)
@@ -512,7 +591,10 @@ func BenchmarkSustainedDurable(b *testing.B) {
 	lat := make([]time.Duration, n)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
-	before := pg.sync.n.Load()
+	var before int64
+	if pg != nil {
+		before = pg.sync.n.Load()
+	}
 	start := time.Now()
 	for i := range n {
 		if wait := time.Until(start.Add(time.Duration(i) * time.Second / rate)); wait > 0 {
@@ -531,15 +613,18 @@ func BenchmarkSustainedDurable(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	served := float64(n) / elapsed.Seconds()
-	fmt.Printf("sustained: %d requests offered at %d/s over %s (fsync on; pg rtt %s, commit %s): served at %.0f/s, %d failed, %.2f round trips waited for per request\n",
-		n, rate, offered.Round(time.Millisecond), us(pg.rtt), us(pg.commit), served, failed.Load(), float64(pg.sync.n.Load()-before)/float64(n))
+	fmt.Printf("%s: %d requests offered at %d/s over %s: served at %.0f/s, %d failed", b.Name(), n, rate, offered.Round(time.Millisecond), served, failed.Load())
+	if pg != nil {
+		fmt.Printf("; %.2f round trips waited for per request (pg rtt %s, commit %s)", float64(pg.sync.n.Load()-before)/float64(n), us(pg.rtt), us(pg.commit))
+	}
+	fmt.Println()
 	per := int(window.Seconds() * rate)
 	var p50s []time.Duration
 	for from := 0; from+per <= n; from += per {
 		d := slices.Clone(lat[from : from+per])
 		slices.Sort(d)
 		p50s = append(p50s, d[len(d)/2])
-		fmt.Printf("sustained: %3.0fs to %3.0fs: p50 %s, p99 %s\n", float64(from)/rate, float64(from+per)/rate,
+		fmt.Printf("  %3.0fs to %3.0fs: p50 %s, p99 %s\n", float64(from)/rate, float64(from+per)/rate,
 			d[len(d)/2].Round(time.Microsecond), d[len(d)*99/100].Round(time.Microsecond))
 	}
 	b.ReportMetric(served, "served-req/s")
