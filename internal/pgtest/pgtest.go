@@ -116,40 +116,33 @@ func Shared(t testing.TB) *Server {
 // tests. Its host port stays the same across restarts, so clients reconnect.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	skipShort(t)
-	if os.Getenv("BROWNOUT_TEST_DATABASE_URL") != "" {
-		t.Skip("pgtest: this test stops and restarts Postgres, which needs a container; " +
-			"it does not run against BROWNOUT_TEST_DATABASE_URL (unset it and run `make test`)")
-	}
 	port, err := freePort()
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	s, err := startContainer(context.Background(), strconv.Itoa(port))
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := s.container.Terminate(ctx); err != nil {
-			t.Errorf("pgtest: terminate container: %v", err)
-		}
-	})
-	return s
+	return startOwn(t, "this test stops and restarts Postgres", strconv.Itoa(port))
 }
 
-// StartDurable is Start with Postgres as production runs it: fsync and
-// synchronous_commit on, so every commit waits for the disk (the shared
-// server runs with fsync off, testcontainers' default, for speed). For
-// benchmarks that must see what a commit costs.
+// StartDurable is a container for this test alone (as Start) with Postgres
+// as production runs it: fsync and synchronous_commit on, so every commit
+// waits for the disk (the shared server runs with fsync off,
+// testcontainers' default, for speed). For benchmarks that must see what a
+// commit costs.
 func StartDurable(t testing.TB) *Server {
+	t.Helper()
+	return startOwn(t, "this test needs a durable Postgres", "", "-c", "fsync=on", "-c", "synchronous_commit=on")
+}
+
+// startOwn starts a container removed when t ends; why says why it cannot
+// run against BROWNOUT_TEST_DATABASE_URL.
+func startOwn(t testing.TB, why, hostPort string, settings ...string) *Server {
 	t.Helper()
 	skipShort(t)
 	if os.Getenv("BROWNOUT_TEST_DATABASE_URL") != "" {
-		t.Skip("pgtest: a durable server is a container of its own; unset BROWNOUT_TEST_DATABASE_URL")
+		t.Skip("pgtest: " + why + ", which needs a container; " +
+			"it does not run against BROWNOUT_TEST_DATABASE_URL (unset it and run `make test`)")
 	}
-	s, err := startContainer(context.Background(), "", "-c", "fsync=on", "-c", "synchronous_commit=on")
+	s, err := startContainer(context.Background(), hostPort, settings...)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
