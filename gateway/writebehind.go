@@ -28,9 +28,9 @@ type WriteBehindSettings struct {
 	// MaxBatch is the most writes one batch carries (default 512).
 	MaxBatch int
 	// Linger is how long a batch waits for more writes after its first
-	// (default 2ms), so the writes of one request (a settlement, then its
-	// key's completion) and of requests close together share a round trip
-	// and a commit.
+	// (default 10ms, the ledger writer's group commit), so the writes of one
+	// request (a settlement, then its key's completion) and of requests
+	// close together share a round trip and a commit.
 	Linger time.Duration
 	// Retries is how many times a write that failed is tried again, alone,
 	// with jittered backoff, before it is given up (default 3).
@@ -101,7 +101,7 @@ func NewWriteBehind(pool *pgxpool.Pool, s WriteBehindSettings) *WriteBehind {
 		s.Retries = 3
 	}
 	if s.Linger <= 0 {
-		s.Linger = 2 * time.Millisecond
+		s.Linger = 10 * time.Millisecond
 	}
 	if s.Timeout <= 0 {
 		s.Timeout = 5 * time.Second

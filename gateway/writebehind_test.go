@@ -160,3 +160,39 @@ func TestOneRoundTripBeforeTheCallNoneAfter(t *testing.T) {
 	assert.Empty(t, keyState(t, syncPool, "poor"), "the refused request's key is released")
 	assert.Empty(t, poor.fakes["openai"].Journal())
 }
+
+// TestWriteBehindKeepsTheGoodWritesOfABadBatch: one write the database
+// refuses (a settlement of more than was reserved breaks the budget row's
+// CHECK) rolls back the batch it was in; the writer then sends each write
+// alone, so the others land, and the refused one is counted as lost (and
+// logged), never silently dropped with its neighbours. (Seen red without
+// the one-at-a-time pass: the key stayed in flight.)
+func TestWriteBehindKeepsTheGoodWritesOfABadBatch(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	ctx := context.Background()
+	wb := gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Linger: time.Hour, Retries: 1})
+	t.Cleanup(func() { _ = wb.Close(ctx) })
+	idem := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb)
+	budgets := gateway.NewPostgresBudgets(pool).WritingBehind(wb)
+	window := time.Now().UTC().Truncate(time.Hour)
+	amount, limit := decimal.RequireFromString("0.5"), decimal.RequireFromString("1")
+	ok, err := budgets.Reserve(ctx, "acme", window, amount, limit)
+	require.NoError(t, err)
+	require.True(t, ok)
+	lease, _, err := idem.Begin(ctx, "acme", "k", []byte("h"))
+	require.NoError(t, err)
+
+	// Three writes, one batch (the linger holds it open until Flush).
+	require.NoError(t, idem.Complete(ctx, lease, gateway.StoredResponse{Status: 200, ContentType: "text/plain", Body: []byte("ok")}))
+	require.NoError(t, budgets.Settle(ctx, "acme", window, decimal.RequireFromString("9"), decimal.Zero)) // more than reserved
+	require.NoError(t, budgets.Settle(ctx, "acme", window, amount, decimal.RequireFromString("0.2")))
+	require.NoError(t, wb.Flush(ctx))
+
+	assert.Equal(t, "done", keyState(t, pool, "k"), "the completion landed")
+	spent, reserved := postgresSpent(t, pool)("acme", window)
+	assert.Equal(t, "0.2", spent.String(), "the good settlement landed")
+	assert.True(t, reserved.IsZero())
+	st := wb.Stats()
+	assert.Equal(t, uint64(1), st.Lost, "the refused write")
+	assert.Equal(t, uint64(2), st.Written)
+}

@@ -113,6 +113,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := gateway.NewMetrics(reg, func() float64 { return float64(writer.Stats().Queued) })
+	if behind != nil {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_lost_total",
+				Help: "Idempotency completions and releases and budget settlements given up after their retries (logged): a key then waits for its lease, a reservation for its window."},
+				func() float64 { return float64(behind.Stats().Lost) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_lease_lost_total",
+				Help: "Idempotency completions and releases of a lease another request had taken over."},
+				func() float64 { return float64(behind.Stats().LeaseLost) }))
+	}
 	opts := cfg.Options(built)
 	opts.Ledger, opts.Metrics, opts.Logger, opts.BudgetStore = writer, metrics, log, budgets
 	gw, err := gateway.New(opts)

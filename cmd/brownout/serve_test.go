@@ -57,6 +57,11 @@ ledger:
 	}, option.WithHeader("X-Request-ID", "serve-1"))
 	require.NoError(t, err)
 	assert.Equal(t, "Paris", resp.Choices[0].Message.Content)
+	metrics, err := http.Get(srv.metrics)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	assert.Contains(t, string(body), "\nbrownout_write_behind_lost_total 0\n", "the writes behind the responses are counted")
 
 	srv.cancel()
 	require.NoError(t, srv.wait(t, 30*time.Second))
