@@ -9,7 +9,8 @@
 //	  hold                     budget.go      route check, the worst case of the first attempt on the budget
 //	  Idempotency-Key          idempotency_handler.go  replay, wait for the first, or 422 (stores: idempotency*.go);
 //	                                          in Postgres the claim takes the reservation in the same statement
-//	  take                     budget.go      the reservation, where the claim did not take it (budget_postgres.go)
+//	  take                     budget.go      the reservation, where the claim did not take it (budget_postgres.go);
+//	                                          a sliced tenant's, in memory on a slice of its budget (budget_slices.go)
 //	    complete / stream      gateway.go, stream.go (Complete and Stream: hold, take, then these)
 //	      run                  retry.go       one loop: targets in order (failover), attempts on each (retry),
 //	                                          timeouts (first token, idle, whole call), context-length fallbacks
