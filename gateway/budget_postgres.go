@@ -53,12 +53,10 @@ func (p *PostgresBudgets) Reserve(ctx context.Context, tenant string, w time.Tim
 
 // Settle implements BudgetStore.
 func (p *PostgresBudgets) Settle(ctx context.Context, tenant string, w time.Time, reserved, actual decimal.Decimal) error {
-	const settle = `UPDATE budget_windows SET reserved = reserved - $3::numeric, spent = spent + $4::numeric
-		WHERE tenant = $1 AND window_start = $2`
-	args := []any{tenant, w, reserved.String(), actual.String()}
+	st := &settlement{tenant: tenant, window: w, reserved: reserved, actual: actual}
 	if p.behind != nil {
-		return p.behind.queue(ctx, deferredWrite{what: "budget settle", tenant: tenant, sql: settle, args: args})
+		return p.behind.queue(ctx, st.write())
 	}
-	_, err := p.pool.Exec(ctx, settle, args...)
+	_, err := p.pool.Exec(ctx, settleSQL, st.write().args...)
 	return err
 }

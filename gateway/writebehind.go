@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
 
 	"github.com/brownout-dev/brownout/internal/backoff"
 )
@@ -79,6 +80,26 @@ type deferredWrite struct {
 	args    []any
 	leased  bool // one row affected, or the lease was lost
 	flushed chan struct{}
+	// settle, when set, is a budget settlement: the settlements of one
+	// tenant's window in a batch go as one UPDATE of their sums, so a hot
+	// tenant's budget row gets one new version, and one lock, per batch.
+	settle *settlement
+}
+
+// settlement is a budget settlement, written as settleSQL.
+type settlement struct {
+	tenant           string
+	window           time.Time
+	reserved, actual decimal.Decimal
+}
+
+const settleSQL = `UPDATE budget_windows SET reserved = reserved - $3::numeric, spent = spent + $4::numeric
+	WHERE tenant = $1 AND window_start = $2`
+
+// write is the settlement as a deferred write.
+func (st *settlement) write() deferredWrite {
+	return deferredWrite{what: "budget settle", tenant: st.tenant, sql: settleSQL,
+		args: []any{st.tenant, st.window, st.reserved.String(), st.actual.String()}, settle: st}
 }
 
 // WriteBehindStats count a WriteBehind's work since it started.
@@ -201,14 +222,31 @@ func (w *WriteBehind) loop() {
 // refused rolls back the batch, or the database is away) each is tried
 // alone, with retries, so one bad write never costs the others.
 func (w *WriteBehind) write(batch []deferredWrite) {
-	writes := make([]deferredWrite, 0, len(batch))
+	// The batch's writes, the settlements of one tenant's window summed in
+	// one; alone is each write as it was queued, for the one-at-a-time pass.
+	var writes, alone []deferredWrite
+	sums := map[budgetKey]int{} // index in writes
 	for _, d := range batch {
-		if d.flushed == nil {
+		switch {
+		case d.flushed != nil:
+			continue
+		case d.settle != nil:
+			k := budgetKey{d.settle.tenant, d.settle.window}
+			if i, ok := sums[k]; ok {
+				sum := *writes[i].settle
+				sum.reserved, sum.actual = sum.reserved.Add(d.settle.reserved), sum.actual.Add(d.settle.actual)
+				writes[i] = sum.write()
+			} else {
+				sums[k] = len(writes)
+				writes = append(writes, d)
+			}
+		default:
 			writes = append(writes, d)
 		}
+		alone = append(alone, d)
 	}
 	if len(writes) > 0 && w.send(writes) != nil {
-		for _, d := range writes {
+		for _, d := range alone {
 			err := w.send([]deferredWrite{d})
 			for n := 1; err != nil && n <= w.settings.Retries; n++ {
 				backoff.Sleep(context.Background(), w.jitter.Next(n))
