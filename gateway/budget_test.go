@@ -39,8 +39,9 @@ var (
 
 // hammer sends waves of 100 concurrent requests, spread over the given
 // gateways, until a whole wave is refused; it returns how many were served
-// and refused. keyed sends each with an Idempotency-Key of its own.
-func hammer(t *testing.T, rigs []*rig, keyed bool) (served, refused int64) {
+// and refused. keyed sends each with an Idempotency-Key of its own; settled,
+// if not nil, runs after each wave (settlements written behind land).
+func hammer(t *testing.T, rigs []*rig, keyed bool, settled func()) (served, refused int64) {
 	for wave := 0; wave < 20; wave++ {
 		var ok, no atomic.Int64
 		var wg sync.WaitGroup
@@ -66,6 +67,9 @@ func hammer(t *testing.T, rigs []*rig, keyed bool) (served, refused int64) {
 			})
 		}
 		wg.Wait()
+		if settled != nil {
+			settled()
+		}
 		served += ok.Load()
 		refused += no.Load()
 		if ok.Load() == 0 {
@@ -131,7 +135,7 @@ func TestBudgetNeverOvershoots(t *testing.T) {
 	t.Run("one gateway, memory", func(t *testing.T) {
 		store, bs := ledger.NewMemoryStore(), gateway.NewMemoryBudgets()
 		r := rigOn(t, startFakes(t, slowOpenAI), store, nil, rigExtras{budgets: budgets, budgetStore: bs})
-		served, refused := hammer(t, []*rig{r}, false)
+		served, refused := hammer(t, []*rig{r}, false, nil)
 		checkBudget(t, store, memorySpent(bs), served, refused)
 	})
 	t.Run("two gateways, one Postgres", func(t *testing.T) {
@@ -140,7 +144,7 @@ func TestBudgetNeverOvershoots(t *testing.T) {
 		fakes := startFakes(t, slowOpenAI)
 		a := rigOn(t, fakes, store, nil, rigExtras{budgets: budgets, budgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url))})
 		b := rigOn(t, fakes, store, nil, rigExtras{budgets: budgets, budgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url))})
-		served, refused := hammer(t, []*rig{a, b}, false)
+		served, refused := hammer(t, []*rig{a, b}, false, nil)
 		checkBudget(t, store, postgresSpent(t, pgtest.Pool(t, url)), served, refused)
 	})
 	// Each request's key claimed with its reservation in one statement, and
@@ -160,7 +164,14 @@ func TestBudgetNeverOvershoots(t *testing.T) {
 				budgetStore: gateway.NewPostgresBudgets(pool).WritingBehind(wb)}))
 			behind = append(behind, wb)
 		}
-		served, refused := hammer(t, rigs, true)
+		// A wave's settlements are queued before its answers; until they land
+		// their reservations are held, and the next wave would be refused
+		// what they no longer need.
+		served, refused := hammer(t, rigs, true, func() {
+			for _, wb := range behind {
+				require.NoError(t, wb.Flush(context.Background()))
+			}
+		})
 		for i, r := range rigs {
 			r.server.Close() // every handler has queued its writes
 			require.NoError(t, behind[i].Flush(context.Background()))
@@ -187,7 +198,7 @@ func TestBudgetSlicesNeverOvershoot(t *testing.T) {
 	for range 3 {
 		rigs = append(rigs, rigOn(t, fakes, store, nil, rigExtras{budgets: budgets, budgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url))}))
 	}
-	served, refused := hammer(t, rigs, false)
+	served, refused := hammer(t, rigs, false, nil)
 	// The fake answers each call in 300ms, so calls that arrive within less
 	// than that of one another were all reserved at once: never more than
 	// the limit's worth of worst cases.

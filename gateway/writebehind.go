@@ -52,8 +52,10 @@ type WriteBehindSettings struct {
 //
 // Nothing a request promises depends on these writes being synchronous:
 // until a completion lands, a duplicate of its key waits on the lease and
-// then replays; until a settlement lands, the reservation stays held, which
-// can only refuse a request early, never let one overshoot. A write lost
+// then replays; until a settlement lands (within Linger and a round trip
+// of the answer), the reservation stays held, which can only refuse a
+// request early, never let one overshoot: a tenant at its limit may be
+// refused for those milliseconds what its last request no longer needs. A write lost
 // with its process (a crash) is what a crash before it would leave: the
 // key's lease runs out and a duplicate takes it over, and the reservation
 // is held until its window closes.
