@@ -51,8 +51,59 @@ func badParam(param, format string, args ...any) *clientError {
 	return &clientError{status: 400, param: param, code: "invalid_request_error", msg: fmt.Sprintf(format, args...)}
 }
 
+// plainChat is the common request, every message's content a string,
+// decoded in one pass (no message decoded twice, no decoder): decodeChat's
+// fast path. Any other body takes the full path, which says what is wrong.
+type plainChat struct {
+	Model    string `json:"model"`
+	Messages []struct {
+		Role    string  `json:"role"`
+		Content *string `json:"content"`
+	} `json:"messages"`
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Temperature         *float64        `json:"temperature"`
+	Stop                json.RawMessage `json:"stop"`
+	Stream              bool            `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+// plain decodes body as a plainChat; ok is false for any body it does not
+// take whole (the full path then gives the error, or the parts).
+func plain(body []byte) (in *chatRequest, msgs []llm.Message, ok bool) {
+	var p plainChat
+	if json.Unmarshal(body, &p) != nil || p.Model == "" || len(p.Messages) == 0 {
+		return nil, nil, false
+	}
+	msgs = make([]llm.Message, len(p.Messages))
+	for i, m := range p.Messages {
+		switch m.Role {
+		case "system", "developer", "user", "assistant":
+		default:
+			return nil, nil, false
+		}
+		if m.Content == nil {
+			return nil, nil, false
+		}
+		msgs[i] = llm.Message{Role: m.Role, Content: *m.Content}
+	}
+	return &chatRequest{Model: p.Model, MaxTokens: p.MaxTokens, MaxCompletionTokens: p.MaxCompletionTokens,
+		Temperature: p.Temperature, Stop: p.Stop, Stream: p.Stream, StreamOptions: p.StreamOptions}, msgs, true
+}
+
 // decodeChat parses and validates a request body into the canonical form.
 func decodeChat(body []byte) (*chatRequest, llm.Request, error) {
+	if in, msgs, ok := plain(body); ok {
+		return checkChat(in, llm.Request{Temperature: in.Temperature, Messages: msgs})
+	}
+	return decodeChatFully(body)
+}
+
+// decodeChatFully is decodeChat's full path: every form of message, and
+// the error that says what is wrong.
+func decodeChatFully(body []byte) (*chatRequest, llm.Request, error) {
 	var in chatRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&in); err != nil {
@@ -79,6 +130,11 @@ func decodeChat(body []byte) (*chatRequest, llm.Request, error) {
 		}
 		out.Messages = append(out.Messages, m)
 	}
+	return checkChat(&in, out)
+}
+
+// checkChat checks and copies the request's parameters after its messages.
+func checkChat(in *chatRequest, out llm.Request) (*chatRequest, llm.Request, error) {
 	for _, mt := range []struct {
 		name string
 		v    *int
@@ -103,7 +159,7 @@ func decodeChat(body []byte) (*chatRequest, llm.Request, error) {
 			return nil, llm.Request{}, badParam("stop", "Invalid 'stop': a string or an array of up to 4 strings.")
 		}
 	}
-	return &in, out, nil
+	return in, out, nil
 }
 
 // decodeMessage accepts content as a string or as an array of text parts.
