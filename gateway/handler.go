@@ -21,6 +21,15 @@ import (
 // DefaultMaxBodyBytes is the default request body limit.
 const DefaultMaxBodyBytes = 1 << 20
 
+// Headers the gateway reads and writes on every request, in Go's canonical
+// form: net/http sends every key so (X-Request-ID goes out as
+// X-Request-Id), and a key already canonical costs no allocation.
+const (
+	headerRequestID         = "X-Request-Id"
+	headerBrownoutRequestID = "X-Brownout-Request-Id"
+	headerCost              = "X-Brownout-Cost-Usd"
+)
+
 // HandlerOptions configure the HTTP front.
 type HandlerOptions struct {
 	// Tenants are the clients allowed in, by API key hash. Empty rejects
@@ -119,7 +128,7 @@ func NewRequestID() string { return uuid.Must(uuid.NewV7()).String() }
 // checked against the ledger's limits for an identifier: a value the
 // ledger would refuse is a 400 here, before any upstream call.
 func clientRequestID(r *http.Request) (string, *clientError) {
-	id := r.Header.Get("X-Request-ID")
+	id := r.Header.Get(headerRequestID)
 	if len(id) > ledger.MaxIDLen || strings.ContainsFunc(id, func(c rune) bool {
 		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c))
 	}) {
@@ -140,7 +149,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	}
 
 	id := NewRequestID()
-	w.Header().Set("X-Brownout-Request-ID", id)
+	w.Header().Set(headerBrownoutRequestID, id)
 	clientID, cerr := clientRequestID(r)
 	if cerr != nil {
 		fail(cerr)
@@ -148,7 +157,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	// X-Request-ID echoes the client's id, as tracing expects; a client that
 	// sent none gets the gateway's.
-	w.Header().Set("X-Request-ID", cmp.Or(clientID, id))
+	w.Header().Set(headerRequestID, cmp.Or(clientID, id))
 	tenant, cerr := h.authenticate(r)
 	if cerr != nil {
 		fail(cerr)
@@ -224,7 +233,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Brownout-Provider", res.Target.String())
-	w.Header().Set("X-Brownout-Cost-USD", res.Cost.String())
+	w.Header().Set(headerCost, res.Cost.String())
 	resp := res.Response
 	writeJSON(w, http.StatusOK, &chatCompletion{
 		ID: "chatcmpl-" + id, Object: "chat.completion", Created: time.Now().Unix(), Model: res.Target.Model,

@@ -397,7 +397,7 @@ func (e apiError) envelope() map[string]any {
 // for a wait.
 func (e apiError) write(w http.ResponseWriter) {
 	if e.spent != "" {
-		w.Header().Set("X-Brownout-Cost-USD", e.spent)
+		w.Header().Set(headerCost, e.spent)
 	}
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.retryAfter+time.Second-1)/time.Second), 10))

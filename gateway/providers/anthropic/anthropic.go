@@ -104,7 +104,7 @@ func (a *Adapter) post(ctx context.Context, req *llm.Request, stream bool) (*htt
 	if err != nil {
 		return nil, "", err
 	}
-	reqID := resp.Header.Get("request-id")
+	reqID := resp.Header.Get("Request-Id") // canonical: no allocation to canonicalise it
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
