@@ -25,13 +25,18 @@ import (
 // gateway understands. Other fields are accepted and ignored, as the SDKs
 // send many optional ones.
 type chatRequest struct {
-	Model               string            `json:"model"`
-	Messages            []json.RawMessage `json:"messages"`
-	MaxTokens           *int              `json:"max_tokens"`
-	MaxCompletionTokens *int              `json:"max_completion_tokens"`
-	Temperature         *float64          `json:"temperature"`
-	Stop                json.RawMessage   `json:"stop"`
-	Stream              bool              `json:"stream"`
+	Model    string            `json:"model"`
+	Messages []json.RawMessage `json:"messages"`
+	chatParams
+}
+
+// chatParams are a chat request's fields besides its model and messages.
+type chatParams struct {
+	MaxTokens           *int            `json:"max_tokens"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	Temperature         *float64        `json:"temperature"`
+	Stop                json.RawMessage `json:"stop"`
+	Stream              bool            `json:"stream"`
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
@@ -60,14 +65,7 @@ type plainChat struct {
 		Role    string  `json:"role"`
 		Content *string `json:"content"`
 	} `json:"messages"`
-	MaxTokens           *int            `json:"max_tokens"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens"`
-	Temperature         *float64        `json:"temperature"`
-	Stop                json.RawMessage `json:"stop"`
-	Stream              bool            `json:"stream"`
-	StreamOptions       *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
+	chatParams
 }
 
 // plain decodes body as a plainChat; ok is false for any body it does not
@@ -89,8 +87,7 @@ func plain(body []byte) (in *chatRequest, msgs []llm.Message, ok bool) {
 		}
 		msgs[i] = llm.Message{Role: m.Role, Content: *m.Content}
 	}
-	return &chatRequest{Model: p.Model, MaxTokens: p.MaxTokens, MaxCompletionTokens: p.MaxCompletionTokens,
-		Temperature: p.Temperature, Stop: p.Stop, Stream: p.Stream, StreamOptions: p.StreamOptions}, msgs, true
+	return &chatRequest{Model: p.Model, chatParams: p.chatParams}, msgs, true
 }
 
 // decodeChat parses and validates a request body into the canonical form.
