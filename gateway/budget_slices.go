@@ -22,7 +22,6 @@ const DefaultSliceTTL = 10 * time.Second
 type budgetSlice struct {
 	tenant  string
 	window  time.Time
-	limit   decimal.Decimal
 	size    decimal.Decimal
 	used    decimal.Decimal // outstanding reservations plus spend
 	spent   decimal.Decimal
@@ -87,7 +86,7 @@ func (s *slicer) reserveFromSlice(ctx context.Context, r *reservation, b Budget)
 	if err != nil || !ok {
 		return false, err
 	}
-	fresh := &budgetSlice{tenant: r.tenant, window: r.window, limit: r.limit, size: size, used: r.amount, holders: 1}
+	fresh := &budgetSlice{tenant: r.tenant, window: r.window, size: size, used: r.amount, holders: 1}
 	r.slice = fresh
 	s.mu.Lock()
 	defer s.mu.Unlock()
