@@ -128,13 +128,18 @@ func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, has
 	}
 }
 
-// leased runs an update of the key l holds; none affected is ErrLeaseLost.
-// A completion or release with a WriteBehind is queued on it instead, which
-// logs and counts a lost lease.
-func (p *PostgresIdempotency) leased(ctx context.Context, what, sql string, args ...any) error {
-	if p.behind != nil && what != "heartbeat" {
-		return p.behind.queue(ctx, deferredWrite{what: "idempotency " + what, tenant: args[0].(string), sql: sql, args: args, leased: true})
+// finish is leased for the writes that end a lease (complete, release):
+// with a WriteBehind they are queued on it, which logs and counts a lost
+// lease, and return at once.
+func (p *PostgresIdempotency) finish(ctx context.Context, l *Lease, what, sql string, args ...any) error {
+	if p.behind != nil {
+		return p.behind.queue(ctx, deferredWrite{what: "idempotency " + what, tenant: l.Tenant, sql: sql, args: args, leased: true})
 	}
+	return p.leased(ctx, what, sql, args...)
+}
+
+// leased runs an update of the key l holds; none affected is ErrLeaseLost.
+func (p *PostgresIdempotency) leased(ctx context.Context, what, sql string, args ...any) error {
 	tag, err := p.pool.Exec(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("gateway: idempotency %s: %w", what, err)
@@ -154,7 +159,7 @@ func (p *PostgresIdempotency) Heartbeat(ctx context.Context, l *Lease) error {
 // Complete implements IdempotencyStore.
 func (p *PostgresIdempotency) Complete(ctx context.Context, l *Lease, resp StoredResponse) error {
 	resp = keepable(resp, p.settings.MaxResponseBytes)
-	return p.leased(ctx, "complete", `UPDATE idempotency_keys SET state = 'done', status = $4, content_type = $5, body = $6,
+	return p.finish(ctx, l, "complete", `UPDATE idempotency_keys SET state = 'done', status = $4, content_type = $5, body = $6,
 		body_omitted = $7, owner = '', expires_at = now() + make_interval(secs => $8)
 		WHERE tenant = $1 AND key = $2 AND owner = $3 AND state = 'in_flight'`,
 		l.Tenant, l.Key, l.Token, resp.Status, resp.ContentType, resp.Body, resp.Omitted, p.settings.Retention.Seconds())
@@ -162,7 +167,7 @@ func (p *PostgresIdempotency) Complete(ctx context.Context, l *Lease, resp Store
 
 // Release implements IdempotencyStore.
 func (p *PostgresIdempotency) Release(ctx context.Context, l *Lease) error {
-	return p.leased(ctx, "release", `DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND owner = $3 AND state = 'in_flight'`,
+	return p.finish(ctx, l, "release", `DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND owner = $3 AND state = 'in_flight'`,
 		l.Tenant, l.Key, l.Token)
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
@@ -103,11 +104,15 @@ idempotency:
 	b := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "b"))
 
 	const body = `{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`
+	// A bound, so a gateway that never takes the key over fails the test
+	// rather than hanging it, and one left to the minute's purge fails too
+	// (the lease is 1s).
+	client := &http.Client{Timeout: 30 * time.Second}
 	post := func(base string) (int, http.Header, []byte, error) {
 		req, _ := http.NewRequest("POST", base+"/v1/chat/completions", bytes.NewReader([]byte(body)))
 		req.Header.Set("Authorization", "Bearer tenant-key")
 		req.Header.Set("Idempotency-Key", "order-1")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return 0, nil, nil, err
 		}
