@@ -17,6 +17,18 @@
 #   scripts/mutants.sh                 every mutant, with its named test
 #   scripts/mutants.sh 05 12           mutants whose file name starts so
 #   MUTANTS_FULL=1 scripts/mutants.sh  each against the whole `go test ./...`
+#   MUTANTS_JOBS=1 scripts/mutants.sh  one at a time (default: one per core)
+#   BROWNOUT_FRESH=1 scripts/mutants.sh  ignore the cache of verdicts
+#
+# Mutants run side by side, one per core: a run is mostly linking a -race
+# test binary and then waiting on the test's own clock or on Postgres.
+#
+# A killed verdict is cached, as go test caches a passing package: under a
+# key that hashes the Go toolchain, the patch, the command and the content
+# of every file of the tree that git does not ignore (tracked or not), so
+# a run on a tree with any change at all runs every mutant again. A
+# survivor is never cached. The cache lives in
+# ${BROWNOUT_MUTANT_CACHE:-$(go env GOCACHE)/brownout-mutants}.
 #
 # Tests that need Postgres find it as `make test` leaves it (BROWNOUT_* and
 # TESTCONTAINERS_* from the environment); `make mutants` provides it.
@@ -31,18 +43,39 @@ if [ $# -gt 0 ]; then
 else
   patches=(mutants/*.patch)
 fi
+jobs=${MUTANTS_JOBS:-$(nproc)}
+cache=${BROWNOUT_MUTANT_CACHE:-$(go env GOCACHE)/brownout-mutants}
+mkdir -p "$cache"
 
-killed=0
-survivors=()
-for patch in "${patches[@]}"; do
+# tree_key hashes what a verdict depends on besides the patch: the
+# toolchain, the environment the tests read, and every file git does not
+# ignore, by path and content.
+tree_key() {
+  {
+    go version
+    env | grep -E '^(BROWNOUT_|TESTCONTAINERS_|GOFLAGS=|GOEXPERIMENT=|CGO_)' | grep -v '^BROWNOUT_FRESH=' | sort
+    git ls-files -z --cached --others --exclude-standard | sort -z | xargs -0 -r sha256sum -- 2>/dev/null || true
+  } | sha256sum | cut -c1-64
+}
+tree=$(tree_key)
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# run_one writes the mutant's verdict line to $out/<name>.line and its
+# state (killed, survived or broken) to $out/<name>.state.
+run_one() {
+  local patch=$1 name cmd key tmp files f t0 verdict state
   name=$(basename "$patch" .patch)
   cmd=$(sed -n 's/^# killed by: go test //p' "$patch")
-  if [ -z "$cmd" ]; then
-    echo "mutants: $patch has no '# killed by: go test ...' line" >&2
-    exit 2
-  fi
   if [ -n "${MUTANTS_FULL:-}" ]; then
     cmd="./..."
+  fi
+  key=$( { echo "$tree"; echo "$cmd"; cat "$patch"; } | sha256sum | cut -c1-64)
+  if [ -z "${BROWNOUT_FRESH:-}" ] && [ -f "$cache/$key" ]; then
+    printf '%-44s %-28s %3ss  go test %s\n' "$name" "killed (cached)" 0 "$cmd" >"$out/$name.line"
+    echo killed >"$out/$name.state"
+    return
   fi
   tmp=$(mktemp -d)
   files=$(sed -n 's|^+++ b/||p' "$patch")
@@ -51,14 +84,14 @@ for patch in "${patches[@]}"; do
     cp "$f" "$tmp/$f"
   done
   if ! git apply --unsafe-paths --directory="$tmp" "$patch" 2>"$tmp/apply.log"; then
-    echo "mutants: $name no longer applies (the code it mutates moved):" >&2
-    sed 's/^/  /' "$tmp/apply.log" >&2
+    { echo "mutants: $name no longer applies (the code it mutates moved):"; sed 's/^/  /' "$tmp/apply.log"; } >"$out/$name.line"
+    echo broken >"$out/$name.state"
     rm -rf "$tmp"
-    exit 2
+    return
   fi
   {
     printf '{"Replace":{'
-    sep=""
+    local sep=""
     for f in $files; do
       printf '%s"%s":"%s"' "$sep" "$root/$f" "$tmp/$f"
       sep=","
@@ -66,24 +99,58 @@ for patch in "${patches[@]}"; do
     printf '}}\n'
   } >"$tmp/overlay.json"
   t0=$(date +%s)
-  # -race shares the build cache of `make test`'s go test -race.
-  if eval go test -race -count=1 -overlay "$tmp/overlay.json" "$cmd" >"$tmp/test.log" 2>&1; then
+  # -race shares the build cache of `make test`'s go test -race. TMPDIR is
+  # the mutant's own, so its tests leave the package's temporary directory
+  # (internal/testmain), which go test's cached results key on, as it was.
+  if TMPDIR=$tmp eval go test -race -count=1 -overlay "$tmp/overlay.json" "$cmd" >"$tmp/test.log" 2>&1; then
     verdict="SURVIVED (its test passed)"
-    survivors+=("$name")
+    state=survived
   elif grep -qE '^(FAIL.*\[build failed\]|# .*\[.*\.test\]$)|setup failed' "$tmp/test.log"; then
     verdict="SURVIVED (it does not build):"
-    survivors+=("$name")
-    sed -n '1,15p' "$tmp/test.log" | sed 's/^/    /'
+    state=survived
   else
     verdict="killed"
-    killed=$((killed + 1))
+    state=killed
+    grep -E '^(--- FAIL|FAIL)' "$tmp/test.log" >"$cache/$key" || true
   fi
-  printf '%-44s %-28s %3ss  go test %s\n' "$name" "$verdict" "$(($(date +%s) - t0))" "$cmd"
+  {
+    printf '%-44s %-28s %3ss  go test %s\n' "$name" "$verdict" "$(($(date +%s) - t0))" "$cmd"
+    [ "$verdict" != "SURVIVED (it does not build):" ] || sed -n '1,15p' "$tmp/test.log" | sed 's/^/    /'
+  } >"$out/$name.line"
+  echo "$state" >"$out/$name.state"
   rm -rf "$tmp"
+}
+
+for patch in "${patches[@]}"; do
+  if ! grep -q '^# killed by: go test ' "$patch"; then
+    echo "mutants: $patch has no '# killed by: go test ...' line" >&2
+    exit 2
+  fi
+done
+for patch in "${patches[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  run_one "$patch" &
+done
+wait
+
+killed=0
+survivors=()
+broken=0
+for patch in "${patches[@]}"; do
+  name=$(basename "$patch" .patch)
+  cat "$out/$name.line" 2>/dev/null || echo "mutants: $name: its run ended without a verdict"
+  case $(cat "$out/$name.state" 2>/dev/null || echo broken) in
+  killed) killed=$((killed + 1)) ;;
+  broken) broken=1 ;;
+  *) survivors+=("$name") ;;
+  esac
 done
 
 echo
-echo "mutants: ${killed} of ${#patches[@]} killed in $(($(date +%s) - start))s"
+echo "mutants: ${killed} of ${#patches[@]} killed in $(($(date +%s) - start))s ($jobs at a time)"
+if [ "$broken" = 1 ]; then
+  exit 2
+fi
 if [ ${#survivors[@]} -gt 0 ]; then
   echo "mutants: survived (the tests do not catch these bugs): ${survivors[*]}" >&2
   exit 1

@@ -16,6 +16,18 @@
 #     dependencies with -race (the OpenAI and Anthropic SDKs, used by the
 #     SDK conformance tests, are half of it), the Docker preparation's own
 #     CPU (debootstrap, the image import), and about 200 s of -race tests.
+#   - The mutants run one per core (scripts/mutants.sh).
+#
+# A second run on the same machine redoes only what changed: go vet's and
+# go test's own caches keep each package's result under a hash of
+# everything it was built and run from (its code and its dependencies',
+# the flags, the environment variables and files the tests read), so a
+# package nothing touched prints "(cached)" instead of running again, and
+# scripts/mutants.sh keeps each killed mutant's verdict under a hash of the
+# whole tree. Every check still ran, on exactly this code, in the run that
+# cached it. Shuffling is on in every test binary (internal/testmain)
+# rather than on go test's command line, where -shuffle would turn its
+# cache off. BROWNOUT_FRESH=1 make test runs everything again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -23,6 +35,16 @@ step() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 
 step "tracked files: no binaries, nothing over 1 MB (scripts/check-tracked.sh)"
 scripts/check-tracked.sh
+
+step "every package with tests shuffles them (internal/testmain)"
+unshuffled=$(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.Dir}}{{end}}' ./... | while read -r dir; do
+  grep -qE '(testmain\.Run|pgtest\.Main)\(m\)' "$dir"/*_test.go || echo "  ${dir#"$PWD"/}"
+done)
+if [ -n "$unshuffled" ]; then
+  echo "these packages have tests but no TestMain calling testmain.Run(m) or pgtest.Main(m), so their tests run in one fixed order:" >&2
+  echo "$unshuffled" >&2
+  exit 1
+fi
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>&1 || true)
@@ -49,6 +71,10 @@ step "Chromium, Docker and the Postgres image: preparing in the background (log:
   # even when the image then fails.
   docker_up || exit 1
   printf 'BROWNOUT_DOCKERD_PID=%q\n' "$BROWNOUT_DOCKERD_PID" >>"$prep_dir/state"
+  # The daemon's address, named: without DOCKER_HOST, testcontainers finds
+  # the socket by its stat, which go test's cache then keys on, and a
+  # socket a new dockerd made is a new file.
+  [ -n "${DOCKER_HOST:-}" ] || printf 'DOCKER_HOST=%q\n' "$(docker context inspect -f '{{.Endpoints.docker.Host}}')" >>"$prep_dir/state"
   postgres_image_up || exit 1
   printf 'BROWNOUT_POSTGRES_IMAGE=%q\n' "$BROWNOUT_POSTGRES_IMAGE" >>"$prep_dir/state"
 ) >"$prep_dir/log" 2>&1 &
@@ -91,9 +117,12 @@ if [ "$status" != 0 ] || [ -z "${BROWNOUT_CHROMIUM:-}" ] ||
 fi
 export BROWNOUT_CHROMIUM
 [ -z "${BROWNOUT_POSTGRES_IMAGE:-}" ] || export BROWNOUT_POSTGRES_IMAGE
+[ -z "${DOCKER_HOST:-}" ] || export DOCKER_HOST
 
-step "go test -race -shuffle=on ./... (Postgres: $([ -n "${BROWNOUT_TEST_DATABASE_URL:-}" ] && echo BROWNOUT_TEST_DATABASE_URL || echo "a container of $BROWNOUT_POSTGRES_IMAGE"))"
-go test -race -shuffle=on -timeout 30m ./...
+fresh=()
+[ -z "${BROWNOUT_FRESH:-}" ] || fresh=(-count=1)
+step "go test -race ${fresh[*]+"${fresh[*]} "}./..., shuffled (Postgres: $([ -n "${BROWNOUT_TEST_DATABASE_URL:-}" ] && echo BROWNOUT_TEST_DATABASE_URL || echo "a container of $BROWNOUT_POSTGRES_IMAGE"))"
+go test -race ${fresh[@]+"${fresh[@]}"} -timeout 30m ./...
 
 step "mutants: every bug in mutants/ is caught (scripts/mutants.sh)"
 scripts/mutants.sh

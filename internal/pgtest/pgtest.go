@@ -43,6 +43,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/modules/postgres"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/brownout-dev/brownout/internal/testmain"
 )
 
 // DefaultImage is the image used when BROWNOUT_POSTGRES_IMAGE is unset.
@@ -79,10 +81,10 @@ var (
 	dbSeq      atomic.Int64
 )
 
-// Main runs the package's tests and then removes the shared container, if
-// one was started. Call it from TestMain.
+// Main runs the package's tests, shuffled (testmain.Run), and then removes
+// the shared container, if one was started. Call it from TestMain.
 func Main(m *testing.M) {
-	code := m.Run()
+	code := testmain.Run(m)
 	if shared != nil && shared.container != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := shared.container.Terminate(ctx); err != nil {
