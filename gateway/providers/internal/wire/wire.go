@@ -58,6 +58,16 @@ func scrub(err error) error {
 // ReadBody reads a whole non-streamed body, at most MaxBody bytes. A body
 // cut short is a transport error.
 func ReadBody(provider string, resp *http.Response, requestID string) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= MaxBody {
+		// Its length is known: one allocation of that size, where ReadAll
+		// would grow a buffer to it. net/http ends a body at its length,
+		// and reports one shorter as io.ErrUnexpectedEOF.
+		body := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, body); err != nil {
+			return nil, llm.Transport(provider, fmt.Errorf("read body: %w", err))
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
 		return nil, llm.Transport(provider, fmt.Errorf("read body: %w", err))
