@@ -25,6 +25,8 @@ func FuzzPlainPathAgreesWithFullPath(f *testing.F) {
 		`{"model":"chat","messages":[{"role":"user","content":"hi"}]} trailing`,
 		`{"model":"","messages":[]}`,
 		`{"MODEL":"chat","Messages":[{"ROLE":"user","Content":"case"}]}`,
+		// Found by fuzzing a one-pass path that matched names by case alone.
+		`{"model":"0","messages":[{"role":"user","content":""}],"streAm":true,"000000000":{}}`,
 	} {
 		f.Add([]byte(body))
 	}

@@ -222,7 +222,7 @@ func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response
 		return nil, err
 	}
 	var m messageResponse
-	if err := json.Unmarshal(body, &m); err != nil {
+	if err := wire.Decode(body, &m); err != nil {
 		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, reqID, err)
 	}
 	if m.Type != "message" || m.Usage == nil {
@@ -305,7 +305,7 @@ func (s *stream) Next() (llm.Chunk, error) {
 			return llm.Chunk{}, llm.Transport(s.a.cfg.Name, fmt.Errorf("stream cut: %w", err))
 		}
 		var e event
-		if err := json.Unmarshal(ev.Data, &e); err != nil {
+		if err := wire.Decode(ev.Data, &e); err != nil {
 			return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
 		}
 		switch e.Type {

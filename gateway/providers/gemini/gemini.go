@@ -225,7 +225,7 @@ func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response
 		return nil, err
 	}
 	var r generateResponse
-	if err := json.Unmarshal(raw, &r); err != nil {
+	if err := wire.Decode(raw, &r); err != nil {
 		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, "", err)
 	}
 	if r.UsageMetadata == nil || len(r.Candidates) == 0 {
@@ -286,7 +286,7 @@ func (s *stream) Next() (llm.Chunk, error) {
 			return llm.Chunk{}, llm.Transport(s.a.cfg.Name, fmt.Errorf("stream cut: %w", err))
 		}
 		var r generateResponse
-		if err := json.Unmarshal(ev.Data, &r); err != nil {
+		if err := wire.Decode(ev.Data, &r); err != nil {
 			return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
 		}
 		if r.Error != nil {

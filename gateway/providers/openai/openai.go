@@ -162,7 +162,7 @@ func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response
 		return nil, err
 	}
 	var c completion
-	if err := json.Unmarshal(body, &c); err != nil {
+	if err := wire.Decode(body, &c); err != nil {
 		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, reqID, err)
 	}
 	if len(c.Choices) == 0 || c.Usage == nil || c.Choices[0].Message.Content == nil {
@@ -236,7 +236,7 @@ func (s *stream) Next() (llm.Chunk, error) {
 			return llm.Chunk{Final: true, FinishReason: s.finish, Usage: s.usage}, nil
 		}
 		var c chunk
-		if err := json.Unmarshal(ev.Data, &c); err != nil {
+		if err := wire.Decode(ev.Data, &c); err != nil {
 			return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
 		}
 		if c.Error != nil {

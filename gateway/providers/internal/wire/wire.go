@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	jsonexp "github.com/go-json-experiment/json/v1"
+
 	"github.com/brownout-dev/brownout/gateway/llm"
 )
 
@@ -54,6 +56,15 @@ func scrub(err error) error {
 	}
 	return err
 }
+
+// Decode decodes a vendor's answer, or one event of its stream, into v
+// with encoding/json's semantics (names matched regardless of case,
+// unknown members ignored, invalid UTF-8 replaced, the last of duplicate
+// names kept), on the engine of encoding/json/v2 that carries them in
+// go-json-experiment/json/v1: gateway.BenchmarkDecodeCodecs measures it at about
+// half encoding/json's time with a third of its allocations. An error's
+// words differ from encoding/json's; they are only ever wrapped.
+func Decode(data []byte, v any) error { return jsonexp.Unmarshal(data, v) }
 
 // ReadBody reads a whole non-streamed body, at most MaxBody bytes. A body
 // cut short is a transport error.
