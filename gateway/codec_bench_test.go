@@ -48,3 +48,42 @@ func BenchmarkDecodeCodecs(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEncodeCodecs encodes what the gateway encodes on every request,
+// its answer to the client (a chat completion) and one stream chunk, with
+// encoding/json and with go-json-experiment/json/v1, side by side in one
+// run.
+//
+//	go test -run '^$' -bench EncodeCodecs -benchmem ./gateway/
+func BenchmarkEncodeCodecs(b *testing.B) {
+	content, finish := "Paris", "stop"
+	answer := &chatCompletion{ID: "chatcmpl-0193b6a8-8c3e-7cc1-9f0a-1f1e5d2a3b4c", Object: "chat.completion", Created: 1764331200, Model: "gpt-4o-mini",
+		Choices: []chatChoice{{Message: &chatMessage{Role: "assistant", Content: &content}, FinishReason: &finish}},
+		Usage:   &chatUsage{PromptTokens: 25, CompletionTokens: 1, TotalTokens: 26}}
+	chunk := &chatCompletion{ID: answer.ID, Object: "chat.completion.chunk", Created: answer.Created, Model: answer.Model,
+		Choices: []chatChoice{{Delta: &chatMessage{Content: &content}}}}
+	codecs := []struct {
+		name    string
+		marshal func(any) ([]byte, error)
+	}{{"encoding-json", json.Marshal}, {"json-experiment-v1", func(v any) ([]byte, error) { return jsonexp.Marshal(v) }}}
+	for _, v := range []struct {
+		name string
+		v    any
+	}{{"answer", answer}, {"chunk", chunk}} {
+		want, err := json.Marshal(v.v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range codecs {
+			b.Run(v.name+"/"+c.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for range b.N {
+					got, err := c.marshal(v.v)
+					if err != nil || len(got) != len(want) {
+						b.Fatalf("%s: %v", got, err)
+					}
+				}
+			})
+		}
+	}
+}
