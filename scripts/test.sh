@@ -122,12 +122,9 @@ export BROWNOUT_CHROMIUM
 
 # The mutants run beside the tests at the lowest CPU priority (nice 19):
 # they take what the tests leave idle (a package waiting on Postgres, the
-# tail of the run when one package is left). The tests still slow down
-# (measured: the root package 106 s alone, 149 s beside them; their
-# Postgres containers and the disk are not niced), but the whole run is
-# shorter (536 s to 440 s, both with the build cache warm). A mutant is
-# still killed only by its named test failing; those tests run in virtual
-# time (testing/synctest) or on Postgres, not against a wall-clock bound. In a session of their own, so that a failing
+# tail of the run when one package is left) and yield the rest, so the
+# tests' own timing is as if they ran alone. A mutant is still killed only
+# by its named test failing. In a session of their own, so that a failing
 # test run stops them all; and since Linux's autogroup scheduling shares
 # the CPU between sessions first, that session's group is set to nice 19
 # too (/proc/PID/autogroup), or the session would take half the CPU.
