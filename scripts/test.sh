@@ -125,15 +125,10 @@ export BROWNOUT_CHROMIUM
 # tail of the run when one package is left) and yield the rest, so the
 # tests' own timing is as if they ran alone. A mutant is still killed only
 # by its named test failing. In a session of their own, so that a failing
-# test run stops them all; and since Linux's autogroup scheduling shares
-# the CPU between sessions first, that session's group is set to nice 19
-# too (/proc/PID/autogroup), or the session would take half the CPU.
+# test run stops them all.
 mutants_log="$prep_dir/mutants.log"
-setsid nice -n 19 scripts/mutants.sh </dev/null >"$mutants_log" 2>&1 &
+setsid nice -n 19 scripts/mutants.sh >"$mutants_log" 2>&1 &
 mutants_pid=$!
-if [ -w "/proc/$mutants_pid/autogroup" ]; then
-  echo 19 >"/proc/$mutants_pid/autogroup" 2>/dev/null || true
-fi
 stop_mutants() {
   kill -TERM -- "-$mutants_pid" 2>/dev/null || true
   wait "$mutants_pid" 2>/dev/null || true
