@@ -16,8 +16,7 @@
 #     dependencies with -race (the OpenAI and Anthropic SDKs, used by the
 #     SDK conformance tests, are half of it), the Docker preparation's own
 #     CPU (debootstrap, the image import), and about 200 s of -race tests.
-#   - The mutants run one per core (scripts/mutants.sh), beside the tests
-#     at the lowest CPU priority.
+#   - The mutants run one per core (scripts/mutants.sh).
 #
 # A second run on the same machine redoes only what changed: go vet's and
 # go test's own caches keep each package's result under a hash of
@@ -120,30 +119,11 @@ export BROWNOUT_CHROMIUM
 [ -z "${BROWNOUT_POSTGRES_IMAGE:-}" ] || export BROWNOUT_POSTGRES_IMAGE
 [ -z "${DOCKER_HOST:-}" ] || export DOCKER_HOST
 
-# The mutants run beside the tests at the lowest CPU priority (nice 19):
-# they take what the tests leave idle (a package waiting on Postgres, the
-# tail of the run when one package is left) and yield the rest, so the
-# tests' own timing is as if they ran alone. A mutant is still killed only
-# by its named test failing. In a session of their own, so that a failing
-# test run stops them all.
-mutants_log="$prep_dir/mutants.log"
-setsid nice -n 19 scripts/mutants.sh >"$mutants_log" 2>&1 &
-mutants_pid=$!
-stop_mutants() {
-  kill -TERM -- "-$mutants_pid" 2>/dev/null || true
-  wait "$mutants_pid" 2>/dev/null || true
-}
-trap 'stop_mutants; stop_prepared' EXIT
-
 fresh=()
 [ -z "${BROWNOUT_FRESH:-}" ] || fresh=(-count=1)
-step "go test -race ${fresh[*]+"${fresh[*]} "}./..., shuffled (Postgres: $([ -n "${BROWNOUT_TEST_DATABASE_URL:-}" ] && echo BROWNOUT_TEST_DATABASE_URL || echo "a container of $BROWNOUT_POSTGRES_IMAGE")); the mutants beside it at nice 19"
+step "go test -race ${fresh[*]+"${fresh[*]} "}./..., shuffled (Postgres: $([ -n "${BROWNOUT_TEST_DATABASE_URL:-}" ] && echo BROWNOUT_TEST_DATABASE_URL || echo "a container of $BROWNOUT_POSTGRES_IMAGE"))"
 go test -race ${fresh[@]+"${fresh[@]}"} -timeout 30m ./...
 
-step "mutants: every bug in mutants/ is caught (scripts/mutants.sh, started with the tests)"
-status=0
-wait "$mutants_pid" || status=$?
-cat "$mutants_log"
-[ "$status" = 0 ] || exit "$status"
-trap stop_prepared EXIT
+step "mutants: every bug in mutants/ is caught (scripts/mutants.sh)"
+scripts/mutants.sh
 step "done"
