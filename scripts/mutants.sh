@@ -27,8 +27,9 @@
 # key that hashes the Go toolchain, the patch, the command and the content
 # of every file of the tree that git does not ignore (tracked or not), so
 # a run on a tree with any change at all runs every mutant again. A
-# survivor is never cached. The cache lives in
-# ${BROWNOUT_MUTANT_CACHE:-$(go env GOCACHE)/brownout-mutants}.
+# survivor is never cached. A mutant whose test failed on its Postgres
+# (pgtest: ...) is neither killed nor survived: the run fails, saying so.
+# The cache lives in ${BROWNOUT_MUTANT_CACHE:-$(go env GOCACHE)/brownout-mutants}.
 #
 # Tests that need Postgres find it as `make test` leaves it (BROWNOUT_* and
 # TESTCONTAINERS_* from the environment); `make mutants` provides it.
@@ -108,6 +109,10 @@ run_one() {
   elif grep -qE '^(FAIL.*\[build failed\]|# .*\[.*\.test\]$)|setup failed' "$tmp/test.log"; then
     verdict="SURVIVED (it does not build):"
     state=survived
+  elif grep -q 'pgtest: ' "$tmp/test.log"; then
+    # Its test failed on its Postgres, which says nothing of the bug.
+    verdict="NOT RUN (no Postgres):"
+    state=broken
   else
     verdict="killed"
     state=killed
@@ -115,7 +120,10 @@ run_one() {
   fi
   {
     printf '%-44s %-28s %3ss  go test %s\n' "$name" "$verdict" "$(($(date +%s) - t0))" "$cmd"
-    [ "$verdict" != "SURVIVED (it does not build):" ] || sed -n '1,15p' "$tmp/test.log" | sed 's/^/    /'
+    case $verdict in
+    "SURVIVED (it does not build):") sed -n '1,15p' "$tmp/test.log" | sed 's/^/    /' ;;
+    "NOT RUN (no Postgres):") grep -m 3 'pgtest: ' "$tmp/test.log" | sed 's/^ */    /' ;;
+    esac
   } >"$out/$name.line"
   echo "$state" >"$out/$name.state"
   rm -rf "$tmp"
@@ -135,20 +143,21 @@ wait
 
 killed=0
 survivors=()
-broken=0
+unrun=()
 for patch in "${patches[@]}"; do
   name=$(basename "$patch" .patch)
   cat "$out/$name.line" 2>/dev/null || echo "mutants: $name: its run ended without a verdict"
   case $(cat "$out/$name.state" 2>/dev/null || echo broken) in
   killed) killed=$((killed + 1)) ;;
-  broken) broken=1 ;;
+  broken) unrun+=("$name") ;;
   *) survivors+=("$name") ;;
   esac
 done
 
 echo
 echo "mutants: ${killed} of ${#patches[@]} killed in $(($(date +%s) - start))s ($jobs at a time)"
-if [ "$broken" = 1 ]; then
+if [ ${#unrun[@]} -gt 0 ]; then
+  echo "mutants: no verdict (the patch no longer applies, or the test could not run; see above): ${unrun[*]}" >&2
   exit 2
 fi
 if [ ${#survivors[@]} -gt 0 ]; then
