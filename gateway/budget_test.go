@@ -350,6 +350,23 @@ func TestEveryAttemptReservesItsWorstCase(t *testing.T) {
 	})
 }
 
+// firstReserveTogether is a budget store whose first reservation returns
+// once every store sharing both has taken its own.
+type firstReserveTogether struct {
+	gateway.BudgetStore
+	first sync.Once
+	both  *sync.WaitGroup
+}
+
+func (f *firstReserveTogether) Reserve(ctx context.Context, tenant string, w time.Time, amount, limit decimal.Decimal) (bool, error) {
+	ok, err := f.BudgetStore.Reserve(ctx, tenant, w, amount, limit)
+	f.first.Do(func() {
+		f.both.Done()
+		f.both.Wait()
+	})
+	return ok, err
+}
+
 // TestBudgetHoldsAcrossBilledRetriesAndFailover: failed attempts are
 // billed too (a body cut mid-way bills its tokens; the gateway meters its
 // estimate), and a request may make six of them (two targets, three
@@ -425,8 +442,15 @@ func TestBudgetHoldsAcrossBilledRetriesAndFailover(t *testing.T) {
 		url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 		store := ledger.NewPostgresStore(pgtest.Pool(t, url))
 		servers, limit := fakes(t), worst.Mul(decimal.NewFromInt(2))
-		a := gw(t, servers, store, gateway.NewPostgresBudgets(pgtest.Pool(t, url)), limit)
-		b := gw(t, servers, store, gateway.NewPostgresBudgets(pgtest.Pool(t, url)), limit)
+		// Both first reservations are held before either first attempt: the
+		// requests overlap, as two gateways' do under load. (Without this,
+		// a loaded machine once ran one request to its end before the other
+		// began, and its second attempt fitted the budget then: three billed
+		// failures, the spend still within the limit.)
+		both := &sync.WaitGroup{}
+		both.Add(2)
+		a := gw(t, servers, store, &firstReserveTogether{BudgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url)), both: both}, limit)
+		b := gw(t, servers, store, &firstReserveTogether{BudgetStore: gateway.NewPostgresBudgets(pgtest.Pool(t, url)), both: both}, limit)
 		run(t, []*gatewaytest.Gateway{a, b}, store, postgresSpent(t, pgtest.Pool(t, url)), limit)
 	})
 }
