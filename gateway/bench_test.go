@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/fakeprovider"
 	"github.com/brownout-dev/brownout/gateway"
@@ -246,28 +249,41 @@ type overheadRow struct {
 	waited                 time.Duration // the median statement a request waited for, in the run
 }
 
+// overheadColumns heads the table printOverheadTable writes: one for each
+// of an overheadRow's cells.
+var overheadColumns = []string{"configuration", "gateway p50", "proxy p50", "ratio", "gateway p99", "proxy p99", "ratio",
+	"pg waited/req", "behind/req", "ledger/req", "pg rtt", "pg commit", "pg waited p50", "goal"}
+
 // printOverheadTable writes the rows as one table, with each goal's verdict.
 func printOverheadTable(out io.Writer, rows []overheadRow) {
 	if len(rows) == 0 {
 		return
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "configuration\tgateway p50\tproxy p50\tratio\tgateway p99\tproxy p99\tratio\tpg waited/req\tbehind/req\tledger/req\tpg rtt\tpg commit\tgoal\t")
+	fmt.Fprintln(w, strings.Join(overheadColumns, "\t")+"\t")
 	for _, r := range rows {
-		trips, rtt, commit, waited := "-\t-\t-", "-", "-", "-"
-		if r.pg != nil {
-			trips = fmt.Sprintf("%.2f\t%.2f\t%.3f", r.trips[0], r.trips[1], r.trips[2])
-			rtt, commit = us(r.pg.rtt), us(r.pg.commit)
-			if r.waited > 0 {
-				waited = us(r.waited)
-			}
-		}
-		fmt.Fprintf(w, "%s\t%.0f us\t%.0f us\t%.2f\t%.0f us\t%.0f us\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", r.name,
-			r.gw50, r.px50, r.gw50/r.px50, r.gw99, r.px99, r.gw99/r.px99, trips, rtt, commit, waited, r.verdict())
+		fmt.Fprintln(w, strings.Join(r.cells(), "\t")+"\t")
 	}
 	_ = w.Flush()
 	fmt.Fprintln(out, "Overheads are over the direct call at 1,000 req/s (direct, gateway, proxy interleaved), loopback, this machine;")
-	fmt.Fprintln(out, "pg rtt and commit are one SELECT 1 and one committed INSERT, alone, on the same server before the run.")
+	fmt.Fprintln(out, "pg rtt and commit are one SELECT 1 and one committed INSERT, alone, on the same server before the run;")
+	fmt.Fprintln(out, "pg waited p50 is the median statement a gateway request waited for, during the run.")
+}
+
+// cells is the row's line of the table, a cell for each of overheadColumns.
+func (r overheadRow) cells() []string {
+	trips, rtt, commit, waited := []string{"-", "-", "-"}, "-", "-", "-"
+	if r.pg != nil {
+		trips = []string{fmt.Sprintf("%.2f", r.trips[0]), fmt.Sprintf("%.2f", r.trips[1]), fmt.Sprintf("%.3f", r.trips[2])}
+		rtt, commit = us(r.pg.rtt), us(r.pg.commit)
+		if r.waited > 0 {
+			waited = us(r.waited)
+		}
+	}
+	out := []string{r.name, fmt.Sprintf("%.0f us", r.gw50), fmt.Sprintf("%.0f us", r.px50), fmt.Sprintf("%.2f", r.gw50/r.px50),
+		fmt.Sprintf("%.0f us", r.gw99), fmt.Sprintf("%.0f us", r.px99), fmt.Sprintf("%.2f", r.gw99/r.px99)}
+	out = append(out, trips...)
+	return append(out, rtt, commit, waited, r.verdict())
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f us", float64(d.Microseconds())) }
@@ -636,5 +652,44 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 	}
 	if len(p50s) >= 2 && p50s[len(p50s)-1] > p50s[0]*3/2 {
 		b.Errorf("p50 grew from %s to %s over the run", p50s[0], p50s[len(p50s)-1])
+	}
+}
+
+// TestOverheadTable: make bench's table has a cell under every heading, on
+// memory and Postgres rows alike, and its verdicts are issue 16's goals:
+// in memory 1.2x the proxy at p50 and 1.5x at p99; with Postgres one
+// round trip waited for, p50 within the proxy's plus one round trip (or
+// one commit, where a commit costs more than two round trips), p99 3x.
+func TestOverheadTable(t *testing.T) {
+	mem := overheadRow{name: "memory", gw50: 120, px50: 100, gw99: 150, px99: 100}
+	fast := &pgCosts{rtt: 50 * time.Microsecond, commit: 60 * time.Microsecond}
+	durable := &pgCosts{rtt: 50 * time.Microsecond, commit: 400 * time.Microsecond}
+	pg := overheadRow{name: "postgres", gw50: 150, px50: 100, gw99: 300, px99: 100, pg: fast, trips: [3]float64{1, 0.25, 0.03}, waited: 90 * time.Microsecond}
+	for _, r := range []overheadRow{mem, pg} {
+		assert.Len(t, r.cells(), len(overheadColumns), "%s: a cell for each column", r.name)
+	}
+	var out strings.Builder
+	printOverheadTable(&out, []overheadRow{mem, pg})
+	lines := strings.Split(out.String(), "\n")
+	require.GreaterOrEqual(t, len(lines), 3)
+	assert.True(t, strings.HasSuffix(strings.TrimSpace(lines[0]), "pg waited p50  goal"), "the header: %q", lines[0])
+	assert.True(t, strings.HasSuffix(strings.TrimSpace(lines[2]), "90 us   met"), "the Postgres row: %q", lines[2])
+
+	with := func(r overheadRow, f func(*overheadRow)) overheadRow { f(&r); return r }
+	for _, c := range []struct {
+		row  overheadRow
+		want string
+	}{
+		{mem, "met"},
+		{with(mem, func(r *overheadRow) { r.gw50 = 121 }), "[p50>1.2x]"},
+		{with(mem, func(r *overheadRow) { r.gw99 = 151 }), "[p99>1.5x]"},
+		{pg, "met"},
+		{with(pg, func(r *overheadRow) { r.gw50 = 151 }), "[p50>proxy+1]"},
+		{with(pg, func(r *overheadRow) { r.gw99 = 301 }), "[p99>3x]"},
+		{with(pg, func(r *overheadRow) { r.trips[0] = 1.01 }), "[waits>1]"},
+		{with(pg, func(r *overheadRow) { r.pg, r.gw50 = durable, 500 }), "met"},
+		{with(pg, func(r *overheadRow) { r.pg, r.gw50 = durable, 501 }), "[p50>proxy+1]"},
+	} {
+		assert.Equal(t, c.want, c.row.verdict(), "%+v", c.row)
 	}
 }
