@@ -96,7 +96,7 @@ func BenchmarkOverhead(b *testing.B) {
 					servers[*c.durable] = srv
 				}
 				url := srv.NewDatabase(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
-				x.pg = &pgCosts{}
+				x.pg = &pgCosts{url: url}
 				x.pg.rtt, x.pg.commit = measurePostgres(b, url)
 				// Three pools, each counted: the ledger writer's; the keys' and
 				// budgets' statements a request waits for; their writes behind it.
@@ -137,6 +137,7 @@ type overheadExtras struct {
 // commit cost on it, measured alone before the run, and the round trips
 // of each of its pools, counted during the run.
 type pgCosts struct {
+	url                  string
 	rtt, commit          time.Duration
 	sync, behind, ledger roundTrips
 }
@@ -247,12 +248,13 @@ type overheadRow struct {
 	pg                     *pgCosts
 	trips                  [3]float64    // per gateway request: waited for, written behind, ledger
 	waited                 time.Duration // the median statement a request waited for, in the run
+	rttLoaded              time.Duration // the median SELECT 1 alone on its own connection, in the run
 }
 
 // overheadColumns heads the table printOverheadTable writes: one for each
 // of an overheadRow's cells.
 var overheadColumns = []string{"configuration", "gateway p50", "proxy p50", "ratio", "gateway p99", "proxy p99", "ratio",
-	"pg waited/req", "behind/req", "ledger/req", "pg rtt", "pg commit", "pg waited p50", "goal"}
+	"pg waited/req", "behind/req", "ledger/req", "pg rtt", "pg commit", "pg waited p50", "pg rtt loaded", "goal"}
 
 // printOverheadTable writes the rows as one table, with each goal's verdict.
 func printOverheadTable(out io.Writer, rows []overheadRow) {
@@ -267,23 +269,52 @@ func printOverheadTable(out io.Writer, rows []overheadRow) {
 	_ = w.Flush()
 	fmt.Fprintln(out, "Overheads are over the direct call at 1,000 req/s (direct, gateway, proxy interleaved), loopback, this machine;")
 	fmt.Fprintln(out, "pg rtt and commit are one SELECT 1 and one committed INSERT, alone, on the same server before the run;")
-	fmt.Fprintln(out, "pg waited p50 is the median statement a gateway request waited for, during the run.")
+	fmt.Fprintln(out, "pg waited p50 is the median statement a gateway request waited for, and pg rtt loaded the median SELECT 1")
+	fmt.Fprintln(out, "on a connection of its own every 5 ms, both during the run.")
 }
 
 // cells is the row's line of the table, a cell for each of overheadColumns.
 func (r overheadRow) cells() []string {
-	trips, rtt, commit, waited := []string{"-", "-", "-"}, "-", "-", "-"
+	trips, rtt, commit, waited, loaded := []string{"-", "-", "-"}, "-", "-", "-", "-"
 	if r.pg != nil {
 		trips = []string{fmt.Sprintf("%.2f", r.trips[0]), fmt.Sprintf("%.2f", r.trips[1]), fmt.Sprintf("%.3f", r.trips[2])}
 		rtt, commit = us(r.pg.rtt), us(r.pg.commit)
 		if r.waited > 0 {
 			waited = us(r.waited)
 		}
+		if r.rttLoaded > 0 {
+			loaded = us(r.rttLoaded)
+		}
 	}
 	out := []string{r.name, fmt.Sprintf("%.0f us", r.gw50), fmt.Sprintf("%.0f us", r.px50), fmt.Sprintf("%.2f", r.gw50/r.px50),
 		fmt.Sprintf("%.0f us", r.gw99), fmt.Sprintf("%.0f us", r.px99), fmt.Sprintf("%.2f", r.gw99/r.px99)}
 	out = append(out, trips...)
-	return append(out, rtt, commit, waited, r.verdict())
+	return append(out, rtt, commit, waited, loaded, r.verdict())
+}
+
+// probeRoundTrips sends SELECT 1 on conn every 5 ms until stop is closed
+// and returns the median round trip: what one costs on the loaded machine.
+func probeRoundTrips(b *testing.B, conn *pgx.Conn, stop <-chan struct{}) time.Duration {
+	var d []time.Duration
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			slices.Sort(d)
+			if len(d) == 0 {
+				return 0
+			}
+			return d[len(d)/2]
+		case <-tick.C:
+			start := time.Now()
+			if _, err := conn.Exec(context.Background(), `SELECT 1`); err != nil {
+				b.Error(err)
+				continue
+			}
+			d = append(d, time.Since(start))
+		}
+	}
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f us", float64(d.Microseconds())) }
@@ -399,6 +430,16 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 		before = [3]int64{x.pg.sync.n.Load(), x.pg.behind.n.Load(), x.pg.ledger.n.Load()}
 		waitsBefore = x.pg.sync.count()
 	}
+	stopProbe := make(chan struct{})
+	probed := make(chan time.Duration, 1)
+	if x.pg != nil {
+		conn, err := pgx.Connect(context.Background(), x.pg.url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		go func() { probed <- probeRoundTrips(b, conn, stopProbe) }()
+	}
 	loaded := make([][]time.Duration, len(paths))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -415,6 +456,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 		})
 	}
 	wg.Wait()
+	close(stopProbe)
 	b.StopTimer()
 	gwSrv.Close() // every handler has returned, its writes queued
 	if x.behind != nil {
@@ -435,6 +477,8 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 		b.ReportMetric(row.trips[1], "pg-behind/req")
 		b.ReportMetric(row.trips[2], "pg-ledger/req")
 		row.waited = x.pg.sync.median(waitsBefore)
+		row.rttLoaded = <-probed
+		b.ReportMetric(float64(row.rttLoaded.Microseconds()), "pg-rtt-loaded-p50-us")
 		b.ReportMetric(float64(row.waited.Microseconds()), "pg-waited-p50-us")
 	}
 	if st := w.Stats(); st.Inserted < uint64(overheadLoaded/3) {
@@ -664,7 +708,7 @@ func TestOverheadTable(t *testing.T) {
 	mem := overheadRow{name: "memory", gw50: 120, px50: 100, gw99: 150, px99: 100}
 	fast := &pgCosts{rtt: 50 * time.Microsecond, commit: 60 * time.Microsecond}
 	durable := &pgCosts{rtt: 50 * time.Microsecond, commit: 400 * time.Microsecond}
-	pg := overheadRow{name: "postgres", gw50: 150, px50: 100, gw99: 300, px99: 100, pg: fast, trips: [3]float64{1, 0.25, 0.03}, waited: 90 * time.Microsecond}
+	pg := overheadRow{name: "postgres", gw50: 150, px50: 100, gw99: 300, px99: 100, pg: fast, trips: [3]float64{1, 0.25, 0.03}, waited: 90 * time.Microsecond, rttLoaded: 70 * time.Microsecond}
 	for _, r := range []overheadRow{mem, pg} {
 		assert.Len(t, r.cells(), len(overheadColumns), "%s: a cell for each column", r.name)
 	}
@@ -672,8 +716,8 @@ func TestOverheadTable(t *testing.T) {
 	printOverheadTable(&out, []overheadRow{mem, pg})
 	lines := strings.Split(out.String(), "\n")
 	require.GreaterOrEqual(t, len(lines), 3)
-	assert.True(t, strings.HasSuffix(strings.TrimSpace(lines[0]), "pg waited p50  goal"), "the header: %q", lines[0])
-	assert.True(t, strings.HasSuffix(strings.TrimSpace(lines[2]), "90 us   met"), "the Postgres row: %q", lines[2])
+	assert.True(t, strings.HasSuffix(strings.TrimSpace(lines[0]), "pg waited p50  pg rtt loaded  goal"), "the header: %q", lines[0])
+	assert.Regexp(t, `90 us +70 us +met$`, strings.TrimSpace(lines[2]), "the Postgres row")
 
 	with := func(r overheadRow, f func(*overheadRow)) overheadRow { f(&r); return r }
 	for _, c := range []struct {
