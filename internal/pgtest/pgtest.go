@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"net/url"
@@ -57,8 +58,9 @@ const (
 )
 
 // Template is a database setup shared by many tests: Setup runs once per
-// server on a database named after Name, which then serves as the template
-// of every database New creates for it.
+// Server (once per test process on a shared server) on a database named
+// after Name, which then serves as the template of every database New
+// creates for it, and is dropped when the process's tests end.
 type Template struct {
 	Name  string                                             // [a-z0-9_]+, unique per setup
 	Setup func(ctx context.Context, connString string) error // e.g. ledger.Migrate; nil means an empty database
@@ -69,6 +71,10 @@ type Template struct {
 type Server struct {
 	admin     string // connection string to the maintenance database
 	container *postgres.PostgresContainer
+	// run names this Server's databases (its pid and a random suffix), so
+	// test processes sharing one server (go test's packages at once, the
+	// mutants, runs one after another) never take each other's names.
+	run string
 
 	mu        sync.Mutex
 	templates map[string]error // template name -> setup result
@@ -81,14 +87,26 @@ var (
 	dbSeq      atomic.Int64
 )
 
+// newServer is a Server on the maintenance database admin, in container if
+// not nil.
+func newServer(admin string, c *postgres.PostgresContainer) *Server {
+	return &Server{admin: admin, container: c, run: fmt.Sprintf("%d_%x", os.Getpid(), rand.Uint32()), templates: map[string]error{}}
+}
+
 // Main runs the package's tests, shuffled (testmain.Run), and then removes
-// the shared container, if one was started. Call it from TestMain.
+// the shared container, if one was started, or on the server
+// BROWNOUT_TEST_DATABASE_URL names, the template databases this process
+// made. Call it from TestMain.
 func Main(m *testing.M) {
 	code := testmain.Run(m)
-	if shared != nil && shared.container != nil {
+	if shared != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := shared.container.Terminate(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "pgtest: terminate shared container: %v\n", err)
+		if shared.container != nil {
+			if err := shared.container.Terminate(ctx); err != nil {
+				fmt.Fprintf(os.Stderr, "pgtest: terminate shared container: %v\n", err)
+			}
+		} else if err := shared.dropTemplates(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 		}
 		cancel()
 	}
@@ -102,7 +120,7 @@ func Shared(t testing.TB) *Server {
 	skipShort(t)
 	sharedOnce.Do(func() {
 		if u := os.Getenv("BROWNOUT_TEST_DATABASE_URL"); u != "" {
-			shared = &Server{admin: u, templates: map[string]error{}}
+			shared = newServer(u, nil)
 			return
 		}
 		shared, sharedErr = startContainer(context.Background(), "")
@@ -191,7 +209,7 @@ func (s *Server) NewDatabase(t testing.TB, tmpl Template) string {
 	if err != nil {
 		t.Fatalf("pgtest: template %q: %v", tmpl.Name, err)
 	}
-	name := fmt.Sprintf("t_%d_%d", os.Getpid(), dbSeq.Add(1))
+	name := fmt.Sprintf("t_%s_%d", s.run, dbSeq.Add(1))
 	if err := s.exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tmplDB)); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
@@ -224,7 +242,7 @@ func (s *Server) Restart(t testing.TB) {
 }
 
 func (s *Server) template(ctx context.Context, tmpl Template) (string, error) {
-	name := "tmpl_" + tmpl.Name
+	name := "tmpl_" + tmpl.Name + "_" + s.run
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err, ok := s.templates[name]; ok {
@@ -236,6 +254,20 @@ func (s *Server) template(ctx context.Context, tmpl Template) (string, error) {
 	}
 	s.templates[name] = err
 	return name, err
+}
+
+// dropTemplates drops the template databases s made.
+func (s *Server) dropTemplates(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for name := range s.templates {
+		if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			errs = append(errs, fmt.Errorf("drop template database %s: %w", name, err))
+		}
+	}
+	clear(s.templates)
+	return errors.Join(errs...)
 }
 
 func (s *Server) exec(ctx context.Context, sql string) error {
@@ -298,7 +330,7 @@ func startContainer(ctx context.Context, hostPort string, settings ...string) (*
 		_ = c.Terminate(context.Background())
 		return nil, fmt.Errorf("pgtest: connection string: %w", err)
 	}
-	return &Server{admin: dsn, container: c, templates: map[string]error{}}, nil
+	return newServer(dsn, c), nil
 }
 
 func explain(image string, err error) error {
