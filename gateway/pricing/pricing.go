@@ -84,21 +84,23 @@ func or(r *Rate, def Rate) decimal.Decimal {
 // prompt is over it).
 func (p Price) Cost(u llm.Usage) decimal.Decimal {
 	p = p.At(u.Prompt())
-	terms := [...]struct {
-		rate   decimal.Decimal
-		tokens int64
-	}{
-		{p.Input.Decimal, u.Input},
-		{p.Output.Decimal, u.Output},
-		{p.ReasoningRate(), u.Reasoning},
-		{p.CacheReadRate(), u.CacheRead},
-		{p.CacheWriteRate(), u.CacheWrite},
-		{p.CacheWrite1hRate(), u.CacheWrite1h},
-	}
 	sum := decimal.Zero
-	for _, t := range terms {
-		if t.tokens != 0 { // most calls have no reasoning or cache tokens: no work, no allocation
-			sum = sum.Add(t.rate.Mul(decimal.NewFromInt(t.tokens)))
+	// A rate is looked up (a derived one computed) only for tokens the
+	// call has: most have no reasoning or cache tokens, so no work and no
+	// allocation for them.
+	for _, t := range [...]struct {
+		tokens int64
+		rate   func() decimal.Decimal
+	}{
+		{u.Input, func() decimal.Decimal { return p.Input.Decimal }},
+		{u.Output, func() decimal.Decimal { return p.Output.Decimal }},
+		{u.Reasoning, p.ReasoningRate},
+		{u.CacheRead, p.CacheReadRate},
+		{u.CacheWrite, p.CacheWriteRate},
+		{u.CacheWrite1h, p.CacheWrite1hRate},
+	} {
+		if t.tokens != 0 {
+			sum = sum.Add(t.rate().Mul(decimal.NewFromInt(t.tokens)))
 		}
 	}
 	return sum.Shift(-6) // per million: the decimal point moves, nothing is rounded
