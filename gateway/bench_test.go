@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,6 +255,7 @@ type overheadRow struct {
 // overheadColumns heads the table printOverheadTable writes: one for each
 // of an overheadRow's cells.
 var overheadColumns = []string{"configuration", "gateway p50", "proxy p50", "ratio", "gateway p99", "proxy p99", "ratio",
+	"unloaded p50 gateway/proxy", "ratio",
 	"pg waited/req", "behind/req", "ledger/req", "pg rtt", "pg commit", "pg waited p50", "pg rtt loaded", "goal"}
 
 // printOverheadTable writes the rows as one table, with each goal's verdict.
@@ -267,7 +269,8 @@ func printOverheadTable(out io.Writer, rows []overheadRow) {
 		fmt.Fprintln(w, strings.Join(r.cells(), "\t")+"\t")
 	}
 	_ = w.Flush()
-	fmt.Fprintln(out, "Overheads are over the direct call at 1,000 req/s (direct, gateway, proxy interleaved), loopback, this machine;")
+	fmt.Fprintln(out, "Overheads are over the direct call at 1,000 req/s (direct, gateway, proxy interleaved), loopback, this machine,")
+	fmt.Fprintln(out, "and unloaded (one request at a time);")
 	fmt.Fprintln(out, "pg rtt and commit are one SELECT 1 and one committed INSERT, alone, on the same server before the run;")
 	fmt.Fprintln(out, "pg waited p50 is the median statement a gateway request waited for, and pg rtt loaded the median SELECT 1")
 	fmt.Fprintln(out, "on a connection of its own every 5 ms, both during the run.")
@@ -287,7 +290,8 @@ func (r overheadRow) cells() []string {
 		}
 	}
 	out := []string{r.name, fmt.Sprintf("%.0f us", r.gw50), fmt.Sprintf("%.0f us", r.px50), fmt.Sprintf("%.2f", r.gw50/r.px50),
-		fmt.Sprintf("%.0f us", r.gw99), fmt.Sprintf("%.0f us", r.px99), fmt.Sprintf("%.2f", r.gw99/r.px99)}
+		fmt.Sprintf("%.0f us", r.gw99), fmt.Sprintf("%.0f us", r.px99), fmt.Sprintf("%.2f", r.gw99/r.px99),
+		fmt.Sprintf("%.0f / %.0f us", r.seqGw50, r.seqPx50), fmt.Sprintf("%.2f", r.seqGw50/r.seqPx50)}
 	out = append(out, trips...)
 	return append(out, rtt, commit, waited, loaded, r.verdict())
 }
@@ -520,37 +524,54 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 // BenchmarkHandlerInMemory is one chat request through the HTTP front to an
 // in-memory fake, one at a time, with the ledger's async writer over the
 // memory store: the gateway's own CPU and allocations per request, for
-// profiling (-benchmem, -cpuprofile, -memprofile).
+// profiling (-benchmem, -cpuprofile, -memprofile). "all" adds an
+// Idempotency-Key per request and a budgeted tenant, both in memory, as
+// BenchmarkOverhead's memory/all does.
 //
 //	go test -run '^$' -bench HandlerInMemory -benchmem ./gateway/
 func BenchmarkHandlerInMemory(b *testing.B) {
-	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
-	if err != nil {
-		b.Fatal(err)
+	for _, all := range []bool{false, true} {
+		b.Run(map[bool]string{false: "ledger", true: "all"}[all], func(b *testing.B) {
+			w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := gatewaytest.Config{Ledger: w,
+				Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
+					Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
+				Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
+			}
+			if all {
+				limit := pricing.MustRate("1000000")
+				cfg.Gateway.Tenants = []gateway.TenantConfig{{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey(gatewaytest.DefaultKey)),
+					BudgetUSD: &limit, BudgetWindow: 24 * time.Hour}}
+				cfg.Idempotency = gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)
+				cfg.BudgetStore = gateway.NewMemoryBudgets()
+			}
+			g, err := gatewaytest.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			body := []byte(`{"model":"chat","messages":[{"role":"user","content":"What is the capital of France? One word."}]}`)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				req := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+				if all {
+					req.Header.Set("Idempotency-Key", "k"+strconv.Itoa(i))
+				}
+				rec := httptest.NewRecorder()
+				g.Handler.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+			}
+			b.StopTimer()
+			_ = w.Close(context.Background())
+		})
 	}
-	g, err := gatewaytest.New(gatewaytest.Config{Ledger: w,
-		Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
-			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
-		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
-	body := []byte(`{"model":"chat","messages":[{"role":"user","content":"What is the capital of France? One word."}]}`)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		req := httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
-		rec := httptest.NewRecorder()
-		g.Handler.ServeHTTP(rec, req)
-		if rec.Code != 200 {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body)
-		}
-	}
-	b.StopTimer()
-	_ = w.Close(context.Background())
 }
 
 // BenchmarkSustainedDurable is one gateway at 1,000 requests/s for a
@@ -705,10 +726,10 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 // round trip waited for, p50 within the proxy's plus one round trip (or
 // one commit, where a commit costs more than two round trips), p99 3x.
 func TestOverheadTable(t *testing.T) {
-	mem := overheadRow{name: "memory", gw50: 120, px50: 100, gw99: 150, px99: 100}
+	mem := overheadRow{name: "memory", gw50: 120, px50: 100, gw99: 150, px99: 100, seqGw50: 61, seqPx50: 50}
 	fast := &pgCosts{rtt: 50 * time.Microsecond, commit: 60 * time.Microsecond}
 	durable := &pgCosts{rtt: 50 * time.Microsecond, commit: 400 * time.Microsecond}
-	pg := overheadRow{name: "postgres", gw50: 150, px50: 100, gw99: 300, px99: 100, pg: fast, trips: [3]float64{1, 0.25, 0.03}, waited: 90 * time.Microsecond, rttLoaded: 70 * time.Microsecond}
+	pg := overheadRow{name: "postgres", gw50: 150, px50: 100, gw99: 300, px99: 100, seqGw50: 61, seqPx50: 50, pg: fast, trips: [3]float64{1, 0.25, 0.03}, waited: 90 * time.Microsecond, rttLoaded: 70 * time.Microsecond}
 	for _, r := range []overheadRow{mem, pg} {
 		assert.Len(t, r.cells(), len(overheadColumns), "%s: a cell for each column", r.name)
 	}
@@ -717,7 +738,7 @@ func TestOverheadTable(t *testing.T) {
 	lines := strings.Split(out.String(), "\n")
 	require.GreaterOrEqual(t, len(lines), 3)
 	assert.True(t, strings.HasSuffix(strings.TrimSpace(lines[0]), "pg waited p50  pg rtt loaded  goal"), "the header: %q", lines[0])
-	assert.Regexp(t, `90 us +70 us +met$`, strings.TrimSpace(lines[2]), "the Postgres row")
+	assert.Regexp(t, `61 / 50 us +1\.22 .* 90 us +70 us +met$`, strings.TrimSpace(lines[2]), "the Postgres row")
 
 	with := func(r overheadRow, f func(*overheadRow)) overheadRow { f(&r); return r }
 	for _, c := range []struct {
