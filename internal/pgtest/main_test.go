@@ -1,5 +1,9 @@
-package pgtest
+package pgtest_test
 
-import "testing"
+import (
+	"testing"
 
-func TestMain(m *testing.M) { Main(m) }
+	"github.com/brownout-dev/brownout/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }

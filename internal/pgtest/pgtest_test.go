@@ -1,4 +1,4 @@
-package pgtest
+package pgtest_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/internal/pgtest"
 )
 
 // TestProcessesShareAServer: two test processes on one server (two Servers
@@ -17,10 +19,10 @@ import (
 // process's CREATE DATABASE failed, "already exists", as a second run on
 // one external server did.)
 func TestProcessesShareAServer(t *testing.T) {
-	srv := Shared(t)
+	srv := pgtest.Shared(t)
 	ctx := context.Background()
 	setups := 0
-	tmpl := Template{Name: "shared_check", Setup: func(ctx context.Context, url string) error {
+	tmpl := pgtest.Template{Name: "shared_check", Setup: func(ctx context.Context, url string) error {
 		setups++
 		conn, err := pgx.Connect(ctx, url)
 		if err != nil {
@@ -31,7 +33,7 @@ func TestProcessesShareAServer(t *testing.T) {
 		return err
 	}}
 	templates := func() []string {
-		conn, err := pgx.Connect(ctx, srv.admin)
+		conn, err := pgx.Connect(ctx, pgtest.Admin(srv))
 		require.NoError(t, err)
 		defer conn.Close(ctx)
 		rows, err := conn.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'tmpl_shared_check_%' ORDER BY datname`)
@@ -41,8 +43,8 @@ func TestProcessesShareAServer(t *testing.T) {
 		return names
 	}
 
-	a, b := newServer(srv.admin, nil), newServer(srv.admin, nil)
-	for _, s := range []*Server{a, b, a} {
+	a, b := pgtest.OtherProcess(srv), pgtest.OtherProcess(srv)
+	for _, s := range []*pgtest.Server{a, b, a} {
 		url := s.NewDatabase(t, tmpl)
 		conn, err := pgx.Connect(ctx, url)
 		require.NoError(t, err)
@@ -53,7 +55,7 @@ func TestProcessesShareAServer(t *testing.T) {
 	assert.Equal(t, 2, setups, "one template per process, set up once")
 	assert.Len(t, templates(), 2)
 
-	require.NoError(t, a.dropTemplates(ctx))
-	require.NoError(t, b.dropTemplates(ctx))
+	require.NoError(t, pgtest.DropTemplates(ctx, a))
+	require.NoError(t, pgtest.DropTemplates(ctx, b))
 	assert.Empty(t, templates(), "each process dropped its own")
 }
