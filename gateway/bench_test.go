@@ -297,9 +297,16 @@ func (r overheadRow) cells() []string {
 	return append(out, rtt, commit, waited, loaded, r.verdict())
 }
 
-// probeRoundTrips sends SELECT 1 on conn every 5 ms until stop is closed
-// and returns the median round trip: what one costs on the loaded machine.
-func probeRoundTrips(b *testing.B, conn *pgx.Conn, stop <-chan struct{}) time.Duration {
+// probeRoundTrips sends SELECT 1 every 5 ms, on a connection of its own to
+// url, until stop is closed and returns the median round trip: what one
+// costs on the loaded machine.
+func probeRoundTrips(b *testing.B, url string, stop <-chan struct{}) time.Duration {
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		b.Error(err)
+		return 0
+	}
+	defer conn.Close(context.Background())
 	var d []time.Duration
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -439,12 +446,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 	stopProbe := make(chan struct{})
 	probed := make(chan time.Duration, 1)
 	if x.pg != nil {
-		conn, err := pgx.Connect(context.Background(), x.pg.url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close(context.Background())
-		go func() { probed <- probeRoundTrips(b, conn, stopProbe) }()
+		go func() { probed <- probeRoundTrips(b, x.pg.url, stopProbe) }()
 	}
 	loaded := make([][]time.Duration, len(paths))
 	var mu sync.Mutex
