@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
@@ -119,31 +120,52 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, ha
 
 // heartbeat renews lease every third of its TTL while the request runs,
 // so a long request (a stream of many minutes) keeps its key; the returned
-// func stops it and waits until it has. A lease found lost is logged: the
-// key went to another request, which this one can no longer complete.
+// func stops it and waits for a renewal in progress. A lease found lost is
+// logged: the key went to another request, which this one can no longer
+// complete. It runs on a timer, not a goroutine of its own: most requests
+// end before their first renewal, and then cost no goroutine at all.
 func (h *handler) heartbeat(ctx context.Context, lease *Lease, requestID string) func() {
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(max(lease.TTL/3, time.Millisecond))
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if err := h.opts.Idempotency.Heartbeat(ctx, lease); err != nil {
-					h.g.log.Error("gateway: idempotency heartbeat", "request_id", requestID, "error", err)
-					if errors.Is(err, ErrLeaseLost) {
-						return
-					}
-				}
-			}
+	every := max(lease.TTL/3, time.Millisecond)
+	var (
+		mu      sync.Mutex
+		stopped bool
+		beating chan struct{} // closed when the renewal in progress returns; nil: none
+		timer   *time.Timer
+	)
+	beat := func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
 		}
-	}()
+		done := make(chan struct{})
+		beating = done
+		mu.Unlock()
+		start := time.Now()
+		err := h.opts.Idempotency.Heartbeat(ctx, lease)
+		if err != nil {
+			h.g.log.Error("gateway: idempotency heartbeat", "request_id", requestID, "error", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		beating = nil
+		close(done)
+		if !stopped && !errors.Is(err, ErrLeaseLost) {
+			timer.Reset(max(every-time.Since(start), 0))
+		}
+	}
+	mu.Lock()
+	timer = time.AfterFunc(every, beat)
+	mu.Unlock()
 	return func() {
-		close(stop)
-		<-stopped
+		mu.Lock()
+		stopped = true
+		timer.Stop()
+		done := beating
+		mu.Unlock()
+		if done != nil {
+			<-done
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -154,6 +155,74 @@ func TestHeartbeatHoldsALongRequestsKey(t *testing.T) {
 		assert.Equal(t, "true", second.Header().Get("Idempotent-Replayed"))
 		assert.Equal(t, first.Body.String(), second.Body.String())
 		assert.Len(t, g.Fakes["openai"].Journal(), 1, "one upstream call")
+	})
+}
+
+// heldHeartbeat is a store whose first Heartbeat waits until the test
+// lets it go, and which notes the order of its calls.
+type heldHeartbeat struct {
+	gateway.IdempotencyStore
+	entered, release chan struct{}
+	mu               sync.Mutex
+	calls            []string
+}
+
+func (h *heldHeartbeat) note(call string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, call)
+}
+
+func (h *heldHeartbeat) Heartbeat(ctx context.Context, l *gateway.Lease) error {
+	h.note("heartbeat")
+	select {
+	case <-h.entered:
+	default:
+		close(h.entered)
+		<-h.release
+	}
+	defer h.note("heartbeat returned")
+	return h.IdempotencyStore.Heartbeat(ctx, l)
+}
+
+func (h *heldHeartbeat) Complete(ctx context.Context, l *gateway.Lease, resp gateway.StoredResponse) error {
+	h.note("complete")
+	return h.IdempotencyStore.Complete(ctx, l, resp)
+}
+
+// TestHeartbeatStopsBeforeTheKeyIsCompleted: a request whose answer comes
+// while its lease is being renewed completes its key only once that
+// renewal has returned, so no renewal of the key runs after its
+// completion; and no renewal starts after it. In virtual time.
+func TestHeartbeatStopsBeforeTheKeyIsCompleted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &heldHeartbeat{IdempotencyStore: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{Lease: 300 * time.Millisecond}, nil),
+			entered: make(chan struct{}), release: make(chan struct{})}
+		slow := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris"}}, TTFTms: fakeprovider.Fixed(150)}
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes:       map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"gpt-4o-mini": slow}}},
+			Gateway:     gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
+			Idempotency: store,
+		})
+		require.NoError(t, err)
+		t.Cleanup(g.Close)
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() { done <- askWithKey(g, "renewed-while-answered") }()
+		<-store.entered         // the renewal at 100 ms, held
+		time.Sleep(time.Second) // the answer came at 150 ms
+		synctest.Wait()
+		store.mu.Lock()
+		before := slices.Clone(store.calls)
+		store.mu.Unlock()
+		assert.Equal(t, []string{"heartbeat"}, before, "the key waits for the renewal in progress")
+		close(store.release)
+		rec := <-done
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		time.Sleep(time.Second)
+		synctest.Wait()
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		assert.Equal(t, []string{"heartbeat", "heartbeat returned", "complete"}, store.calls)
 	})
 }
 
