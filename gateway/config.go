@@ -289,6 +289,11 @@ func (c *Config) Validate() error {
 	if c.Idempotency.MaxKeys < 0 {
 		bad("$.idempotency.max_keys", "must not be negative")
 	}
+	if c.Idempotency.MaxBytes < 0 {
+		bad("$.idempotency.max_bytes", "must not be negative")
+	} else if idem := c.Idempotency.withDefaults(); idem.MaxBytes < idem.MaxResponseBytes {
+		bad("$.idempotency.max_bytes", "%d is less than max_response_bytes (%d): a response it may keep would not fit", idem.MaxBytes, idem.MaxResponseBytes)
+	}
 	switch c.Retry.OnTimeout {
 	case "", OnTimeoutFailover, OnTimeoutRetry:
 	default:

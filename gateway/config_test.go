@@ -65,6 +65,8 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nretry: {idle_timeout: -1s}\n", `field retry.idle_timeout: must not be negative`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nretry: {providers: {b: {idle_timeout: 5s}}}\n", `field retry.providers.b: unknown provider "b"`},
 		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nledger: {group_commit: -1ms}\n", `field ledger.group_commit: must not be negative`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nidempotency: {max_bytes: -1}\n", `field idempotency.max_bytes: must not be negative`},
+		{"providers:\n  a: {vendor: openai, api_key_env: K}\nroutes: {c: [a/m]}\ntenants: [{name: t, api_key_env: K}]\nidempotency: {max_bytes: 1000}\n", `field idempotency.max_bytes: 1000 is less than max_response_bytes (1048576)`},
 	}
 	for _, tt := range tests {
 		_, err := gateway.ParseConfig("serve.yaml", []byte(tt.src))

@@ -82,6 +82,12 @@ type IdempotencySettings struct {
 	// claim is refused (a 503) when every key is in flight. Postgres is
 	// bounded by Purge only.
 	MaxKeys int `yaml:"max_keys"`
+	// MaxBytes bounds the response bodies the in-memory store keeps for
+	// replay, together (default 256 MiB): a completion past it drops the
+	// completed keys closest to expiry first, as MaxKeys does. Without it
+	// the store's bound would be MaxKeys times MaxResponseBytes (100 GiB at
+	// the defaults). At least MaxResponseBytes.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 func (s IdempotencySettings) withDefaults() IdempotencySettings {
@@ -96,6 +102,9 @@ func (s IdempotencySettings) withDefaults() IdempotencySettings {
 	}
 	if s.MaxKeys <= 0 {
 		s.MaxKeys = 100_000
+	}
+	if s.MaxBytes <= 0 {
+		s.MaxBytes = max(256<<20, s.MaxResponseBytes)
 	}
 	return s
 }
@@ -125,6 +134,8 @@ type MemoryIdempotency struct {
 	// is the order they expire in (one retention for all): eviction pops
 	// the front. An entry whose key completed again since is stale.
 	completed []completion
+	// kept is the bytes of the bodies of the completed keys (MaxBytes).
+	kept int64
 }
 
 type completion struct {
@@ -171,6 +182,9 @@ func (m *MemoryIdempotency) Begin(ctx context.Context, tenant, key string, hash 
 			k = nil
 		}
 		if k == nil || (k.resp != nil && now.After(k.expires)) {
+			if k != nil {
+				m.kept -= int64(len(k.resp.Body)) // expired: replaced below
+			}
 			if k == nil && len(m.keys) >= m.settings.MaxKeys && !m.evict(now) {
 				m.mu.Unlock()
 				return nil, nil, errIdempotencyFull
@@ -212,6 +226,7 @@ func (m *MemoryIdempotency) evict(time.Time) bool {
 		m.completed = m.completed[1:]
 		if k := m.keys[c.id]; k != nil && k.resp != nil && k.expires.Equal(c.expires) {
 			delete(m.keys, c.id)
+			m.kept -= int64(len(k.resp.Body))
 			return true
 		}
 	}
@@ -248,6 +263,18 @@ func (m *MemoryIdempotency) Complete(_ context.Context, l *Lease, resp StoredRes
 		return err
 	}
 	resp = keepable(resp, m.settings.MaxResponseBytes)
+	size := int64(len(resp.Body))
+	if size > m.settings.MaxBytes {
+		// Larger than the whole bound (MaxBytes under MaxResponseBytes,
+		// which the configuration refuses): keep the status, as for a body
+		// over MaxResponseBytes, and drop no other key for it.
+		resp.Body, resp.Omitted, size = nil, size, 0
+	}
+	for m.kept+size > m.settings.MaxBytes && m.evict(m.now()) {
+		// kept is the bodies of completed keys, which evict drops oldest
+		// first, so this ends with the body fitting.
+	}
+	m.kept += size
 	k.resp, k.expires, k.token = &resp, m.now().Add(m.settings.Retention), ""
 	m.completed = append(m.completed, completion{id: [2]string{l.Tenant, l.Key}, expires: k.expires})
 	close(k.done)
@@ -280,6 +307,8 @@ func (m *MemoryIdempotency) Purge(context.Context) (int, error) {
 		if (k.resp != nil && now.After(k.expires)) || (k.resp == nil && now.After(k.leaseUntil.Add(m.settings.Lease))) {
 			if k.resp == nil {
 				close(k.done)
+			} else {
+				m.kept -= int64(len(k.resp.Body))
 			}
 			delete(m.keys, id)
 			n++

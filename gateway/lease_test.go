@@ -127,6 +127,76 @@ func TestMemoryIdempotencyIsBounded(t *testing.T) {
 	assert.NotNil(t, stored)
 }
 
+// TestMemoryIdempotencyBoundsItsBytes: the embedded store keeps at most
+// MaxBytes of response bodies, dropping the completed keys closest to
+// expiry first (a duplicate of one runs again, as past MaxKeys), and the
+// bytes of the keys it purges or replaces are free again. Observed before:
+// only the count was bounded, so a store of 100,000 keys could hold 100 GiB
+// of responses at the default MaxResponseBytes.
+func TestMemoryIdempotencyBoundsItsBytes(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	store := gateway.NewMemoryIdempotency(gateway.IdempotencySettings{MaxBytes: 10_000, MaxResponseBytes: 1_000, Retention: time.Minute},
+		func() time.Time { return now })
+	ctx := context.Background()
+	complete := func(key string) {
+		t.Helper()
+		l, stored, err := store.Begin(ctx, "acme", key, []byte("r"))
+		require.NoError(t, err)
+		require.Nil(t, stored, "%s: claimed, not replayed", key)
+		require.NoError(t, store.Complete(ctx, l, gateway.StoredResponse{Status: 200, ContentType: "application/json", Body: []byte(strings.Repeat(key[:1], 1_000))}))
+	}
+	replays := func(key string) bool {
+		t.Helper()
+		l, stored, err := store.Begin(ctx, "acme", key, []byte("r"))
+		require.NoError(t, err)
+		if l != nil {
+			require.NoError(t, store.Release(ctx, l))
+			return false
+		}
+		require.Len(t, stored.Body, 1_000, "%s: replayed whole", key)
+		return true
+	}
+	for i := range 25 {
+		complete(fmt.Sprintf("a%02d", i))
+	}
+	for i := range 25 {
+		assert.Equal(t, i >= 15, replays(fmt.Sprintf("a%02d", i)), "a%02d: only the last 10 fit in 10,000 bytes", i)
+	}
+
+	now = now.Add(2 * time.Minute) // all expired
+	n, err := store.Purge(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 10, n)
+	for i := range 10 {
+		complete(fmt.Sprintf("b%02d", i))
+	}
+	for i := range 10 {
+		assert.True(t, replays(fmt.Sprintf("b%02d", i)), "b%02d: the purged keys' bytes are free again", i)
+	}
+
+	now = now.Add(2 * time.Minute) // expired, not purged: replaced one by one
+	for i := range 10 {
+		complete(fmt.Sprintf("b%02d", i))
+	}
+	for i := range 10 {
+		assert.True(t, replays(fmt.Sprintf("b%02d", i)), "b%02d: a replaced key's bytes are free again", i)
+	}
+
+	// A body larger than the whole bound (a store built with MaxBytes under
+	// MaxResponseBytes, which the configuration refuses) is not kept: its
+	// duplicate is told so, never run again.
+	small := gateway.NewMemoryIdempotency(gateway.IdempotencySettings{MaxBytes: 500, MaxResponseBytes: 1_000}, nil)
+	l, _, err := small.Begin(ctx, "acme", "big", []byte("r"))
+	require.NoError(t, err)
+	require.NoError(t, small.Complete(ctx, l, gateway.StoredResponse{Status: 200, ContentType: "application/json", Body: make([]byte, 800)}))
+	l, stored, err := small.Begin(ctx, "acme", "big", []byte("r"))
+	require.NoError(t, err)
+	assert.Nil(t, l, "not claimed again")
+	require.NotNil(t, stored)
+	assert.Equal(t, int64(800), stored.Omitted)
+	assert.Empty(t, stored.Body)
+}
+
 // TestHeartbeatHoldsALongRequestsKey: a request that runs five times its
 // lease keeps its key by heartbeats, so a duplicate arriving meanwhile
 // waits and replays instead of taking the key over and running the
