@@ -7,6 +7,20 @@
 # calls `brownout serve` in front of `brownout fake` over HTTP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The HTTP part is shown with curl, jq and bc. Debian's packages, installed
+# when missing (as root, with apt-get), as make test installs what it needs.
+missing=()
+for tool in curl jq bc; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "demo: needs ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "demo: installing Debian's ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -40,9 +54,23 @@ echo "The charts of both: reports/gemini-outage.html and reports/cost-compare.ht
 
 section "brownout serve in front of brownout fake, over HTTP"
 
+# started waits for a server's first stdout line, its addresses; a server
+# that exits first fails the demo with its stderr.
+started() {
+  local name=$1 pid=$2
+  until [ -s "$work/$name.out" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "demo: brownout $name exited before it was ready:" >&2
+      cat "$work/$name.err" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
 "$work/brownout" fake --config examples/fakes.yaml >"$work/fake.out" 2>"$work/fake.err" &
 pids+=($!)
-until [ -s "$work/fake.out" ]; do sleep 0.1; done
+started fake $!
 anthropic=$(head -1 "$work/fake.out" | jq -r .providers.anthropic)
 gemini=$(head -1 "$work/fake.out" | jq -r .providers.gemini)
 sed -e "s|@ANTHROPIC_URL@|$anthropic|" -e "s|@GEMINI_URL@|$gemini|" examples/serve.yaml.tmpl >"$work/serve.yaml"
@@ -50,7 +78,7 @@ sed -e "s|@ANTHROPIC_URL@|$anthropic|" -e "s|@GEMINI_URL@|$gemini|" examples/ser
 export DEMO_PROVIDER_KEY=demo-provider-key DEMO_TENANT_KEY=demo-tenant-key
 "$work/brownout" serve --config "$work/serve.yaml" >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
-until [ -s "$work/serve.out" ]; do sleep 0.1; done
+started serve $!
 gw=$(head -1 "$work/serve.out" | jq -r .addr)
 metrics=$(head -1 "$work/serve.out" | jq -r .metrics)
 echo "brownout serve at $gw, in front of fake Anthropic ($anthropic) and Gemini ($gemini)"

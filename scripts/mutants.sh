@@ -48,16 +48,8 @@ jobs=${MUTANTS_JOBS:-$(nproc)}
 cache=${BROWNOUT_MUTANT_CACHE:-$(go env GOCACHE)/brownout-mutants}
 mkdir -p "$cache"
 
-# tree_key hashes what a verdict depends on besides the patch: the
-# toolchain, the environment the tests read, and every file git does not
-# ignore, by path and content.
-tree_key() {
-  {
-    go version
-    env | grep -E '^(BROWNOUT_|TESTCONTAINERS_|GOFLAGS=|GOEXPERIMENT=|CGO_)' | grep -v '^BROWNOUT_FRESH=' | sort
-    git ls-files -z --cached --others --exclude-standard | sort -z | xargs -0 -r sha256sum -- 2>/dev/null || true
-  } | sha256sum | cut -c1-64
-}
+# What a verdict depends on besides the patch (scripts/tree-key.sh).
+source scripts/tree-key.sh
 tree=$(tree_key)
 
 out=$(mktemp -d)
