@@ -100,7 +100,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("ledger, idempotency keys and budgets: Postgres")
 	} else {
 		store = ledger.NewMemoryStore()
-		log.Warn("ledger: in memory; metering is not durable (set --database-url or DATABASE_URL)")
+		log.Warn("ledger: in memory; metering is not durable, and memory grows with every attempt until the process exits (set --database-url or DATABASE_URL)")
 	}
 	if cfg.Ledger.SpoolDir == "" && *dbURL != "" {
 		log.Warn("ledger: no spool_dir; attempts spooled during a database outage are lost if the process dies")
