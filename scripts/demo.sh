@@ -85,9 +85,14 @@ echo "brownout serve at $gw, in front of fake Anthropic ($anthropic) and Gemini 
 echo
 
 ask() {
-  curl -sS -D "$work/headers" -H "Authorization: Bearer $DEMO_TENANT_KEY" -H "Content-Type: application/json" \
+  if ! curl -sS --fail-with-body -D "$work/headers" -H "Authorization: Bearer $DEMO_TENANT_KEY" -H "Content-Type: application/json" \
     -d "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of France? One word.\"}]}" \
-    "$gw/v1/chat/completions" >"$work/body"
+    "$gw/v1/chat/completions" >"$work/body"; then
+    echo "demo: route $1: $(head -1 "$work/headers" | tr -d '\r'):" >&2
+    cat "$work/body" >&2
+    echo >&2
+    exit 1
+  fi
   cost=$(grep -i '^x-brownout-cost-usd:' "$work/headers" | tr -d '\r' | awk '{print $2}')
   jq -r --arg route "$1" --arg cost "$cost" \
     '"\($route)\t\(.model)\tanswer=\(.choices[0].message.content)\tprompt=\(.usage.prompt_tokens)\tcompletion=\(.usage.completion_tokens)\treasoning=\(.usage.completion_tokens_details.reasoning_tokens)\tcost=$\($cost)"' "$work/body"
