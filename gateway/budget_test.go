@@ -454,3 +454,94 @@ func TestBudgetHoldsAcrossBilledRetriesAndFailover(t *testing.T) {
 		run(t, []*gatewaytest.Gateway{a, b}, store, postgresSpent(t, pgtest.Pool(t, url)), limit)
 	})
 }
+
+// TestReservationsHoldTheirRowForNoDiskWrite: a tenant's budget window is
+// one row, which every reservation of the tenant locks. With every commit
+// that waits for durability held (pgtest.HoldCommits), a reservation of
+// the row, by Reserve or by a key's claim, waits for durability without
+// holding the row: a second reservation of it reaches its own wait rather
+// than waiting on the first's lock. Neither returns before its commit is
+// durable, and once commits are released both have reserved. (Seen red
+// with the statement committed as usual, which holds the row until its
+// commit is on disk: the second waited on a lock; and with the durable
+// commit left out: Reserve returned while commits were held.)
+func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
+	srv := pgtest.Start(t)
+	url := srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	pool := pgtest.Pool(t, url)
+	watch := pgtest.Pool(t, srv.Admin())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var db string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db))
+	budgets := gateway.NewPostgresBudgets(pool)
+	keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
+	window := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	one, limit := decimal.NewFromInt(1), decimal.NewFromInt(100)
+	// The window's row exists before commits are held (its first
+	// reservation inserts it, which locks nothing another waits on).
+	ok, err := budgets.Reserve(ctx, "acme", window, one, limit)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	type reserver struct {
+		name    string
+		reserve func(n int) (bool, error)
+	}
+	byReserve := reserver{"Reserve", func(int) (bool, error) { return budgets.Reserve(ctx, "acme", window, one, limit) }}
+	byClaim := reserver{"a key's claim", func(n int) (bool, error) {
+		claimed, reserved, err := gateway.ClaimReserving(ctx, keys, "acme", fmt.Sprintf("key-%d", n), window, one, limit)
+		return claimed && reserved, err
+	}}
+	// waiting counts the database's backends waiting for durability and
+	// those waiting on a lock.
+	waiting := func() (durable, lock int) {
+		require.NoError(t, watch.QueryRow(ctx, `SELECT count(*) FILTER (WHERE wait_event = 'SyncRep'),
+			count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity WHERE datname = $1`, db).Scan(&durable, &lock))
+		return durable, lock
+	}
+	type result struct {
+		name string
+		ok   bool
+		err  error
+	}
+	reserved := 1
+	for round, pair := range [][2]reserver{{byReserve, byClaim}, {byClaim, byReserve}} {
+		release := srv.HoldCommits(t)
+		done := make(chan result, 2)
+		for i, r := range pair {
+			go func() {
+				ok, err := r.reserve(2*round + i)
+				done <- result{r.name, ok, err}
+			}()
+			// Until this one and those before it wait for durability, none
+			// may return, and none may wait on a lock.
+			for {
+				select {
+				case r := <-done:
+					t.Fatalf("round %d: %s returned (%v, %v) while commits were held: before its reservation was durable", round, r.name, r.ok, r.err)
+				default:
+				}
+				durable, lock := waiting()
+				if lock > 0 {
+					t.Fatalf("round %d: %s waits on a lock: the reservation before it holds the tenant's row while it waits for the disk", round, r.name)
+				}
+				if durable == i+1 {
+					break
+				}
+				require.NoError(t, ctx.Err(), "round %d: %s never reached its wait for durability", round, r.name)
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		release()
+		for range pair {
+			r := <-done
+			require.NoError(t, r.err, r.name)
+			assert.True(t, r.ok, "%s reserved once its commit was durable", r.name)
+			reserved++
+		}
+	}
+	var got decimal.Decimal
+	require.NoError(t, pool.QueryRow(ctx, `SELECT reserved FROM budget_windows WHERE tenant = 'acme' AND window_start = $1`, window).Scan(&got))
+	assert.Equal(t, decimal.NewFromInt(int64(reserved)).String(), got.String(), "every reservation is counted on the row")
+}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -13,4 +14,12 @@ func MemorySpent(m *MemoryBudgets, tenant string, window time.Time) (spent, rese
 	defer m.mu.Unlock()
 	bw := m.window(tenant, window)
 	return bw.spent, bw.reserved
+}
+
+// ClaimReserving claims key on p and, in the claim's statement, reserves
+// amount within limit on the tenant's window, as a keyed request of a
+// budgeted tenant does: it reports whether each took place.
+func ClaimReserving(ctx context.Context, p *PostgresIdempotency, tenant, key string, window time.Time, amount, limit decimal.Decimal) (claimed, reserved bool, err error) {
+	l, _, reserved, err := p.begin(ctx, tenant, key, []byte(key), &reservation{tenant: tenant, window: window, amount: amount, limit: limit})
+	return l != nil, reserved, err
 }

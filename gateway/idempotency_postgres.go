@@ -93,8 +93,16 @@ func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, has
 				err = nil
 			}
 		} else {
-			err = p.pool.QueryRow(ctx, claimReservingSQL, tenant, key, hash, lease, retention, l.Token,
-				r.amount.String(), r.limit.String(), r.window).Scan(&claimed, &reserved)
+			// Scanned into locals: a round trip that fails after the
+			// statement (its durability unknown) reports nothing.
+			var c, rs bool
+			err = reserveDurably(ctx, p.pool, func(b *pgx.Batch) {
+				b.Queue(claimReservingSQL, tenant, key, hash, lease, retention, l.Token,
+					r.amount.String(), r.limit.String(), r.window).QueryRow(func(row pgx.Row) error { return row.Scan(&c, &rs) })
+			})
+			if err == nil {
+				claimed, reserved = c, rs
+			}
 		}
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("gateway: idempotency claim: %w", err)

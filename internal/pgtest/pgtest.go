@@ -241,6 +241,97 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
+// HoldCommits makes every commit that waits for durability wait until
+// release is called (or the test ends): the server is told its commits
+// must reach a synchronous standby that never connects. A transaction
+// committed with synchronous_commit off, or one that wrote nothing, does
+// not wait. While a commit waits, pg_stat_activity shows its backend with
+// wait_event SyncRep; the transaction has committed but holds its locks
+// until release. Only on a server of the test's own (Start, StartDurable).
+func (s *Server) HoldCommits(t testing.TB) (release func()) {
+	t.Helper()
+	if s == shared || s.container == nil {
+		t.Fatalf("pgtest: HoldCommits needs a server of the test's own (Start), not the shared one")
+	}
+	set := func(names string) error {
+		if err := s.exec(context.Background(), "ALTER SYSTEM SET synchronous_standby_names = '"+names+"'"); err != nil {
+			return err
+		}
+		return s.exec(context.Background(), "SELECT pg_reload_conf()")
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if err := set(""); err != nil {
+				t.Errorf("pgtest: release commits: %v", err)
+			}
+		})
+	}
+	t.Cleanup(release) // before the test's databases are dropped, which would wait
+	if err := set("brownout_never_connects"); err != nil {
+		t.Fatalf("pgtest: hold commits: %v", err)
+	}
+	if err := s.awaitHeldCommits(); err != nil {
+		t.Fatalf("pgtest: hold commits: %v", err)
+	}
+	return release
+}
+
+// awaitHeldCommits returns once a commit waits for the standby: the
+// reload that asks for it reaches the server's processes in their own
+// time. It commits a transactional WAL message until the commit waits
+// (pg_stat_activity shows it in SyncRep), and then cancels that wait,
+// which leaves the probe committed.
+func (s *Server) awaitHeldCommits() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	probe, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return err
+	}
+	defer probe.Close(context.Background())
+	watch, err := pgx.Connect(ctx, s.admin)
+	if err != nil {
+		return err
+	}
+	defer watch.Close(context.Background())
+	var pid int
+	if err := probe.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		return err
+	}
+probing:
+	for {
+		committed := make(chan error, 1)
+		go func() {
+			_, err := probe.Exec(ctx, "SELECT pg_logical_emit_message(true, 'pgtest', 'probe')")
+			committed <- err
+		}()
+		for waits := false; !waits; {
+			select {
+			case err := <-committed:
+				if err != nil {
+					return fmt.Errorf("probe commit: %w", err)
+				}
+				continue probing // not held yet: the next probe
+			case <-time.After(5 * time.Millisecond):
+			}
+			var event *string
+			if err := watch.QueryRow(ctx, "SELECT wait_event FROM pg_stat_activity WHERE pid = $1", pid).Scan(&event); err != nil {
+				return err
+			}
+			waits = event != nil && *event == "SyncRep"
+		}
+		if _, err := watch.Exec(ctx, "SELECT pg_cancel_backend($1)", pid); err != nil {
+			return err
+		}
+		return <-committed
+	}
+}
+
+// Admin returns the connection string of the server's maintenance
+// database, for a test that watches the server (pg_stat_activity).
+func (s *Server) Admin() string { return s.admin }
+
 func (s *Server) template(ctx context.Context, tmpl Template) (string, error) {
 	name := "tmpl_" + tmpl.Name + "_" + s.run
 	s.mu.Lock()
