@@ -180,8 +180,8 @@ func measurePostgres(b *testing.B, url string) (rtt, rttSpaced, commit time.Dura
 }
 
 // roundTrips counts the statements and batches sent to Postgres: one round
-// trip each (a pipelined batch is one); it keeps how long each statement
-// took, as its caller waited for it.
+// trip each (a pipelined batch is one); it keeps how long each took, as its
+// caller waited for it.
 type roundTrips struct {
 	n     atomic.Int64
 	mu    sync.Mutex
@@ -203,12 +203,13 @@ func (r *roundTrips) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.Trace
 	}
 }
 
-func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	r.n.Add(1)
-	return ctx
+func (r *roundTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return r.TraceQueryStart(ctx, c, pgx.TraceQueryStartData{})
 }
 func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+func (r *roundTrips) TraceBatchEnd(ctx context.Context, c *pgx.Conn, _ pgx.TraceBatchEndData) {
+	r.TraceQueryEnd(ctx, c, pgx.TraceQueryEndData{})
+}
 
 // median is the median of the statements' durations since the nth.
 func (r *roundTrips) median(from int) time.Duration {
@@ -258,7 +259,7 @@ type overheadRow struct {
 	seqGw50, seqPx50       float64
 	pg                     *pgCosts
 	trips                  [3]float64    // per gateway request: waited for, written behind, ledger
-	waited                 time.Duration // the median statement a request waited for, in the run
+	waited                 time.Duration // the median round trip a request waited for, in the run
 	rttLoaded              time.Duration // the median SELECT 1 alone on its own connection, in the run
 }
 
@@ -282,7 +283,7 @@ func printOverheadTable(out io.Writer, rows []overheadRow) {
 	fmt.Fprintln(out, "Overheads are over the direct call at 1,000 req/s (direct, gateway, proxy interleaved), loopback, this machine,")
 	fmt.Fprintln(out, "and unloaded (one request at a time);")
 	fmt.Fprintln(out, "pg rtt and commit are one SELECT 1 and one committed INSERT back to back, and pg rtt spaced one SELECT 1")
-	fmt.Fprintln(out, "5 ms after the last, alone on the same server before the run; pg waited p50 is the median statement a gateway")
+	fmt.Fprintln(out, "5 ms after the last, alone on the same server before the run; pg waited p50 is the median round trip a gateway")
 	fmt.Fprintln(out, "request waited for, and pg rtt in run the median SELECT 1 on a connection of its own every 5 ms, during the run.")
 }
 
