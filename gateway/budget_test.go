@@ -457,14 +457,16 @@ func TestBudgetHoldsAcrossBilledRetriesAndFailover(t *testing.T) {
 
 // TestReservationsHoldTheirRowForNoDiskWrite: a tenant's budget window is
 // one row, which every reservation of the tenant locks. With every commit
-// that waits for durability held (pgtest.HoldCommits), a reservation of
-// the row, by Reserve or by a key's claim, waits for durability without
-// holding the row: a second reservation of it reaches its own wait rather
-// than waiting on the first's lock. Neither returns before its commit is
-// durable, and once commits are released both have reserved. (Seen red
-// with the statement committed as usual, which holds the row until its
-// commit is on disk: the second waited on a lock; and with the durable
-// commit left out: Reserve returned while commits were held.)
+// that waits for durability held (pgtest.HoldCommits), a reservation alone
+// in its process commits as usual, holding the row until it is durable,
+// and two that arrive while it is in flight wait on its lock; once its
+// wait ends, those two, by Reserve and by a key's claim, each reach their
+// own wait for durability without holding the row: neither waits on the
+// other's lock, and neither returns before its commit is durable. Once
+// commits are released all have reserved. (Seen red with the statement
+// committed as usual when busy: the last waited on a lock; with the flush
+// left out, mutant 25: the second returned while commits were held; and
+// with the busy form taken alone too: nothing waited on the first's row.)
 func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 	srv := pgtest.Start(t)
 	url := srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
@@ -479,67 +481,81 @@ func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 	window := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 	one, limit := decimal.NewFromInt(1), decimal.NewFromInt(100)
 	// The window's row exists before commits are held (its first
-	// reservation inserts it, which locks nothing another waits on).
+	// reservation inserts it).
 	ok, err := budgets.Reserve(ctx, "acme", window, one, limit)
 	require.NoError(t, err)
 	require.True(t, ok)
 
 	type reserver struct {
 		name    string
-		reserve func(n int) (bool, error)
+		reserve func(key string) (bool, error)
 	}
-	byReserve := reserver{"Reserve", func(int) (bool, error) { return budgets.Reserve(ctx, "acme", window, one, limit) }}
-	byClaim := reserver{"a key's claim", func(n int) (bool, error) {
-		claimed, reserved, err := gateway.ClaimReserving(ctx, keys, "acme", fmt.Sprintf("key-%d", n), window, one, limit)
+	byReserve := reserver{"Reserve", func(string) (bool, error) { return budgets.Reserve(ctx, "acme", window, one, limit) }}
+	byClaim := reserver{"a key's claim", func(key string) (bool, error) {
+		claimed, reserved, err := gateway.ClaimReserving(ctx, keys, "acme", key, window, one, limit)
 		return claimed && reserved, err
 	}}
-	// waiting counts the database's backends waiting for durability and
-	// those waiting on a lock.
-	waiting := func() (durable, lock int) {
-		require.NoError(t, watch.QueryRow(ctx, `SELECT count(*) FILTER (WHERE wait_event = 'SyncRep'),
-			count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity WHERE datname = $1`, db).Scan(&durable, &lock))
-		return durable, lock
-	}
 	type result struct {
 		name string
 		ok   bool
 		err  error
 	}
+	// await polls the database's backends until want says yes, failing if
+	// a reservation returns meanwhile (its commit was held) or it takes 20 s.
+	await := func(done chan result, what string, want func(durable, lock int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			select {
+			case r := <-done:
+				t.Fatalf("%s returned (%v, %v) while commits were held: before its reservation was durable", r.name, r.ok, r.err)
+			default:
+			}
+			var durable, lock int
+			require.NoError(t, watch.QueryRow(ctx, `SELECT count(*) FILTER (WHERE wait_event = 'SyncRep'),
+				count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity WHERE datname = $1`, db).Scan(&durable, &lock))
+			if want(durable, lock) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: never seen; %d waiting for durability, %d on a lock", what, durable, lock)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	reserved := 1
 	for round, pair := range [][2]reserver{{byReserve, byClaim}, {byClaim, byReserve}} {
 		release := srv.HoldCommits(t)
-		done := make(chan result, 2)
+		first, done := make(chan result, 1), make(chan result, 2)
+		go func() {
+			ok, err := pair[0].reserve(fmt.Sprintf("first-%d", round))
+			first <- result{"the first " + pair[0].name, ok, err}
+		}()
+		await(first, fmt.Sprintf("round %d: the first %s, alone, waiting for durability", round, pair[0].name),
+			func(durable, _ int) bool { return durable == 1 })
 		for i, r := range pair {
 			go func() {
-				ok, err := r.reserve(2*round + i)
+				ok, err := r.reserve(fmt.Sprintf("busy-%d-%d", round, i))
 				done <- result{r.name, ok, err}
 			}()
-			// Until this one and those before it wait for durability, none
-			// may return, and none may wait on a lock.
-			for {
-				select {
-				case r := <-done:
-					t.Fatalf("round %d: %s returned (%v, %v) while commits were held: before its reservation was durable", round, r.name, r.ok, r.err)
-				default:
-				}
-				durable, lock := waiting()
-				if lock > 0 {
-					t.Fatalf("round %d: %s waits on a lock: the reservation before it holds the tenant's row while it waits for the disk", round, r.name)
-				}
-				if durable == i+1 {
-					break
-				}
-				require.NoError(t, ctx.Err(), "round %d: %s never reached its wait for durability", round, r.name)
-				time.Sleep(5 * time.Millisecond)
-			}
 		}
+		await(done, fmt.Sprintf("round %d: two reservations waiting on the first's row, which it holds until durable", round),
+			func(_, lock int) bool { return lock == 2 })
+		// Ending the first one's wait leaves it committed, and its row free.
+		_, err := watch.Exec(ctx, `SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'SyncRep'`, db)
+		require.NoError(t, err)
+		r := <-first
+		require.NoError(t, r.err, r.name)
+		require.True(t, r.ok, r.name)
+		await(done, fmt.Sprintf("round %d: %s and %s both waiting for durability, neither on a lock", round, pair[0].name, pair[1].name),
+			func(durable, lock int) bool { return durable == 2 && lock == 0 })
 		release()
 		for range pair {
 			r := <-done
 			require.NoError(t, r.err, r.name)
 			assert.True(t, r.ok, "%s reserved once its commit was durable", r.name)
-			reserved++
 		}
+		reserved += 3
 	}
 	var got decimal.Decimal
 	require.NoError(t, pool.QueryRow(ctx, `SELECT reserved FROM budget_windows WHERE tenant = 'acme' AND window_start = $1`, window).Scan(&got))

@@ -96,7 +96,7 @@ func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, has
 			// Scanned into locals: a round trip that fails after the
 			// statement (its durability unknown) reports nothing.
 			var c, rs bool
-			err = reserveDurably(ctx, p.pool, func(b *pgx.Batch) {
+			err = reserveOnRow(ctx, p.pool, tenant, r.window, func(b *pgx.Batch) {
 				b.Queue(claimReservingSQL, tenant, key, hash, lease, retention, l.Token,
 					r.amount.String(), r.limit.String(), r.window).QueryRow(func(row pgx.Row) error { return row.Scan(&c, &rs) })
 			})
