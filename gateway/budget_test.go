@@ -478,11 +478,14 @@ func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db))
 	budgets := gateway.NewPostgresBudgets(pool)
 	keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
-	window := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	// A tenant and a window no other test reserves on: a reservation of
+	// the same in flight elsewhere in the process would make the first
+	// here release its row early.
+	tenant, window := "held-commits", time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 	one, limit := decimal.NewFromInt(1), decimal.NewFromInt(100)
 	// The window's row exists before commits are held (its first
 	// reservation inserts it).
-	ok, err := budgets.Reserve(ctx, "acme", window, one, limit)
+	ok, err := budgets.Reserve(ctx, tenant, window, one, limit)
 	require.NoError(t, err)
 	require.True(t, ok)
 
@@ -490,9 +493,9 @@ func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 		name    string
 		reserve func(key string) (bool, error)
 	}
-	byReserve := reserver{"Reserve", func(string) (bool, error) { return budgets.Reserve(ctx, "acme", window, one, limit) }}
+	byReserve := reserver{"Reserve", func(string) (bool, error) { return budgets.Reserve(ctx, tenant, window, one, limit) }}
 	byClaim := reserver{"a key's claim", func(key string) (bool, error) {
-		claimed, reserved, err := gateway.ClaimReserving(ctx, keys, "acme", key, window, one, limit)
+		claimed, reserved, err := gateway.ClaimReserving(ctx, keys, tenant, key, window, one, limit)
 		return claimed && reserved, err
 	}}
 	type result struct {
@@ -558,6 +561,6 @@ func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 		reserved += 3
 	}
 	var got decimal.Decimal
-	require.NoError(t, pool.QueryRow(ctx, `SELECT reserved FROM budget_windows WHERE tenant = 'acme' AND window_start = $1`, window).Scan(&got))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT reserved FROM budget_windows WHERE tenant = $1 AND window_start = $2`, tenant, window).Scan(&got))
 	assert.Equal(t, decimal.NewFromInt(int64(reserved)).String(), got.String(), "every reservation is counted on the row")
 }

@@ -299,32 +299,50 @@ func (s *Server) awaitHeldCommits() error {
 	if err := probe.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		return err
 	}
-probing:
 	for {
 		committed := make(chan error, 1)
 		go func() {
 			_, err := probe.Exec(ctx, "SELECT pg_logical_emit_message(true, 'pgtest', 'probe')")
 			committed <- err
 		}()
-		for waits := false; !waits; {
-			select {
-			case err := <-committed:
-				if err != nil {
-					return fmt.Errorf("probe commit: %w", err)
-				}
-				continue probing // not held yet: the next probe
-			case <-time.After(5 * time.Millisecond):
+		held, finished, err := awaitSyncRep(ctx, watch, pid, committed)
+		if err != nil {
+			if !finished {
+				cancel()
+				<-committed // the probe's connection is closed only once it is idle
 			}
-			var event *string
-			if err := watch.QueryRow(ctx, "SELECT wait_event FROM pg_stat_activity WHERE pid = $1", pid).Scan(&event); err != nil {
-				return err
-			}
-			waits = event != nil && *event == "SyncRep"
-		}
-		if _, err := watch.Exec(ctx, "SELECT pg_cancel_backend($1)", pid); err != nil {
 			return err
 		}
-		return <-committed
+		if held {
+			if _, err := watch.Exec(ctx, "SELECT pg_cancel_backend($1)", pid); err != nil {
+				cancel()
+				<-committed
+				return err
+			}
+			return <-committed
+		}
+	}
+}
+
+// awaitSyncRep watches backend pid until it waits for the standby (held)
+// or its probe returns (finished: committed has been received from).
+func awaitSyncRep(ctx context.Context, watch *pgx.Conn, pid int, committed <-chan error) (held, finished bool, _ error) {
+	for {
+		select {
+		case err := <-committed:
+			if err != nil {
+				return false, true, fmt.Errorf("probe commit: %w", err)
+			}
+			return false, true, nil // not held yet: the next probe
+		case <-time.After(5 * time.Millisecond):
+		}
+		var event *string
+		if err := watch.QueryRow(ctx, "SELECT wait_event FROM pg_stat_activity WHERE pid = $1", pid).Scan(&event); err != nil {
+			return false, false, err
+		}
+		if event != nil && *event == "SyncRep" {
+			return true, false, nil
+		}
 	}
 }
 
