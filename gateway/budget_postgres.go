@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,13 +88,15 @@ func (p *PostgresBudgets) Reserve(ctx context.Context, tenant string, w time.Tim
 // transactions cost 0.1 to 0.3 ms more at p50 on a durable Postgres
 // (BenchmarkOverhead), for a row no one here is waiting on. Reservations
 // of one tenant from several processes, each too quiet to overlap its own,
-// still queue for the row one fsync each.
+// still queue for the row one fsync each. A database that refuses the WAL
+// message (EXECUTE on it revoked) fails the reservation that met the
+// refusal, and every later one commits as usual.
 func reserveOnRow(ctx context.Context, pool *pgxpool.Pool, tenant string, w time.Time, queue func(*pgx.Batch)) error {
 	k := rowKey{tenant, w.UnixNano()}
 	busy := reservingRows.enter(k)
 	defer reservingRows.leave(k)
 	var b pgx.Batch
-	if !busy {
+	if !busy || !earlyRelease.Load() {
 		queue(&b)
 		return pool.SendBatch(ctx, &b).Close()
 	}
@@ -99,9 +104,25 @@ func reserveOnRow(ctx context.Context, pool *pgxpool.Pool, tenant string, w time
 	b.Queue("SET LOCAL synchronous_commit TO off")
 	queue(&b)
 	b.Queue("COMMIT")
-	b.Queue("SELECT pg_logical_emit_message(true, 'brownout', 'reservation durable')")
-	return pool.SendBatch(ctx, &b).Close()
+	b.Queue(durableCommitSQL)
+	err := pool.SendBatch(ctx, &b).Close()
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42501" { // insufficient_privilege
+		earlyRelease.Store(false)
+		return fmt.Errorf("gateway: budget reservation: the role may not run %s (EXECUTE revoked), which makes a reservation "+
+			"that released its row early durable; this one's durability is unknown, and every reservation of this process "+
+			"now holds its row until it is on disk: %w", durableCommitSQL, err)
+	}
+	return err
 }
+
+// durableCommitSQL writes a WAL record, so its commit, as usual, waits
+// until the WAL is durable through it.
+const durableCommitSQL = "SELECT pg_logical_emit_message(true, 'brownout', 'reservation durable')"
+
+// earlyRelease is cleared for the process the first time the database
+// refuses durableCommitSQL: every role may run it unless EXECUTE on it was
+// revoked, and without it no reservation may release its row early.
+var earlyRelease = func() *atomic.Bool { var b atomic.Bool; b.Store(true); return &b }()
 
 // rowKey is a tenant's budget window.
 type rowKey struct {

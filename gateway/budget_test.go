@@ -564,3 +564,52 @@ func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT reserved FROM budget_windows WHERE tenant = $1 AND window_start = $2`, tenant, window).Scan(&got))
 	assert.Equal(t, decimal.NewFromInt(int64(reserved)).String(), got.String(), "every reservation is counted on the row")
 }
+
+// TestARefusedDurableCommitEndsEarlyRelease: where EXECUTE on
+// pg_logical_emit_message is revoked, the busy reservation that meets the
+// refusal fails with an error that says so (its own reservation committed,
+// and so held, as a lost answer's would be), and every later one, busy or
+// not, commits as usual and succeeds: a hardened database costs a busy
+// tenant throughput, not every request. (Seen red with the refusal not
+// remembered: the next reservation failed too.)
+func TestARefusedDurableCommitEndsEarlyRelease(t *testing.T) {
+	t.Cleanup(gateway.ResetEarlyRelease)
+	srv := pgtest.Start(t) // a role of its own: the server is this test's
+	url := srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	ctx := context.Background()
+	admin := pgtest.Pool(t, url)
+	for _, sql := range []string{
+		`CREATE ROLE hardened LOGIN PASSWORD 'hardened'`,
+		`GRANT SELECT, INSERT, UPDATE ON budget_windows TO hardened`,
+		`DO $$ DECLARE f regprocedure; BEGIN
+			FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE proname = 'pg_logical_emit_message' LOOP
+				EXECUTE 'REVOKE EXECUTE ON FUNCTION ' || f || ' FROM PUBLIC';
+			END LOOP; END $$`,
+	} {
+		_, err := admin.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.ConnConfig.User, cfg.ConnConfig.Password = "hardened", "hardened"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	budgets := gateway.NewPostgresBudgets(pool)
+	tenant, window := "hardened", time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	one, limit := decimal.NewFromInt(1), decimal.NewFromInt(100)
+
+	busy := gateway.BusyRow(tenant, window) // another reservation in flight
+	defer busy()
+	_, err = budgets.Reserve(ctx, tenant, window, one, limit)
+	require.ErrorContains(t, err, "EXECUTE revoked")
+	assert.False(t, gateway.EarlyRelease(), "the refusal is remembered")
+	for range 2 {
+		ok, err := budgets.Reserve(ctx, tenant, window, one, limit)
+		require.NoError(t, err, "a reservation after the refusal, its row busy, commits as usual")
+		assert.True(t, ok)
+	}
+	var reserved decimal.Decimal
+	require.NoError(t, admin.QueryRow(ctx, `SELECT reserved FROM budget_windows WHERE tenant = $1 AND window_start = $2`, tenant, window).Scan(&reserved))
+	assert.Equal(t, "3", reserved.String(), "the refused one's reservation committed, and is held")
+}

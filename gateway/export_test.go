@@ -23,3 +23,18 @@ func ClaimReserving(ctx context.Context, p *PostgresIdempotency, tenant, key str
 	l, _, reserved, err := p.begin(ctx, tenant, key, []byte(key), &reservation{tenant: tenant, window: window, amount: amount, limit: limit})
 	return l != nil, reserved, err
 }
+
+// BusyRow counts a reservation of the tenant's window in flight, as one
+// that has not returned yet, until the returned func is called: the next
+// reservation of the window takes the busy form.
+func BusyRow(tenant string, window time.Time) (done func()) {
+	k := rowKey{tenant, window.UnixNano()}
+	reservingRows.enter(k)
+	return func() { reservingRows.leave(k) }
+}
+
+// EarlyRelease reports whether a busy reservation may still release its
+// row before its commit is on disk; ResetEarlyRelease allows it again.
+func EarlyRelease() bool { return earlyRelease.Load() }
+
+func ResetEarlyRelease() { earlyRelease.Store(true) }
