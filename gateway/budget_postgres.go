@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,7 +107,9 @@ func reserveOnRow(ctx context.Context, pool *pgxpool.Pool, tenant string, w time
 	b.Queue("COMMIT")
 	b.Queue(durableCommitSQL)
 	err := pool.SendBatch(ctx, &b).Close()
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42501" { // insufficient_privilege
+	// 42501, insufficient_privilege, on the message (not on the statement,
+	// whose refusal the usual commit would meet as well).
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42501" && strings.Contains(pgErr.Message, "pg_logical_emit_message") {
 		earlyRelease.Store(false)
 		return fmt.Errorf("gateway: budget reservation: the role may not run %s (EXECUTE revoked), which makes a reservation "+
 			"that released its row early durable; this one's durability is unknown, and every reservation of this process "+
