@@ -97,7 +97,7 @@ func reserveOnRow(ctx context.Context, pool *pgxpool.Pool, tenant string, w time
 	busy := reservingRows.enter(k)
 	defer reservingRows.leave(k)
 	var b pgx.Batch
-	if !busy || !earlyRelease.Load() {
+	if !busy || durableCommitRefused.Load() {
 		queue(&b)
 		return pool.SendBatch(ctx, &b).Close()
 	}
@@ -110,7 +110,7 @@ func reserveOnRow(ctx context.Context, pool *pgxpool.Pool, tenant string, w time
 	// 42501, insufficient_privilege, on the message (not on the statement,
 	// whose refusal the usual commit would meet as well).
 	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42501" && strings.Contains(pgErr.Message, "pg_logical_emit_message") {
-		earlyRelease.Store(false)
+		durableCommitRefused.Store(true)
 		return fmt.Errorf("gateway: budget reservation: the role may not run %s (EXECUTE revoked), which makes a reservation "+
 			"that released its row early durable; this one's durability is unknown, and every reservation of this process "+
 			"now holds its row until it is on disk: %w", durableCommitSQL, err)
@@ -122,10 +122,10 @@ func reserveOnRow(ctx context.Context, pool *pgxpool.Pool, tenant string, w time
 // until the WAL is durable through it.
 const durableCommitSQL = "SELECT pg_logical_emit_message(true, 'brownout', 'reservation durable')"
 
-// earlyRelease is cleared for the process the first time the database
+// durableCommitRefused is set for the process the first time the database
 // refuses durableCommitSQL: every role may run it unless EXECUTE on it was
 // revoked, and without it no reservation may release its row early.
-var earlyRelease = func() *atomic.Bool { var b atomic.Bool; b.Store(true); return &b }()
+var durableCommitRefused atomic.Bool
 
 // rowKey is a tenant's budget window.
 type rowKey struct {

@@ -35,6 +35,6 @@ func BusyRow(tenant string, window time.Time) (done func()) {
 
 // EarlyRelease reports whether a busy reservation may still release its
 // row before its commit is on disk; ResetEarlyRelease allows it again.
-func EarlyRelease() bool { return earlyRelease.Load() }
+func EarlyRelease() bool { return !durableCommitRefused.Load() }
 
-func ResetEarlyRelease() { earlyRelease.Store(true) }
+func ResetEarlyRelease() { durableCommitRefused.Store(false) }
