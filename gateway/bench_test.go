@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -633,7 +634,7 @@ func BenchmarkSustainedDurable(b *testing.B) {
 					server = pgtest.StartDurable(parent)
 				}
 				url := server.NewDatabase(b, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
-				pg = &pgCosts{}
+				pg = &pgCosts{url: url}
 				pg.rtt, pg.rttSpaced, pg.commit = measurePostgres(b, url)
 				store = ledger.NewPostgresStore(countedPool(b, url, &pg.ledger))
 				pool := countedPool(b, url, &pg.sync)
@@ -690,6 +691,10 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 	if pg != nil {
 		before = pg.sync.n.Load()
 	}
+	var vacuumedBefore map[string]autovacuumCounts
+	if pg != nil {
+		vacuumedBefore = autovacuumed(b, pg.url)
+	}
 	start := time.Now()
 	for i := range n {
 		if wait := time.Until(start.Add(time.Duration(i) * time.Second / rate)); wait > 0 {
@@ -713,14 +718,19 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 		fmt.Printf("; %.2f round trips waited for per request (pg rtt %s, commit %s)", float64(pg.sync.n.Load()-before)/float64(n), us(pg.rtt), us(pg.commit))
 	}
 	fmt.Println()
+	var passes []autovacuumPass
+	if pg != nil {
+		passes = autovacuumPasses(vacuumedBefore, autovacuumed(b, pg.url), start)
+	}
 	per := int(window.Seconds() * rate)
 	var p50s []time.Duration
 	for from := 0; from+per <= n; from += per {
 		d := slices.Clone(lat[from : from+per])
 		slices.Sort(d)
 		p50s = append(p50s, d[len(d)/2])
-		fmt.Printf("  %3.0fs to %3.0fs: p50 %s, p99 %s\n", float64(from)/rate, float64(from+per)/rate,
-			d[len(d)/2].Round(time.Microsecond), d[len(d)*99/100].Round(time.Microsecond))
+		fmt.Printf("  %3.0fs to %3.0fs: p50 %s, p99 %s%s\n", float64(from)/rate, float64(from+per)/rate,
+			d[len(d)/2].Round(time.Microsecond), d[len(d)*99/100].Round(time.Microsecond),
+			passesIn(passes, time.Duration(from)*time.Second/rate, time.Duration(from+per)*time.Second/rate))
 	}
 	b.ReportMetric(served, "served-req/s")
 	if failed.Load() > 0 {
@@ -731,6 +741,125 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 	}
 	if len(p50s) >= 2 && p50s[len(p50s)-1] > p50s[0]*3/2 {
 		b.Errorf("p50 grew from %s to %s over the run", p50s[0], p50s[len(p50s)-1])
+	}
+}
+
+// autovacuumCounts is how many times Postgres's autovacuum has vacuumed and
+// analyzed a table, and when it last finished each.
+type autovacuumCounts struct {
+	vacuums, analyzes       int64
+	lastVacuum, lastAnalyze time.Time
+}
+
+// autovacuumed reads pg_stat_user_tables of the database at url.
+func autovacuumed(b *testing.B, url string) map[string]autovacuumCounts {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT relname, autovacuum_count, autoanalyze_count,
+		coalesce(last_autovacuum, 'epoch'), coalesce(last_autoanalyze, 'epoch') FROM pg_stat_user_tables`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]autovacuumCounts{}
+	for rows.Next() {
+		var name string
+		var c autovacuumCounts
+		if err := rows.Scan(&name, &c.vacuums, &c.analyzes, &c.lastVacuum, &c.lastAnalyze); err != nil {
+			b.Fatal(err)
+		}
+		out[name] = c
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// autovacuumPass is one autovacuum worker's vacuum or analyze of a table
+// that finished during a run, at that long after its start; n counts the
+// passes of the kind over the table in the run, of which this is the last
+// (Postgres keeps only the last one's time).
+type autovacuumPass struct {
+	table, kind string // kind is "vacuum" or "analyze"
+	at          time.Duration
+	n           int64
+}
+
+// autovacuumPasses are the passes between two reads of autovacuumed, the
+// second after a run that began at start, in the order they finished.
+func autovacuumPasses(before, after map[string]autovacuumCounts, start time.Time) []autovacuumPass {
+	var out []autovacuumPass
+	for table, a := range after {
+		b := before[table]
+		if n := a.vacuums - b.vacuums; n > 0 {
+			out = append(out, autovacuumPass{table, "vacuum", a.lastVacuum.Sub(start), n})
+		}
+		if n := a.analyzes - b.analyzes; n > 0 {
+			out = append(out, autovacuumPass{table, "analyze", a.lastAnalyze.Sub(start), n})
+		}
+	}
+	slices.SortFunc(out, func(x, y autovacuumPass) int { return cmp.Compare(x.at, y.at) })
+	return out
+}
+
+// passesIn names the passes that finished in [from, to) of the run, for
+// the line of that window: a window whose latency rose is then seen beside
+// the autovacuum work that shared the machine with it (on these 2 cores a
+// pass over the run's tables takes about a second of CPU).
+func passesIn(passes []autovacuumPass, from, to time.Duration) string {
+	var names []string
+	for _, p := range passes {
+		if p.at < from || p.at >= to {
+			continue
+		}
+		name := fmt.Sprintf("%s %s at %.1fs", p.kind, p.table, p.at.Seconds())
+		if p.n > 1 {
+			name += fmt.Sprintf(" (the last of %d)", p.n)
+		}
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "; autovacuum: " + strings.Join(names, ", ")
+}
+
+// TestSustainedWindowsNameAutovacuum: a pass of Postgres's autovacuum that
+// finished during the sustained run is named on the line of the window it
+// finished in, and there only, with how many passes of its kind there were;
+// tables it did not touch in the run are not named.
+func TestSustainedWindowsNameAutovacuum(t *testing.T) {
+	start := time.Date(2026, 11, 28, 16, 0, 0, 0, time.UTC)
+	earlier := start.Add(-time.Minute)
+	before := map[string]autovacuumCounts{
+		"budget_windows":  {vacuums: 1, analyzes: 1, lastVacuum: earlier, lastAnalyze: earlier},
+		"ledger_attempts": {vacuums: 2, analyzes: 2, lastVacuum: earlier, lastAnalyze: earlier},
+	}
+	after := map[string]autovacuumCounts{
+		"budget_windows":   {vacuums: 2, analyzes: 3, lastVacuum: start.Add(41300 * time.Millisecond), lastAnalyze: start.Add(41400 * time.Millisecond)},
+		"idempotency_keys": {vacuums: 1, lastVacuum: start.Add(10 * time.Second)},
+		"ledger_attempts":  before["ledger_attempts"],
+	}
+	passes := autovacuumPasses(before, after, start)
+	require.Equal(t, []autovacuumPass{
+		{"idempotency_keys", "vacuum", 10 * time.Second, 1},
+		{"budget_windows", "vacuum", 41300 * time.Millisecond, 1},
+		{"budget_windows", "analyze", 41400 * time.Millisecond, 2},
+	}, passes)
+	for _, c := range []struct {
+		from, to time.Duration
+		want     string
+	}{
+		{0, 10 * time.Second, ""},
+		{10 * time.Second, 20 * time.Second, "; autovacuum: vacuum idempotency_keys at 10.0s"},
+		{30 * time.Second, 40 * time.Second, ""},
+		{40 * time.Second, 50 * time.Second, "; autovacuum: vacuum budget_windows at 41.3s, analyze budget_windows at 41.4s (the last of 2)"},
+	} {
+		assert.Equal(t, c.want, passesIn(passes, c.from, c.to), "%s to %s", c.from, c.to)
 	}
 }
 
