@@ -230,14 +230,15 @@ func (r *roundTrips) count() int {
 	return len(r.waits)
 }
 
-// countedPool is a pool on url whose round trips r counts.
+// countedPool is a pool on url, opened as serve opens its own (every
+// connection held open from the start), whose round trips r counts.
 func countedPool(b *testing.B, url string, r *roundTrips) *pgxpool.Pool {
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := gateway.PoolConfig(url)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg.ConnConfig.Tracer = r
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	pool, err := gateway.OpenPool(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,7 +26,8 @@
 // With keys and budgets in Postgres a request waits for one round trip
 // before the upstream call and none after it: the settlement and the key's
 // completion are written behind, in batches, one commit per batch
-// (writebehind.go).
+// (writebehind.go). The pool they share holds its every connection open
+// from the start (pool.go), so no request waits for a new one.
 //
 // Idempotency is HTTP middleware, not a wrapper of Complete: it needs the
 // response bytes the client saw. Failover, retry and the breaker are one

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -79,9 +78,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := ledger.Migrate(ctx, *dbURL); err != nil {
 			return fmt.Errorf("serve: ledger: %w", err)
 		}
-		pool, err := pgxpool.New(ctx, *dbURL)
+		poolConfig, err := gateway.PoolConfig(*dbURL)
 		if err != nil {
-			return fmt.Errorf("serve: ledger: %w", err)
+			return fmt.Errorf("serve: %w", err)
+		}
+		pool, err := gateway.OpenPool(ctx, poolConfig)
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
 		}
 		defer pool.Close()
 		store = ledger.NewPostgresStore(pool)
