@@ -10,9 +10,9 @@ import (
 )
 
 // PoolConfig parses the database URL (either form pgx takes) for the pool
-// a gateway's ledger, keys and budgets share, and keeps every connection
-// the pool may open open from the start (MinConns = MaxConns), unless the
-// URL sets pool_min_conns itself.
+// a gateway's ledger, keys and budgets share, and holds the pool at its
+// full size from the start (MinConns = MaxConns), unless the URL sets
+// pool_min_conns itself.
 //
 // A request that finds no idle connection in a pool below its size waits
 // for a new one: a backend forked, authenticated and its caches filled, on
