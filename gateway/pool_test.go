@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,21 +21,12 @@ import (
 func TestOpenPoolHoldsItsConnectionsFromTheStart(t *testing.T) {
 	url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 	ctx := context.Background()
-	backends := func() int {
-		conn, err := pgx.Connect(ctx, url)
-		require.NoError(t, err)
-		defer conn.Close(ctx)
-		var n int
-		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n))
-		return n
-	}
 
 	cfg, err := gateway.PoolConfig(url)
 	require.NoError(t, err)
 	pool, err := gateway.OpenPool(ctx, cfg)
 	require.NoError(t, err)
-	assert.Equal(t, int(cfg.MaxConns), backends(), "connections the database has from the pool")
+	assert.Equal(t, int(cfg.MaxConns), pgtest.Connections(t, url), "connections the database has from the pool")
 	assert.Equal(t, cfg.MaxConns, pool.Stat().IdleConns(), "idle in the pool, for the first requests")
 	pool.Close()
 
@@ -49,7 +39,7 @@ func TestOpenPoolHoldsItsConnectionsFromTheStart(t *testing.T) {
 	assert.EqualValues(t, 1, cfg.MinConns, "the URL's pool_min_conns")
 	pool, err = gateway.OpenPool(ctx, cfg)
 	require.NoError(t, err)
-	assert.GreaterOrEqual(t, backends(), 1)
+	assert.GreaterOrEqual(t, pgtest.Connections(t, url), 1)
 	pool.Close()
 
 	cfg, err = gateway.PoolConfig(url)

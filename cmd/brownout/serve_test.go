@@ -52,13 +52,7 @@ ledger:
 	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 
 	srv := startServe(t, []string{"serve", "--config", cfg, "--database-url", dbURL}, io.Discard)
-	conn, err := pgx.Connect(context.Background(), dbURL)
-	require.NoError(t, err)
-	defer conn.Close(context.Background())
-	var open int
-	require.NoError(t, conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-		WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&open))
-	assert.GreaterOrEqual(t, open, max(4, runtime.NumCPU()), "serve's pool has its every connection open before its first request (pgx's default size)")
+	assert.GreaterOrEqual(t, pgtest.Connections(t, dbURL), max(4, runtime.NumCPU()), "serve's pool has its every connection open before its first request (pgx's default size)")
 
 	client := openai.NewClient(option.WithBaseURL(srv.addr+"/v1"), option.WithAPIKey("tenant-key"), option.WithMaxRetries(0))
 	resp, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
@@ -74,6 +68,9 @@ ledger:
 
 	srv.cancel()
 	require.NoError(t, srv.wait(t, 30*time.Second))
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
 	var n int
 	var cost string
 	require.NoError(t, conn.QueryRow(context.Background(),

@@ -200,6 +200,25 @@ func Pool(t testing.TB, connString string) *pgxpool.Pool {
 	return pool
 }
 
+// Connections is how many connections the database at connString has
+// besides the one this asks on, as the server counts them
+// (pg_stat_activity).
+func Connections(t testing.TB, connString string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, connString)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+		t.Fatalf("pgtest: count connections: %v", err)
+	}
+	return n
+}
+
 // NewDatabase creates a fresh database cloned from tmpl and returns its
 // connection string. It is dropped when the test ends.
 func (s *Server) NewDatabase(t testing.TB, tmpl Template) string {
