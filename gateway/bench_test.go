@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,6 +45,10 @@ type overheadConfig struct {
 	// claim and the budget's reservation apart, its settlement and the
 	// key's completion waited for (four round trips), for comparison.
 	synchronous bool
+	// forwarder puts jsonForwarder where the gateway was: a reference row,
+	// with no goal, for what any handler that reads both bodies whole and
+	// re-encodes them costs here.
+	forwarder bool
 }
 
 // BenchmarkOverhead measures what the gateway adds to a call, as
@@ -51,7 +56,8 @@ type overheadConfig struct {
 // fake, three ways, interleaved (direct, gateway, reverse proxy, direct,
 // ...) in one open-loop run at 1,000 requests/s, then one at a time
 // (unloaded). The ledger is on: the async writer over memory or Postgres.
-// Each configuration is a sub-benchmark; at the end the benchmark prints
+// A reference row, reference/json-forwarder, runs jsonForwarder in the
+// gateway's place: it has no goal. Each configuration is a sub-benchmark; at the end the benchmark prints
 // one table of them all (`make bench`), with Postgres run twice: fsync off
 // (the test container's default) and on (production's durability).
 //
@@ -60,7 +66,8 @@ func BenchmarkOverhead(b *testing.B) {
 	// Breakers and retry bookkeeping are always on; "all" adds an
 	// Idempotency-Key (a new one per request) and a tenant budget, in memory
 	// or in Postgres beside the ledger; "all+slices" slices the budget.
-	configs := []overheadConfig{{name: "memory/ledger"}, {name: "memory/all", idem: true, budget: true}}
+	configs := []overheadConfig{{name: "memory/ledger"}, {name: "memory/all", idem: true, budget: true},
+		{name: "reference/json-forwarder", forwarder: true}}
 	for _, durable := range []bool{false, true} {
 		fsync := map[bool]string{false: "fsync-off", true: "fsync-on"}[durable]
 		configs = append(configs,
@@ -117,6 +124,7 @@ func BenchmarkOverhead(b *testing.B) {
 					x.budgetStore = gateway.NewPostgresBudgets(pool).WritingBehind(wb)
 				}
 			}
+			x.forwarder = c.forwarder
 			for range b.N {
 				row := runOverhead(b, st, x)
 				row.name = c.name
@@ -133,6 +141,7 @@ type overheadExtras struct {
 	budgetStore gateway.BudgetStore
 	pg          *pgCosts             // nil: no Postgres
 	behind      *gateway.WriteBehind // with Postgres
+	forwarder   bool                 // jsonForwarder in the gateway's place
 }
 
 // pgCosts are a configuration's Postgres: what one round trip and one
@@ -257,6 +266,7 @@ const (
 type overheadRow struct {
 	name                   string
 	keys                   bool // an Idempotency-Key per request, or a budgeted tenant
+	reference              bool // not the gateway (jsonForwarder): no goal
 	gw50, gw99, px50, px99 float64
 	seqGw50, seqPx50       float64
 	pg                     *pgCosts
@@ -287,6 +297,8 @@ func printOverheadTable(out io.Writer, rows []overheadRow) {
 	fmt.Fprintln(out, "pg rtt and commit are one SELECT 1 and one committed INSERT back to back, and pg rtt spaced one SELECT 1")
 	fmt.Fprintln(out, "5 ms after the last, alone on the same server before the run; pg waited p50 is the median round trip a gateway")
 	fmt.Fprintln(out, "request waited for, and pg rtt in run the median SELECT 1 on a connection of its own every 5 ms, during the run.")
+	fmt.Fprintln(out, "reference/json-forwarder is not the gateway: a handler that decodes the request into a map, posts it re-encoded,")
+	fmt.Fprintln(out, "and decodes and re-encodes the answer, in the gateway's place; it has no goal.")
 }
 
 // cells is the row's line of the table, a cell for each of overheadColumns.
@@ -307,6 +319,60 @@ func (r overheadRow) cells() []string {
 		fmt.Sprintf("%.0f / %.0f us", r.seqGw50, r.seqPx50), fmt.Sprintf("%.2f", r.seqGw50/r.seqPx50)}
 	out = append(out, trips...)
 	return append(out, rtt, spaced, commit, waited, loaded, r.verdict())
+}
+
+// jsonForwarder is the least a JSON gateway does, for the reference row: it
+// reads the request whole, decodes it into a map with encoding/json, sets
+// its model, posts it re-encoded to upstream over a pooled client, reads the
+// answer whole and writes it decoded and re-encoded, with a Content-Length.
+// No authentication, routing, retries, metering or metrics.
+func jsonForwarder(upstream, model string) http.Handler {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	fail := func(w http.ResponseWriter, err error) { http.Error(w, err.Error(), http.StatusBadGateway) }
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		in["model"] = model
+		body, err := json.Marshal(in)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, upstream, bytes.NewReader(body))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		req.Header.Set("Authorization", r.Header.Get("Authorization"))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		answer, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		var out map[string]any
+		if err := json.Unmarshal(answer, &out); err != nil {
+			fail(w, err)
+			return
+		}
+		if answer, err = json.Marshal(out); err != nil {
+			fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(answer)
+	})
 }
 
 // probeRoundTrips sends SELECT 1 every probeEvery, on a connection of its
@@ -349,6 +415,9 @@ func us(d time.Duration) string { return fmt.Sprintf("%.0f us", float64(d.Micros
 // 3x; otherwise (in memory, or a Postgres ledger, which no request waits
 // for) at most 1.2x the proxy's overhead at p50 and 1.5x at p99.
 func (r overheadRow) verdict() string {
+	if r.reference {
+		return "reference"
+	}
 	var fails []string
 	if r.pg == nil || !r.keys {
 		if r.gw50 > 1.2*r.px50 {
@@ -397,7 +466,11 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 	}
 	defer g.Close()
 	fake := g.Fakes["openai"]
-	gwSrv := httptest.NewServer(g.Handler)
+	var front http.Handler = g.Handler
+	if x.forwarder {
+		front = jsonForwarder(fake.URL+"/v1/chat/completions", "gpt-4o-mini")
+	}
+	gwSrv := httptest.NewServer(front)
 	defer gwSrv.Close()
 	target, _ := url.Parse(fake.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
@@ -487,7 +560,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 	if err := w.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	row := overheadRow{pg: x.pg, keys: x.idem != nil || x.budgets != nil}
+	row := overheadRow{pg: x.pg, keys: x.idem != nil || x.budgets != nil, reference: x.forwarder}
 	if x.pg != nil {
 		// Requests to the gateway are every third of the loaded run.
 		per := float64(overheadLoaded / len(paths))
@@ -501,7 +574,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 		b.ReportMetric(float64(row.rttLoaded.Microseconds()), "pg-rtt-loaded-p50-us")
 		b.ReportMetric(float64(row.waited.Microseconds()), "pg-waited-p50-us")
 	}
-	if st := w.Stats(); st.Inserted < uint64(overheadLoaded/3) {
+	if st := w.Stats(); !x.forwarder && st.Inserted < uint64(overheadLoaded/3) {
 		b.Fatalf("ledger wrote %d attempts; want at least %d", st.Inserted, overheadLoaded/3)
 	}
 
@@ -865,7 +938,7 @@ func TestSustainedWindowsNameAutovacuum(t *testing.T) {
 }
 
 // TestOverheadTable: make bench's table has a cell under every heading, on
-// memory and Postgres rows alike, and its verdicts are issue 16's goals:
+// memory, Postgres and reference rows alike, and its verdicts are issue 16's goals:
 // in memory 1.2x the proxy at p50 and 1.5x at p99; with Postgres one
 // round trip waited for, p50 within the proxy's plus one round trip (or
 // one commit, where a commit costs more than two round trips), p99 3x.
@@ -874,7 +947,7 @@ func TestOverheadTable(t *testing.T) {
 	fast := &pgCosts{rtt: 50 * time.Microsecond, rttSpaced: 300 * time.Microsecond, commit: 60 * time.Microsecond}
 	durable := &pgCosts{rtt: 50 * time.Microsecond, commit: 400 * time.Microsecond}
 	pg := overheadRow{name: "postgres", keys: true, gw50: 150, px50: 100, gw99: 300, px99: 100, seqGw50: 61, seqPx50: 50, pg: fast, trips: [3]float64{1, 0.25, 0.03}, waited: 90 * time.Microsecond, rttLoaded: 70 * time.Microsecond}
-	for _, r := range []overheadRow{mem, pg} {
+	for _, r := range []overheadRow{mem, pg, {name: "reference", reference: true, gw50: 100, px50: 100}} {
 		assert.Len(t, r.cells(), len(overheadColumns), "%s: a cell for each column", r.name)
 	}
 	var out strings.Builder
@@ -902,7 +975,43 @@ func TestOverheadTable(t *testing.T) {
 		// in-memory goal.
 		{with(pg, func(r *overheadRow) { r.keys, r.trips[0], r.gw50, r.gw99 = false, 0, 120, 150 }), "met"},
 		{with(pg, func(r *overheadRow) { r.keys, r.trips[0], r.gw50, r.gw99 = false, 0, 121, 150 }), "[p50>1.2x]"},
+		// The reference row (jsonForwarder in the gateway's place) is held
+		// to no goal, however it compares.
+		{with(mem, func(r *overheadRow) { r.reference, r.gw50, r.gw99 = true, 500, 500 }), "reference"},
 	} {
 		assert.Equal(t, c.want, c.row.verdict(), "%+v", c.row)
 	}
+}
+
+// TestJSONForwarder: the reference row's forwarder answers with the fake's
+// answer, its model set as asked, so the row measures a real round trip.
+func TestJSONForwarder(t *testing.T) {
+	fake := fakeprovider.NewServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
+		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
+	t.Cleanup(fake.Close)
+	srv := httptest.NewServer(jsonForwarder(fake.URL+"/v1/chat/completions", "gpt-4o-mini"))
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequest(http.MethodPost, srv.URL,
+		strings.NewReader(`{"model":"chat","messages":[{"role":"user","content":"What is the capital of France?"}]}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer key") // passed on: the fake wants one
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var answer struct {
+		Model   string `json:"model"`
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+	require.Len(t, answer.Choices, 1)
+	assert.Equal(t, "Paris", answer.Choices[0].Message.Content)
+	assert.Equal(t, "gpt-4o-mini", answer.Model)
+	assert.Positive(t, answer.Usage.PromptTokens)
+	assert.Equal(t, 1, len(fake.Journal()), "one call upstream")
 }
