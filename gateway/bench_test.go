@@ -703,12 +703,16 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 // memory store: the gateway's own CPU and allocations per request, for
 // profiling (-benchmem, -cpuprofile, -memprofile). "all" adds an
 // Idempotency-Key per request and a budgeted tenant, both in memory, as
-// BenchmarkOverhead's memory/all does.
+// BenchmarkOverhead's memory/all does. "reference-forwarder" runs
+// jsonForwarder in the gateway's place on the same fake and transport, as
+// BenchmarkOverhead's reference row does: the two side by side are what
+// the gateway's own work costs one request at a time.
 //
 //	go test -run '^$' -bench HandlerInMemory -benchmem ./gateway/
 func BenchmarkHandlerInMemory(b *testing.B) {
-	for _, all := range []bool{false, true} {
-		b.Run(map[bool]string{false: "ledger", true: "all"}[all], func(b *testing.B) {
+	for _, name := range []string{"ledger", "all", "reference-forwarder"} {
+		all, forwarder := name == "all", name == "reference-forwarder"
+		b.Run(name, func(b *testing.B) {
 			w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
 			if err != nil {
 				b.Fatal(err)
@@ -730,7 +734,14 @@ func BenchmarkHandlerInMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer g.Close()
-			body := []byte(`{"model":"chat","messages":[{"role":"user","content":"What is the capital of France? One word."}]}`)
+			front, model := g.Handler, "chat"
+			if forwarder {
+				// The fake's in-memory transport, as the gateway's client has.
+				client := g.Fakes["openai"].Client()
+				defer client.CloseIdleConnections()
+				front, model = jsonForwarder(client, g.Fakes["openai"].URL+"/v1/chat/completions", "gpt-4o-mini"), "gpt-4o-mini"
+			}
+			body := []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"What is the capital of France? One word."}]}`)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
@@ -740,7 +751,7 @@ func BenchmarkHandlerInMemory(b *testing.B) {
 					req.Header.Set("Idempotency-Key", "k"+strconv.Itoa(i))
 				}
 				rec := httptest.NewRecorder()
-				g.Handler.ServeHTTP(rec, req)
+				front.ServeHTTP(rec, req)
 				if rec.Code != 200 {
 					b.Fatalf("status %d: %s", rec.Code, rec.Body)
 				}
