@@ -228,24 +228,17 @@ func (r *roundTrips) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ p
 }
 
 func (r *roundTrips) TraceAcquireEnd(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireEndData) {
-	if start, ok := ctx.Value(acquireStart{}).(time.Time); ok {
-		r.mu.Lock()
-		r.acquires = append(r.acquires, time.Since(start))
-		r.mu.Unlock()
-	}
+	r.keepSince(ctx, acquireStart{}, &r.acquires)
 }
 
-// acquireQuantile is the q quantile of the pool's acquisitions since the
-// nth.
-func (r *roundTrips) acquireQuantile(from int, q float64) time.Duration {
-	r.mu.Lock()
-	d := slices.Clone(r.acquires[min(from, len(r.acquires)):])
-	r.mu.Unlock()
-	if len(d) == 0 {
-		return 0
+// keepSince appends to *into, under r.mu, the time since the start ctx
+// holds under key, when it holds one.
+func (r *roundTrips) keepSince(ctx context.Context, key any, into *[]time.Duration) {
+	if start, ok := ctx.Value(key).(time.Time); ok {
+		r.mu.Lock()
+		*into = append(*into, time.Since(start))
+		r.mu.Unlock()
 	}
-	slices.Sort(d)
-	return d[int(q*float64(len(d)-1))]
 }
 
 func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
@@ -254,11 +247,7 @@ func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tra
 }
 
 func (r *roundTrips) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
-	if start, ok := ctx.Value(traceStart{}).(time.Time); ok {
-		r.mu.Lock()
-		r.waits = append(r.waits, time.Since(start))
-		r.mu.Unlock()
-	}
+	r.keepSince(ctx, traceStart{}, &r.waits)
 }
 
 func (r *roundTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
@@ -270,22 +259,33 @@ func (r *roundTrips) TraceBatchEnd(ctx context.Context, c *pgx.Conn, _ pgx.Trace
 }
 
 // quantile is the q quantile (0.5, the median) of the statements'
-// durations since the nth.
+// durations since the nth, and acquireQuantile that of the waits for a
+// connection.
 func (r *roundTrips) quantile(from int, q float64) time.Duration {
-	r.mu.Lock()
-	d := slices.Clone(r.waits[min(from, len(r.waits)):])
-	r.mu.Unlock()
-	if len(d) == 0 {
-		return 0
-	}
-	slices.Sort(d)
-	return d[int(q*float64(len(d)-1))]
+	return r.quantileOf(&r.waits, from, q)
 }
 
-func (r *roundTrips) count() int {
+func (r *roundTrips) acquireQuantile(from int, q float64) time.Duration {
+	return r.quantileOf(&r.acquires, from, q)
+}
+
+// quantileOf is the q quantile of *d since its nth, read under r.mu.
+func (r *roundTrips) quantileOf(d *[]time.Duration, from int, q float64) time.Duration {
+	r.mu.Lock()
+	since := slices.Clone((*d)[min(from, len(*d)):])
+	r.mu.Unlock()
+	if len(since) == 0 {
+		return 0
+	}
+	slices.Sort(since)
+	return since[int(q*float64(len(since)-1))]
+}
+
+// counts is how many statements and connection waits it has kept so far.
+func (r *roundTrips) counts() (waits, acquires int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.waits)
+	return len(r.waits), len(r.acquires)
 }
 
 // countedPool is a pool on url, opened as serve opens its own (every
@@ -608,10 +608,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 	waitsBefore, acquiresBefore := 0, 0
 	if x.pg != nil {
 		before = [3]int64{x.pg.sync.n.Load(), x.pg.behind.n.Load(), x.pg.ledger.n.Load()}
-		waitsBefore = x.pg.sync.count()
-		x.pg.sync.mu.Lock()
-		acquiresBefore = len(x.pg.sync.acquires)
-		x.pg.sync.mu.Unlock()
+		waitsBefore, acquiresBefore = x.pg.sync.counts()
 	}
 	stopProbe := make(chan struct{})
 	probed := make(chan time.Duration, 1)
