@@ -127,7 +127,7 @@ func BenchmarkOverhead(b *testing.B) {
 				switch {
 				case c.floor:
 					x.floor = pool
-					if _, err := pool.Exec(context.Background(), `CREATE TABLE bench_floor (key text PRIMARY KEY)`); err != nil {
+					if _, err := pool.Exec(context.Background(), createFloorTable); err != nil {
 						b.Fatal(err)
 					}
 				case c.synchronous:
@@ -425,6 +425,9 @@ func jsonForwarder(client *http.Client, upstream, model string) http.Handler {
 		_, _ = w.Write(answer)
 	})
 }
+
+// createFloorTable is the table commitThenProxy inserts into.
+const createFloorTable = `CREATE TABLE bench_floor (key text PRIMARY KEY)`
 
 // commitThenProxy is the least that waits for one Postgres commit a
 // request, for the reference rows beside the Postgres ones: it inserts a
@@ -1132,7 +1135,7 @@ func TestCommitThenProxy(t *testing.T) {
 	pool, err := pgxpool.New(ctx, pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	_, err = pool.Exec(ctx, `CREATE TABLE bench_floor (key text PRIMARY KEY)`)
+	_, err = pool.Exec(ctx, createFloorTable)
 	require.NoError(t, err)
 	target, err := url.Parse(fake.URL)
 	require.NoError(t, err)
