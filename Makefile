@@ -8,7 +8,7 @@ test:
 bench:
 	scripts/with-postgres.sh go test -run '^$$' -bench . -benchtime 200000x ./gateway/ledger/
 	go test -run '^$$' -bench Serve -benchtime 20000x ./fakeprovider/
-	scripts/with-postgres.sh go test -run '^$$' -bench 'Overhead|SustainedDurable' -benchtime 1x ./gateway/
+	scripts/with-postgres.sh go test -run '^$$' -bench 'Overhead|SustainedDurable|SpacedInMemory' -benchtime 1x ./gateway/
 	go test -run '^$$' -bench Samples -benchtime 20000x ./evals/
 
 mocks:

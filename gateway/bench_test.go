@@ -426,6 +426,13 @@ func jsonForwarder(client *http.Client, upstream, model string) http.Handler {
 	})
 }
 
+// parisFake is the vendor every benchmark here calls: OpenAI's API, with
+// one model that answers "Paris".
+func parisFake() fakeprovider.Config {
+	return fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
+		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}
+}
+
 // createFloorTable is the table commitThenProxy inserts into.
 const createFloorTable = `CREATE TABLE bench_floor (key text PRIMARY KEY)`
 
@@ -530,8 +537,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 		tenant.BudgetUSD, tenant.BudgetWindow = &pricing.Rate{Decimal: bg.Limit}, bg.Window
 	}
 	g, err := gatewaytest.New(gatewaytest.Config{Loopback: true, Store: store, Ledger: w, BudgetStore: x.budgetStore, Idempotency: x.idem,
-		Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
-			Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
+		Fakes:   map[string]fakeprovider.Config{"openai": parisFake()},
 		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}, Tenants: []gateway.TenantConfig{tenant}},
 	})
 	if err != nil {
@@ -718,8 +724,7 @@ func BenchmarkHandlerInMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			cfg := gatewaytest.Config{Ledger: w,
-				Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
-					Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
+				Fakes:   map[string]fakeprovider.Config{"openai": parisFake()},
 				Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
 			}
 			if all {
@@ -762,6 +767,107 @@ func BenchmarkHandlerInMemory(b *testing.B) {
 	}
 }
 
+// BenchmarkSpacedInMemory sends one request at a time, round robin over a
+// direct call to the fake, the bare proxy, the reference forwarder and
+// the gateway (its ledger in memory), on loopback as BenchmarkOverhead
+// does, back to back ("gap=0s") and with a pause between requests
+// ("gap=1ms", as at BenchmarkOverhead's rate). With no request ever
+// waiting for another it tells what a request that finds the process idle
+// costs from what load costs. It reports each path's p50 over the direct
+// call's and their ratios to the proxy's.
+//
+//	go test -run '^$' -bench SpacedInMemory -benchtime 1x ./gateway/
+func BenchmarkSpacedInMemory(b *testing.B) {
+	for _, gap := range []time.Duration{0, time.Millisecond} {
+		b.Run("gap="+gap.String(), func(b *testing.B) {
+			for range b.N {
+				spaced(b, gap)
+			}
+		})
+	}
+}
+
+// spaced is one run of BenchmarkSpacedInMemory.
+func spaced(b *testing.B, gap time.Duration) {
+	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{SpoolDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = w.Close(context.Background()) }()
+	g, err := gatewaytest.New(gatewaytest.Config{Loopback: true, Ledger: w,
+		Fakes:   map[string]fakeprovider.Config{"openai": parisFake()},
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	fake := g.Fakes["openai"]
+	target, _ := url.Parse(fake.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 512}
+	fwClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	defer fwClient.CloseIdleConnections()
+	type path struct{ name, url, model string }
+	paths := []path{{"direct", fake.URL, "gpt-4o-mini"}}
+	for _, f := range []struct {
+		name, model string
+		h           http.Handler
+	}{
+		{"proxy", "gpt-4o-mini", proxy},
+		{"forwarder", "gpt-4o-mini", jsonForwarder(fwClient, fake.URL+"/v1/chat/completions", "gpt-4o-mini")},
+		{"gateway", "chat", g.Handler},
+	} {
+		srv := httptest.NewServer(f.h)
+		defer srv.Close()
+		paths = append(paths, path{f.name, srv.URL, f.model})
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
+	defer client.CloseIdleConnections()
+	do := func(p path) time.Duration {
+		body := `{"model":"` + p.model + `","messages":[{"role":"user","content":"What is the capital of France? One word."}]}`
+		req, _ := http.NewRequest("POST", p.url+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatalf("%s: %v", p.name, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(start)
+		if resp.StatusCode != 200 {
+			b.Fatalf("%s: status %d", p.name, resp.StatusCode)
+		}
+		return d
+	}
+	for i := range 100 * len(paths) { // warm up every path's connections
+		do(paths[i%len(paths)])
+	}
+	lat := make([][]time.Duration, len(paths))
+	for i := range spacedRequests * len(paths) {
+		time.Sleep(gap)
+		k := i % len(paths)
+		lat[k] = append(lat[k], do(paths[k]))
+	}
+	p50 := make([]float64, len(paths))
+	for k := range paths {
+		slices.Sort(lat[k])
+		p50[k] = float64(lat[k][len(lat[k])/2].Microseconds())
+	}
+	b.ReportMetric(p50[0], "direct-p50-us")
+	for k := 1; k < len(paths); k++ {
+		b.ReportMetric(p50[k]-p50[0], paths[k].name+"-overhead-p50-us")
+	}
+	if px := p50[1] - p50[0]; px > 0 {
+		b.ReportMetric((p50[3]-p50[0])/px, "gateway-ratio-p50")
+		b.ReportMetric((p50[2]-p50[0])/px, "forwarder-ratio-p50")
+	}
+}
+
+// spacedRequests is how many requests BenchmarkSpacedInMemory times per path.
+const spacedRequests = 600
+
 // BenchmarkSustainedDurable is one gateway at 1,000 requests/s for a
 // minute (BROWNOUT_SUSTAINED, a duration, changes it), open loop, each
 // request with an Idempotency-Key of its own and a budgeted tenant, on a
@@ -796,9 +902,8 @@ func BenchmarkSustainedDurable(b *testing.B) {
 			}
 			cfg := gatewaytest.Config{Loopback: true, BudgetStore: gateway.NewMemoryBudgets(),
 				Idempotency: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil),
-				Fakes: map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1,
-					Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
-				Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}, Tenants: []gateway.TenantConfig{tenant}},
+				Fakes:       map[string]fakeprovider.Config{"openai": parisFake()},
+				Gateway:     gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}, Tenants: []gateway.TenantConfig{tenant}},
 			}
 			var pg *pgCosts
 			var store ledger.Store = ledger.NewMemoryStore()
@@ -1091,8 +1196,7 @@ func TestOverheadTable(t *testing.T) {
 // TestJSONForwarder: the reference row's forwarder answers with the fake's
 // answer, its model set as asked, so the row measures a real round trip.
 func TestJSONForwarder(t *testing.T) {
-	fake := fakeprovider.NewServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
-		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
+	fake := fakeprovider.NewServer(parisFake())
 	t.Cleanup(fake.Close)
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
@@ -1128,8 +1232,7 @@ func TestJSONForwarder(t *testing.T) {
 // when the commit fails, so the row measures a real commit and a real
 // round trip upstream.
 func TestCommitThenProxy(t *testing.T) {
-	fake := fakeprovider.NewServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
-		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
+	fake := fakeprovider.NewServer(parisFake())
 	t.Cleanup(fake.Close)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
