@@ -426,8 +426,8 @@ func jsonForwarder(client *http.Client, upstream, model string) http.Handler {
 	})
 }
 
-// parisFake is the vendor every benchmark here calls: OpenAI's API, with
-// one model that answers "Paris".
+// parisFake is the vendor the benchmarks here and their tests call:
+// OpenAI's API, with one model that answers "Paris".
 func parisFake() fakeprovider.Config {
 	return fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
 		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}
@@ -793,7 +793,12 @@ func spaced(b *testing.B, gap time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = w.Close(context.Background()) }()
+	closed := false
+	defer func() {
+		if !closed {
+			_ = w.Close(context.Background())
+		}
+	}()
 	g, err := gatewaytest.New(gatewaytest.Config{Loopback: true, Ledger: w,
 		Fakes:   map[string]fakeprovider.Config{"openai": parisFake()},
 		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
@@ -805,7 +810,9 @@ func spaced(b *testing.B, gap time.Duration) {
 	fake := g.Fakes["openai"]
 	target, _ := url.Parse(fake.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 512}
+	proxyTransport := &http.Transport{MaxIdleConnsPerHost: 512}
+	defer proxyTransport.CloseIdleConnections()
+	proxy.Transport = proxyTransport
 	fwClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	defer fwClient.CloseIdleConnections()
 	type path struct{ name, url, model string }
@@ -849,6 +856,14 @@ func spaced(b *testing.B, gap time.Duration) {
 		time.Sleep(gap)
 		k := i % len(paths)
 		lat[k] = append(lat[k], do(paths[k]))
+	}
+	// The gateway did its work: it metered every request it served.
+	closed = true
+	if err := w.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if got, want := w.Stats().Inserted, uint64(spacedRequests+100); got < want {
+		b.Fatalf("ledger wrote %d attempts; want at least %d", got, want)
 	}
 	p50 := make([]float64, len(paths))
 	for k := range paths {
