@@ -1,17 +1,20 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -769,65 +773,179 @@ func BenchmarkHandlerInMemory(b *testing.B) {
 
 // BenchmarkSpacedInMemory sends one request at a time, round robin over a
 // direct call to the fake, the bare proxy, the reference forwarder and
-// the gateway (its ledger in memory), on loopback as BenchmarkOverhead
-// does, back to back ("gap=0s") and with a pause between requests
-// ("gap=1ms", as at BenchmarkOverhead's rate). With no request ever
-// waiting for another it tells what a request that finds the process idle
-// costs from what load costs. It reports each path's p50 over the direct
-// call's and their ratios to the proxy's.
+// the gateway (its ledger in memory), on loopback, back to back
+// ("gap=0s") and with a pause between requests ("gap=1ms", as at
+// BenchmarkOverhead's rate). With no request ever waiting for another it
+// tells what a request that finds the process idle costs from what load
+// costs. "together" runs everything in the benchmark's process, as
+// BenchmarkOverhead does; "apart" runs the three fronts in a child
+// process of their own, so that no code the load generator and the fake
+// run (net/http's client and server, encoding/json) is warm in the
+// fronts' caches because those ran it a moment before. It reports each
+// path's p50 over the direct call's and their ratios to the proxy's.
 //
 //	go test -run '^$' -bench SpacedInMemory -benchtime 1x ./gateway/
 func BenchmarkSpacedInMemory(b *testing.B) {
 	for _, gap := range []time.Duration{0, time.Millisecond} {
-		b.Run("gap="+gap.String(), func(b *testing.B) {
-			for range b.N {
-				spaced(b, gap)
-			}
-		})
+		for _, apart := range []bool{false, true} {
+			b.Run(fmt.Sprintf("gap=%v/%s", gap, map[bool]string{false: "together", true: "apart"}[apart]), func(b *testing.B) {
+				for range b.N {
+					spaced(b, gap, apart)
+				}
+			})
+		}
 	}
 }
 
-// spaced is one run of BenchmarkSpacedInMemory.
-func spaced(b *testing.B, gap time.Duration) {
-	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{SpoolDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
+// spacedFrontsEnv, set to a fake's URL, makes the test binary run
+// spacedFronts in place of its tests: BenchmarkSpacedInMemory's child.
+const spacedFrontsEnv = "BROWNOUT_SPACED_FRONTS"
+
+func init() {
+	if u := os.Getenv(spacedFrontsEnv); u != "" {
+		os.Exit(spacedFronts(u, os.Stdin, os.Stdout))
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			_ = w.Close(context.Background())
-		}
-	}()
-	g, err := gatewaytest.New(gatewaytest.Config{Loopback: true, Ledger: w,
-		Fakes:   map[string]fakeprovider.Config{"openai": parisFake()},
-		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
-	})
+}
+
+// fronts are the three handlers BenchmarkSpacedInMemory puts before the
+// fake at upstream: the bare proxy, the reference forwarder and a gateway
+// whose ledger writer (in memory) is w. close closes what they opened.
+func fronts(upstream string, w *ledger.Writer) (proxy, forwarder, gw http.Handler, close func(), err error) {
+	target, err := url.Parse(upstream)
 	if err != nil {
-		b.Fatal(err)
+		return nil, nil, nil, nil, err
 	}
-	defer g.Close()
-	fake := g.Fakes["openai"]
-	target, _ := url.Parse(fake.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	rp := httputil.NewSingleHostReverseProxy(target)
 	proxyTransport := &http.Transport{MaxIdleConnsPerHost: 512}
-	defer proxyTransport.CloseIdleConnections()
-	proxy.Transport = proxyTransport
+	rp.Transport = proxyTransport
 	fwClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	defer fwClient.CloseIdleConnections()
+	const keyEnv = "BROWNOUT_SPACED_PROVIDER_KEY"
+	gc := gateway.Config{
+		Providers: map[string]gateway.ProviderConfig{"openai": {Vendor: "openai", BaseURL: upstream, APIKeyEnv: keyEnv}},
+		Routes:    map[string][]string{"chat": {"openai/gpt-4o-mini"}},
+		Tenants:   []gateway.TenantConfig{{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey(gatewaytest.DefaultKey))}},
+	}
+	if err := gc.Validate(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	built, err := gc.Build(func(k string) string { return map[string]string{keyEnv: "sk-spaced"}[k] }, nil)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	opts := gc.Options(built)
+	opts.Ledger, opts.Logger = w, slog.New(slog.DiscardHandler)
+	opts.Metrics = gateway.NewMetrics(prometheus.NewRegistry(), nil)
+	g, err := gateway.New(opts)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	gw = g.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: gc.MaxBodyBytes})
+	close = func() {
+		g.Close()
+		proxyTransport.CloseIdleConnections()
+		fwClient.CloseIdleConnections()
+	}
+	return rp, jsonForwarder(fwClient, upstream+"/v1/chat/completions", "gpt-4o-mini"), gw, close, nil
+}
+
+// spacedFronts serves fronts before the fake at upstream until in ends:
+// it writes the proxy's, the forwarder's and the gateway's URLs on one
+// line of out, and at the end how many attempts the gateway metered.
+func spacedFronts(upstream string, in io.Reader, out io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "spaced fronts:", err)
+		return 2
+	}
+	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
+	if err != nil {
+		return fail(err)
+	}
+	proxy, forwarder, gw, closeFronts, err := fronts(upstream, w)
+	if err != nil {
+		return fail(err)
+	}
+	var urls []string
+	for _, h := range []http.Handler{proxy, forwarder, gw} {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		urls = append(urls, srv.URL)
+	}
+	fmt.Fprintln(out, strings.Join(urls, " "))
+	_, _ = io.Copy(io.Discard, in) // until the benchmark closes our stdin
+	closeFronts()
+	if err := w.Close(context.Background()); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintln(out, w.Stats().Inserted)
+	return 0
+}
+
+// spaced is one run of BenchmarkSpacedInMemory.
+func spaced(b *testing.B, gap time.Duration, apart bool) {
+	fake := fakeprovider.NewServer(parisFake())
+	defer fake.Close()
 	type path struct{ name, url, model string }
 	paths := []path{{"direct", fake.URL, "gpt-4o-mini"}}
-	for _, f := range []struct {
-		name, model string
-		h           http.Handler
-	}{
-		{"proxy", "gpt-4o-mini", proxy},
-		{"forwarder", "gpt-4o-mini", jsonForwarder(fwClient, fake.URL+"/v1/chat/completions", "gpt-4o-mini")},
-		{"gateway", "chat", g.Handler},
-	} {
-		srv := httptest.NewServer(f.h)
-		defer srv.Close()
-		paths = append(paths, path{f.name, srv.URL, f.model})
+	names := []string{"proxy", "forwarder", "gateway"}
+	var metered func() uint64
+	if apart {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), spacedFrontsEnv+"="+fake.URL)
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
+		lines := bufio.NewScanner(stdout)
+		if !lines.Scan() {
+			b.Fatalf("the fronts' child said nothing: %v", lines.Err())
+		}
+		for i, u := range strings.Fields(lines.Text()) {
+			paths = append(paths, path{names[i], u, map[bool]string{false: "gpt-4o-mini", true: "chat"}[names[i] == "gateway"]})
+		}
+		metered = func() uint64 {
+			_ = stdin.Close()
+			if !lines.Scan() {
+				b.Fatalf("the fronts' child did not say what it metered: %v", lines.Err())
+			}
+			n, err := strconv.ParseUint(lines.Text(), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	} else {
+		w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		proxy, forwarder, gw, closeFronts, err := fronts(fake.URL, w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer closeFronts()
+		for i, h := range []http.Handler{proxy, forwarder, gw} {
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			paths = append(paths, path{names[i], srv.URL, map[bool]string{false: "gpt-4o-mini", true: "chat"}[names[i] == "gateway"]})
+		}
+		metered = func() uint64 {
+			if err := w.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			return w.Stats().Inserted
+		}
+	}
+	if len(paths) != 4 {
+		b.Fatalf("paths %v; want direct and three fronts", paths)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 	defer client.CloseIdleConnections()
@@ -858,11 +976,7 @@ func spaced(b *testing.B, gap time.Duration) {
 		lat[k] = append(lat[k], do(paths[k]))
 	}
 	// The gateway did its work: it metered every request it served.
-	closed = true
-	if err := w.Close(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	if got, want := w.Stats().Inserted, uint64(spacedRequests+100); got < want {
+	if got, want := metered(), uint64(spacedRequests+100); got < want {
 		b.Fatalf("ledger wrote %d attempts; want at least %d", got, want)
 	}
 	p50 := make([]float64, len(paths))
@@ -1240,6 +1354,44 @@ func TestJSONForwarder(t *testing.T) {
 	assert.Equal(t, "gpt-4o-mini", answer.Model)
 	assert.Positive(t, answer.Usage.PromptTokens)
 	assert.Equal(t, 1, len(fake.Journal()), "one call upstream")
+}
+
+// TestSpacedFronts: BenchmarkSpacedInMemory's child serves the three fronts
+// before the fake it is given, each answering with the fake's answer, and
+// says at the end that the gateway metered what it served.
+func TestSpacedFronts(t *testing.T) {
+	fake := fakeprovider.NewServer(parisFake())
+	t.Cleanup(fake.Close)
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	code := make(chan int, 1)
+	go func() {
+		code <- spacedFronts(fake.URL, inR, outW)
+		outW.Close()
+	}()
+	lines := bufio.NewScanner(outR)
+	require.True(t, lines.Scan(), "the fronts' URLs")
+	urls := strings.Fields(lines.Text())
+	require.Len(t, urls, 3)
+	for i, u := range urls {
+		model := map[bool]string{false: "gpt-4o-mini", true: "chat"}[i == 2]
+		req, err := http.NewRequest("POST", u+"/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"Capital of France?"}]}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, 200, resp.StatusCode, "front %d: %s", i, body)
+		assert.Contains(t, string(body), `"content":"Paris"`, "front %d", i)
+	}
+	require.NoError(t, inW.Close())
+	require.True(t, lines.Scan(), "the metered count")
+	assert.Equal(t, "1", lines.Text(), "the gateway metered its one request")
+	assert.Equal(t, 0, <-code)
+	assert.Len(t, fake.Journal(), 3, "each front called the fake once")
 }
 
 // TestCommitThenProxy: the Postgres reference rows' handler commits one
