@@ -53,6 +53,10 @@ type overheadConfig struct {
 	// with no goal, for what any handler that reads both bodies whole and
 	// re-encodes them costs here.
 	forwarder bool
+	// apart runs the gateway and the proxy in a child process of their own
+	// (see BenchmarkSpacedInMemory), away from the load generator and the
+	// fake, as in production.
+	apart bool
 	// floor puts commitThenProxy where the gateway was: a reference row
 	// for what the least that waits for one Postgres commit a request
 	// (the proxy, after one committed insert) costs on this machine under
@@ -69,9 +73,12 @@ type overheadConfig struct {
 // goal: reference/json-forwarder runs jsonForwarder, and each Postgres's
 // reference-proxy+commit runs commitThenProxy (one commit, then the
 // proxy); their verdicts say whether they would meet the goal of their
-// kind, so whether it can be met here. Each configuration is a sub-benchmark;
-// at the end the benchmark prints one table of them all (`make bench`),
-// with Postgres run twice: fsync off (the test container's default) and on
+// kind, so whether it can be met here. memory/ledger-apart is
+// memory/ledger with the gateway and the proxy in a child process of their
+// own, away from the load generator and the fake, as in production (see
+// BenchmarkSpacedInMemory). Each configuration is a sub-benchmark; at the
+// end the benchmark prints one table of them all (`make bench`), with
+// Postgres run twice: fsync off (the test container's default) and on
 // (production's durability).
 //
 //	go test -run '^$' -bench Overhead -benchtime 1x ./gateway/
@@ -80,7 +87,7 @@ func BenchmarkOverhead(b *testing.B) {
 	// Idempotency-Key (a new one per request) and a tenant budget, in memory
 	// or in Postgres beside the ledger; "all+slices" slices the budget.
 	configs := []overheadConfig{{name: "memory/ledger"}, {name: "memory/all", idem: true, budget: true},
-		{name: "reference/json-forwarder", forwarder: true}}
+		{name: "reference/json-forwarder", forwarder: true}, {name: "memory/ledger-apart", apart: true}}
 	for _, durable := range []bool{false, true} {
 		fsync := map[bool]string{false: "fsync-off", true: "fsync-on"}[durable]
 		configs = append(configs,
@@ -143,7 +150,7 @@ func BenchmarkOverhead(b *testing.B) {
 					x.budgetStore = gateway.NewPostgresBudgets(pool).WritingBehind(wb)
 				}
 			}
-			x.forwarder = c.forwarder
+			x.forwarder, x.apart = c.forwarder, c.apart
 			for range b.N {
 				row := runOverhead(b, st, x)
 				row.name = c.name
@@ -161,6 +168,7 @@ type overheadExtras struct {
 	pg          *pgCosts             // nil: no Postgres
 	behind      *gateway.WriteBehind // with Postgres
 	forwarder   bool                 // jsonForwarder in the gateway's place
+	apart       bool                 // the gateway (ledger in memory) and the proxy in a child process
 	floor       *pgxpool.Pool        // commitThenProxy, committing on it, in the gateway's place
 }
 
@@ -536,7 +544,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 	if err != nil {
 		b.Fatal(err)
 	}
-	tenant := gateway.TenantConfig{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey("key"))}
+	tenant := gateway.TenantConfig{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey(gatewaytest.DefaultKey))}
 	if bg, ok := x.budgets["t"]; ok {
 		tenant.BudgetUSD, tenant.BudgetWindow = &pricing.Rate{Decimal: bg.Limit}, bg.Window
 	}
@@ -572,20 +580,27 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 	defer gwSrv.Close()
 	proxySrv := httptest.NewServer(newProxy())
 	defer proxySrv.Close()
+	gwURL, proxyURL := gwSrv.URL, proxySrv.URL
+	var metered func() uint64
+	if x.apart {
+		var urls []string
+		urls, metered = frontsApart(b, fake.URL)
+		proxyURL, gwURL = urls[0], urls[2]
+	}
 
 	paths := []struct {
 		name, url, model string
 	}{
 		{"direct", fake.URL, "gpt-4o-mini"},
-		{"gateway", gwSrv.URL, gwModel},
-		{"proxy", proxySrv.URL, "gpt-4o-mini"},
+		{"gateway", gwURL, gwModel},
+		{"proxy", proxyURL, "gpt-4o-mini"},
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 	do := func(i int) (int, time.Duration) {
 		p := paths[i%len(paths)]
 		body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`, p.model)
 		req, _ := http.NewRequest("POST", p.url+"/v1/chat/completions", bytes.NewReader([]byte(body)))
-		req.Header.Set("Authorization", "Bearer key")
+		req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
 		if p.name == "gateway" && x.idem != nil {
 			req.Header.Set("Idempotency-Key", fmt.Sprintf("k%d-%d", time.Now().UnixNano(), i))
 		}
@@ -672,8 +687,12 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 		b.ReportMetric(float64(row.waited.Microseconds()), "pg-waited-p50-us")
 		b.ReportMetric(float64(row.waited99.Microseconds()), "pg-waited-p99-us")
 	}
-	if st := w.Stats(); !x.reference() && st.Inserted < uint64(overheadLoaded/3) {
-		b.Fatalf("ledger wrote %d attempts; want at least %d", st.Inserted, overheadLoaded/3)
+	inserted := w.Stats().Inserted
+	if metered != nil {
+		inserted = metered() // the child's gateway's
+	}
+	if !x.reference() && inserted < uint64(overheadLoaded/3) {
+		b.Fatalf("ledger wrote %d attempts; want at least %d", inserted, overheadLoaded/3)
 	}
 
 	report := func(prefix string, lat [][]time.Duration) (gw50, gw99, px50, px99 float64) {
@@ -880,48 +899,54 @@ func spacedFronts(upstream string, in io.Reader, out io.Writer) int {
 	return 0
 }
 
+// frontsApart starts a child process serving the proxy, the forwarder and
+// the gateway (ledger in memory) before the fake at upstream, and returns
+// their URLs, in that order, and metered, which ends the child and returns
+// how many attempts its gateway metered.
+func frontsApart(b *testing.B, upstream string) (urls []string, metered func() uint64) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), spacedFrontsEnv+"="+upstream)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		b.Fatalf("the fronts' child said nothing: %v", lines.Err())
+	}
+	if urls = strings.Fields(lines.Text()); len(urls) != 3 {
+		b.Fatalf("the fronts' child said %q; want three URLs", lines.Text())
+	}
+	return urls, func() uint64 {
+		_ = stdin.Close()
+		if !lines.Scan() {
+			b.Fatalf("the fronts' child did not say what it metered: %v", lines.Err())
+		}
+		n, err := strconv.ParseUint(lines.Text(), 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+}
+
 // spaced is one run of BenchmarkSpacedInMemory.
 func spaced(b *testing.B, gap time.Duration, apart bool) {
 	fake := fakeprovider.NewServer(parisFake())
 	defer fake.Close()
-	type path struct{ name, url, model string }
-	paths := []path{{"direct", fake.URL, "gpt-4o-mini"}}
-	names := []string{"proxy", "forwarder", "gateway"}
+	var urls []string // the proxy's, the forwarder's and the gateway's
 	var metered func() uint64
 	if apart {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), spacedFrontsEnv+"="+fake.URL)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
-		lines := bufio.NewScanner(stdout)
-		if !lines.Scan() {
-			b.Fatalf("the fronts' child said nothing: %v", lines.Err())
-		}
-		for i, u := range strings.Fields(lines.Text()) {
-			paths = append(paths, path{names[i], u, map[bool]string{false: "gpt-4o-mini", true: "chat"}[names[i] == "gateway"]})
-		}
-		metered = func() uint64 {
-			_ = stdin.Close()
-			if !lines.Scan() {
-				b.Fatalf("the fronts' child did not say what it metered: %v", lines.Err())
-			}
-			n, err := strconv.ParseUint(lines.Text(), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return n
-		}
+		urls, metered = frontsApart(b, fake.URL)
 	} else {
 		w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
 		if err != nil {
@@ -932,10 +957,10 @@ func spaced(b *testing.B, gap time.Duration, apart bool) {
 			b.Fatal(err)
 		}
 		defer closeFronts()
-		for i, h := range []http.Handler{proxy, forwarder, gw} {
+		for _, h := range []http.Handler{proxy, forwarder, gw} {
 			srv := httptest.NewServer(h)
 			defer srv.Close()
-			paths = append(paths, path{names[i], srv.URL, map[bool]string{false: "gpt-4o-mini", true: "chat"}[names[i] == "gateway"]})
+			urls = append(urls, srv.URL)
 		}
 		metered = func() uint64 {
 			if err := w.Close(context.Background()); err != nil {
@@ -944,9 +969,9 @@ func spaced(b *testing.B, gap time.Duration, apart bool) {
 			return w.Stats().Inserted
 		}
 	}
-	if len(paths) != 4 {
-		b.Fatalf("paths %v; want direct and three fronts", paths)
-	}
+	type path struct{ name, url, model string }
+	paths := []path{{"direct", fake.URL, "gpt-4o-mini"}, {"proxy", urls[0], "gpt-4o-mini"},
+		{"forwarder", urls[1], "gpt-4o-mini"}, {"gateway", urls[2], "chat"}}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
 	defer client.CloseIdleConnections()
 	do := func(p path) time.Duration {
