@@ -875,7 +875,14 @@ func spacedFronts(upstream string, in io.Reader, out io.Writer) int {
 		fmt.Fprintln(os.Stderr, "spaced fronts:", err)
 		return 2
 	}
-	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
+	// A spool directory, as memory/ledger's writer has (and serve's with
+	// ledger.spool_dir): its group commit runs beside the requests.
+	spool, err := os.MkdirTemp("", "brownout-spaced-spool-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(spool)
+	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{SpoolDir: spool})
 	if err != nil {
 		return fail(err)
 	}
@@ -948,7 +955,7 @@ func spaced(b *testing.B, gap time.Duration, apart bool) {
 	if apart {
 		urls, metered = frontsApart(b, fake.URL)
 	} else {
-		w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{})
+		w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{SpoolDir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
 		}
