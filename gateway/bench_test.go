@@ -826,18 +826,18 @@ func init() {
 	}
 }
 
-// fronts are the three handlers BenchmarkSpacedInMemory puts before the
-// fake at upstream: the bare proxy, the reference forwarder and a gateway
-// whose ledger writer (in memory) is w. close closes what they opened.
-func fronts(upstream string, w *ledger.Writer) (proxy, forwarder, gw http.Handler, close func(), err error) {
+// startFronts serves, on loopback, the three fronts BenchmarkSpacedInMemory
+// puts before the fake at upstream: the bare proxy, the reference
+// forwarder and a gateway built as serve builds one, its ledger in memory
+// behind a writer spooling in spool (as memory/ledger's writer does, its
+// group commit beside the requests). It returns their URLs in that order,
+// and stop, which closes them all, the writer last, and returns how many
+// attempts the gateway metered.
+func startFronts(upstream, spool string) (urls []string, stop func() (uint64, error), err error) {
 	target, err := url.Parse(upstream)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	proxyTransport := &http.Transport{MaxIdleConnsPerHost: 512}
-	rp.Transport = proxyTransport
-	fwClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	const keyEnv = "BROWNOUT_SPACED_PROVIDER_KEY"
 	gc := gateway.Config{
 		Providers: map[string]gateway.ProviderConfig{"openai": {Vendor: "openai", BaseURL: upstream, APIKeyEnv: keyEnv}},
@@ -845,64 +845,73 @@ func fronts(upstream string, w *ledger.Writer) (proxy, forwarder, gw http.Handle
 		Tenants:   []gateway.TenantConfig{{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey(gatewaytest.DefaultKey))}},
 	}
 	if err := gc.Validate(); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
 	}
 	built, err := gc.Build(func(k string) string { return map[string]string{keyEnv: "sk-spaced"}[k] }, nil)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, err
+	}
+	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{SpoolDir: spool})
+	if err != nil {
+		return nil, nil, err
 	}
 	opts := gc.Options(built)
 	opts.Ledger, opts.Logger = w, slog.New(slog.DiscardHandler)
 	opts.Metrics = gateway.NewMetrics(prometheus.NewRegistry(), nil)
 	g, err := gateway.New(opts)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		_ = w.Close(context.Background())
+		return nil, nil, err
 	}
-	gw = g.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: gc.MaxBodyBytes})
-	close = func() {
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxyTransport := &http.Transport{MaxIdleConnsPerHost: 512}
+	proxy.Transport = proxyTransport
+	fwClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	var servers []*httptest.Server
+	for _, h := range []http.Handler{proxy, jsonForwarder(fwClient, upstream+"/v1/chat/completions", "gpt-4o-mini"),
+		g.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: gc.MaxBodyBytes})} {
+		srv := httptest.NewServer(h)
+		servers = append(servers, srv)
+		urls = append(urls, srv.URL)
+	}
+	return urls, func() (uint64, error) {
+		for _, srv := range servers {
+			srv.Close() // every handler has returned
+		}
 		g.Close()
 		proxyTransport.CloseIdleConnections()
 		fwClient.CloseIdleConnections()
-	}
-	return rp, jsonForwarder(fwClient, upstream+"/v1/chat/completions", "gpt-4o-mini"), gw, close, nil
+		if err := w.Close(context.Background()); err != nil {
+			return 0, err
+		}
+		return w.Stats().Inserted, nil
+	}, nil
 }
 
-// spacedFronts serves fronts before the fake at upstream until in ends:
-// it writes the proxy's, the forwarder's and the gateway's URLs on one
-// line of out, and at the end how many attempts the gateway metered.
+// spacedFronts serves startFronts before the fake at upstream until in
+// ends: it writes the three URLs on one line of out, and at the end how
+// many attempts the gateway metered.
 func spacedFronts(upstream string, in io.Reader, out io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "spaced fronts:", err)
 		return 2
 	}
-	// A spool directory, as memory/ledger's writer has (and serve's with
-	// ledger.spool_dir): its group commit runs beside the requests.
 	spool, err := os.MkdirTemp("", "brownout-spaced-spool-")
 	if err != nil {
 		return fail(err)
 	}
 	defer os.RemoveAll(spool)
-	w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{SpoolDir: spool})
+	urls, stop, err := startFronts(upstream, spool)
 	if err != nil {
 		return fail(err)
-	}
-	proxy, forwarder, gw, closeFronts, err := fronts(upstream, w)
-	if err != nil {
-		return fail(err)
-	}
-	var urls []string
-	for _, h := range []http.Handler{proxy, forwarder, gw} {
-		srv := httptest.NewServer(h)
-		defer srv.Close()
-		urls = append(urls, srv.URL)
 	}
 	fmt.Fprintln(out, strings.Join(urls, " "))
 	_, _ = io.Copy(io.Discard, in) // until the benchmark closes our stdin
-	closeFronts()
-	if err := w.Close(context.Background()); err != nil {
+	n, err := stop()
+	if err != nil {
 		return fail(err)
 	}
-	fmt.Fprintln(out, w.Stats().Inserted)
+	fmt.Fprintln(out, n)
 	return 0
 }
 
@@ -955,25 +964,17 @@ func spaced(b *testing.B, gap time.Duration, apart bool) {
 	if apart {
 		urls, metered = frontsApart(b, fake.URL)
 	} else {
-		w, err := ledger.NewWriter(ledger.NewMemoryStore(), ledger.WriterConfig{SpoolDir: b.TempDir()})
-		if err != nil {
+		var stop func() (uint64, error)
+		var err error
+		if urls, stop, err = startFronts(fake.URL, b.TempDir()); err != nil {
 			b.Fatal(err)
-		}
-		proxy, forwarder, gw, closeFronts, err := fronts(fake.URL, w)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer closeFronts()
-		for _, h := range []http.Handler{proxy, forwarder, gw} {
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			urls = append(urls, srv.URL)
 		}
 		metered = func() uint64 {
-			if err := w.Close(context.Background()); err != nil {
+			n, err := stop()
+			if err != nil {
 				b.Fatal(err)
 			}
-			return w.Stats().Inserted
+			return n
 		}
 	}
 	type path struct{ name, url, model string }
