@@ -9,19 +9,37 @@ import (
 	jsonexp "github.com/go-json-experiment/json/v1"
 )
 
+// plainChat is the common request as a reflection decoder reads it, every
+// message's content a string: what plain reads with a scanner.
+type plainChat struct {
+	Model    string `json:"model"`
+	Messages []struct {
+		Role    string  `json:"role"`
+		Content *string `json:"content"`
+	} `json:"messages"`
+	chatParams
+}
+
 // decodeSamples are what the gateway decodes on every request: a client's
 // chat request (into the one-pass path's type) and a vendor's answer (an
 // OpenAI chat completion, into the gateway's own type of that shape), each
-// with the check that it decoded.
+// with the check that it decoded, and scan, the same decode by the
+// scanner the gateway reads it with (nil when that is in another package:
+// the answer's is providers/openai's BenchmarkDecodeCompletion).
 var decodeSamples = []struct {
 	name   string
 	data   []byte
 	decode func(unmarshal func([]byte, any) error, data []byte) bool
+	scan   func(data []byte) bool
 }{
 	{"request", []byte(`{"model":"chat","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the capital of France? One word."}],"max_tokens":64,"temperature":0.2}`),
 		func(unmarshal func([]byte, any) error, data []byte) bool {
 			var p plainChat
 			return unmarshal(data, &p) == nil && len(p.Messages) == 2
+		},
+		func(data []byte) bool {
+			_, msgs, ok := plain(data)
+			return ok && len(msgs) == 2
 		}},
 	{"answer", []byte(`{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion","created":1764331200,"model":"gpt-4o-mini-2024-07-18",` +
 		`"choices":[{"index":0,"message":{"role":"assistant","content":"Paris","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],` +
@@ -31,7 +49,7 @@ var decodeSamples = []struct {
 		func(unmarshal func([]byte, any) error, data []byte) bool {
 			var a chatCompletion
 			return unmarshal(data, &a) == nil && a.Usage != nil && a.Usage.PromptTokens == 25
-		}},
+		}, nil},
 }
 
 // decodeCodecs are the decoders compared: encoding/json, and
@@ -42,17 +60,43 @@ var decodeCodecs = []struct {
 	unmarshal func([]byte, any) error
 }{{"encoding-json", json.Unmarshal}, {"json-experiment-v1", func(b []byte, v any) error { return jsonexp.Unmarshal(b, v) }}}
 
-// BenchmarkDecodeCodecs decodes decodeSamples with each of decodeCodecs,
-// side by side in one run.
+// decoders returns the decoders of sample compared: the scanner, if it has
+// one, then each of decodeCodecs.
+func decoders(sample int) []struct {
+	name   string
+	decode func([]byte) bool
+} {
+	s := decodeSamples[sample]
+	var out []struct {
+		name   string
+		decode func([]byte) bool
+	}
+	if s.scan != nil {
+		out = append(out, struct {
+			name   string
+			decode func([]byte) bool
+		}{"scanner", s.scan})
+	}
+	for _, c := range decodeCodecs {
+		out = append(out, struct {
+			name   string
+			decode func([]byte) bool
+		}{c.name, func(data []byte) bool { return s.decode(c.unmarshal, data) }})
+	}
+	return out
+}
+
+// BenchmarkDecodeCodecs decodes decodeSamples with each of their
+// decoders, side by side in one run.
 //
 //	go test -run '^$' -bench DecodeCodecs -benchmem ./gateway/
 func BenchmarkDecodeCodecs(b *testing.B) {
-	for _, s := range decodeSamples {
-		for _, c := range decodeCodecs {
+	for i, s := range decodeSamples {
+		for _, c := range decoders(i) {
 			b.Run(s.name+"/"+c.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for range b.N {
-					if !s.decode(c.unmarshal, s.data) {
+					if !c.decode(s.data) {
 						b.Fatalf("%s did not decode", s.name)
 					}
 				}
@@ -70,8 +114,8 @@ func BenchmarkDecodeCodecs(b *testing.B) {
 //	go test -run '^$' -bench DecodeCodecsCold -benchtime 400x ./gateway/
 func BenchmarkDecodeCodecsCold(b *testing.B) {
 	junk := make([]byte, 32<<20)
-	for _, s := range decodeSamples {
-		for _, c := range decodeCodecs {
+	for i, s := range decodeSamples {
+		for _, c := range decoders(i) {
 			b.Run(s.name+"/"+c.name, func(b *testing.B) {
 				took := make([]time.Duration, 0, b.N)
 				for range b.N {
@@ -79,7 +123,7 @@ func BenchmarkDecodeCodecsCold(b *testing.B) {
 						junk[i]++
 					}
 					start := time.Now()
-					ok := s.decode(c.unmarshal, s.data)
+					ok := c.decode(s.data)
 					took = append(took, time.Since(start))
 					if !ok {
 						b.Fatalf("%s did not decode", s.name)
@@ -92,32 +136,46 @@ func BenchmarkDecodeCodecsCold(b *testing.B) {
 	}
 }
 
-// BenchmarkEncodeCodecs encodes what the gateway encodes on every request,
-// its answer to the client (a chat completion) and one stream chunk, with
-// encoding/json and with go-json-experiment/json/v1, side by side in one
-// run.
-//
-//	go test -run '^$' -bench EncodeCodecs -benchmem ./gateway/
-func BenchmarkEncodeCodecs(b *testing.B) {
+// encodeSamples are what the gateway encodes on every request: its answer
+// to the client (a chat completion), and one stream chunk.
+func encodeSamples() []struct {
+	name string
+	v    *chatCompletion
+} {
 	content, finish := "Paris", "stop"
 	answer := &chatCompletion{ID: "chatcmpl-0193b6a8-8c3e-7cc1-9f0a-1f1e5d2a3b4c", Object: "chat.completion", Created: 1764331200, Model: "gpt-4o-mini",
 		Choices: []chatChoice{{Message: &chatMessage{Role: "assistant", Content: &content}, FinishReason: &finish}},
 		Usage:   &chatUsage{PromptTokens: 25, CompletionTokens: 1, TotalTokens: 26}}
 	chunk := &chatCompletion{ID: answer.ID, Object: "chat.completion.chunk", Created: answer.Created, Model: answer.Model,
 		Choices: []chatChoice{{Delta: &chatMessage{Content: &content}}}}
-	codecs := []struct {
-		name    string
-		marshal func(any) ([]byte, error)
-	}{{"encoding-json", json.Marshal}, {"json-experiment-v1", func(v any) ([]byte, error) { return jsonexp.Marshal(v) }}}
-	for _, v := range []struct {
+	return []struct {
 		name string
-		v    any
-	}{{"answer", answer}, {"chunk", chunk}} {
+		v    *chatCompletion
+	}{{"answer", answer}, {"chunk", chunk}}
+}
+
+// encodeCodecs are the encoders compared: appendCompletion (the gateway's),
+// encoding/json, and go-json-experiment/json/v1.
+var encodeCodecs = []struct {
+	name    string
+	marshal func(*chatCompletion) ([]byte, error)
+}{
+	{"appender", func(c *chatCompletion) ([]byte, error) { return appendCompletion(make([]byte, 0, 512), c), nil }},
+	{"encoding-json", func(c *chatCompletion) ([]byte, error) { return json.Marshal(c) }},
+	{"json-experiment-v1", func(c *chatCompletion) ([]byte, error) { return jsonexp.Marshal(c) }},
+}
+
+// BenchmarkEncodeCodecs encodes encodeSamples with each of encodeCodecs,
+// side by side in one run.
+//
+//	go test -run '^$' -bench 'EncodeCodecs$' -benchmem ./gateway/
+func BenchmarkEncodeCodecs(b *testing.B) {
+	for _, v := range encodeSamples() {
 		want, err := json.Marshal(v.v)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, c := range codecs {
+		for _, c := range encodeCodecs {
 			b.Run(v.name+"/"+c.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for range b.N {
@@ -126,6 +184,35 @@ func BenchmarkEncodeCodecs(b *testing.B) {
 						b.Fatalf("%s: %v", got, err)
 					}
 				}
+			})
+		}
+	}
+}
+
+// BenchmarkEncodeCodecsCold is BenchmarkEncodeCodecs with the caches
+// emptied before each encode, as BenchmarkDecodeCodecsCold does. Its
+// ns/op is the median of the cold encodes alone.
+//
+//	go test -run '^$' -bench EncodeCodecsCold -benchtime 400x ./gateway/
+func BenchmarkEncodeCodecsCold(b *testing.B) {
+	junk := make([]byte, 32<<20)
+	for _, v := range encodeSamples() {
+		for _, c := range encodeCodecs {
+			b.Run(v.name+"/"+c.name, func(b *testing.B) {
+				took := make([]time.Duration, 0, b.N)
+				for range b.N {
+					for i := 0; i < len(junk); i += 64 {
+						junk[i]++
+					}
+					start := time.Now()
+					got, err := c.marshal(v.v)
+					took = append(took, time.Since(start))
+					if err != nil || len(got) == 0 {
+						b.Fatal(err)
+					}
+				}
+				slices.Sort(took)
+				b.ReportMetric(float64(took[len(took)/2].Nanoseconds()), "ns/op")
 			})
 		}
 	}

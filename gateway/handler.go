@@ -235,11 +235,11 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Brownout-Provider", res.Target.String())
 	w.Header().Set(headerCost, res.Cost.String())
 	resp := res.Response
-	writeJSON(w, http.StatusOK, &chatCompletion{
+	writeBody(w, http.StatusOK, append(appendCompletion(make([]byte, 0, 512+len(resp.Content)), &chatCompletion{
 		ID: "chatcmpl-" + id, Object: "chat.completion", Created: time.Now().Unix(), Model: res.Target.Model,
 		Choices: []chatChoice{{Message: &chatMessage{Role: "assistant", Content: &resp.Content}, FinishReason: &resp.FinishReason}},
 		Usage:   openaiUsage(resp.Usage),
-	})
+	}), '\n'))
 }
 
 // stream relays a streamed answer as OpenAI chunks. Until the first byte is

@@ -13,9 +13,10 @@ import (
 	"strings"
 	"time"
 
-	jsonexp "github.com/go-json-experiment/json/v1"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/jsonscan"
 	"github.com/brownout-dev/brownout/internal/sse"
 )
 
@@ -58,43 +59,115 @@ func badParam(param, format string, args ...any) *clientError {
 	return &clientError{status: 400, param: param, code: "invalid_request_error", msg: fmt.Sprintf(format, args...)}
 }
 
-// plainChat is the common request, every message's content a string,
-// decoded in one pass (no message decoded twice, no decoder): decodeChat's
-// fast path. Any other body takes the full path, which says what is wrong.
-type plainChat struct {
-	Model    string `json:"model"`
-	Messages []struct {
-		Role    string  `json:"role"`
-		Content *string `json:"content"`
-	} `json:"messages"`
-	chatParams
-}
-
-// plain decodes body as a plainChat; ok is false for any body it does not
-// take whole (the full path then gives the error, or the parts). It
-// decodes with encoding/json's semantics on encoding/json/v2's engine
-// (go-json-experiment/json/v1): in BenchmarkDecodeCodecs about half
-// encoding/json's time, 7 allocations against 19. The full path stays on
-// encoding/json, whose errors it words for the client;
+// plain reads the common request, every message's content a string, with
+// a jsonscan.Scanner: no reflection, which on a request that finds the
+// caches cold costs a fraction of a reflection decoder's time
+// (BenchmarkDecodeCodecsCold). ok is false for any body it does not take
+// whole; the full path then gives the error, or the parts.
 // FuzzPlainPathAgreesWithFullPath holds the two to one meaning.
 func plain(body []byte) (in *chatRequest, msgs []llm.Message, ok bool) {
-	var p plainChat
-	if jsonexp.Unmarshal(body, &p) != nil || p.Model == "" || len(p.Messages) == 0 {
+	in = new(chatRequest)
+	s := jsonscan.NewScanner(body)
+	for s.Field() {
+		switch s.Name() {
+		case "model":
+			s.Once(0)
+			in.Model = s.String()
+		case "messages":
+			s.Once(1)
+			if !s.Array() {
+				return nil, nil, false
+			}
+			for s.Elem() {
+				m, ok := plainMessage(&s)
+				if !ok {
+					return nil, nil, false
+				}
+				msgs = append(msgs, m)
+			}
+		case "max_tokens":
+			s.Once(2)
+			in.MaxTokens = scanInt(&s)
+		case "max_completion_tokens":
+			s.Once(3)
+			in.MaxCompletionTokens = scanInt(&s)
+		case "temperature":
+			s.Once(4)
+			if !s.Null() {
+				t := s.Float()
+				in.Temperature = &t
+			}
+		case "stop":
+			s.Once(5)
+			in.Stop = s.Raw()
+		case "stream":
+			s.Once(6)
+			in.Stream = s.Bool()
+		case "stream_options":
+			s.Once(7)
+			if s.Object() {
+				in.StreamOptions = &struct {
+					IncludeUsage bool `json:"include_usage"`
+				}{}
+				for s.Field() {
+					if s.Name() != "include_usage" {
+						s.Skip("include_usage")
+						continue
+					}
+					s.Once(0)
+					in.StreamOptions.IncludeUsage = s.Bool()
+				}
+			}
+		default:
+			s.Skip("model", "messages", "max_tokens", "max_completion_tokens", "temperature", "stop", "stream", "stream_options")
+		}
+	}
+	if s.End() != nil || in.Model == "" || len(msgs) == 0 {
 		return nil, nil, false
 	}
-	msgs = make([]llm.Message, len(p.Messages))
-	for i, m := range p.Messages {
-		switch m.Role {
-		case "system", "developer", "user", "assistant":
-		default:
-			return nil, nil, false
-		}
-		if m.Content == nil {
-			return nil, nil, false
-		}
-		msgs[i] = llm.Message{Role: m.Role, Content: *m.Content}
+	return in, msgs, true
+}
+
+// plainMessage reads one message of the common request, its role one
+// the gateway takes and its content a string.
+func plainMessage(s *jsonscan.Scanner) (m llm.Message, ok bool) {
+	if !s.Object() {
+		return m, false
 	}
-	return &chatRequest{Model: p.Model, chatParams: p.chatParams}, msgs, true
+	content := false
+	for s.Field() {
+		switch s.Name() {
+		case "role":
+			s.Once(0)
+			m.Role = s.String()
+		case "content":
+			s.Once(1)
+			if s.Null() {
+				return m, false
+			}
+			m.Content, content = s.String(), true
+		default:
+			s.Skip("role", "content")
+		}
+	}
+	switch m.Role {
+	case "system", "developer", "user", "assistant":
+		return m, content
+	}
+	return m, false
+}
+
+// scanInt reads an integer or null for a *int field.
+func scanInt(s *jsonscan.Scanner) *int {
+	if s.Null() {
+		return nil
+	}
+	n := s.Int()
+	if int64(int(n)) != n {
+		s.Decline()
+	}
+	i := int(n)
+	return &i
 }
 
 // decodeChat parses and validates a request body into the canonical form.
@@ -261,6 +334,98 @@ type chatMessage struct {
 	Content *string `json:"content,omitempty"`
 }
 
+// appendCompletion appends c as JSON, the same object as json.Marshal's
+// (FuzzAppendCompletion) without reflection: a request that finds the
+// caches cold encodes it in a fraction of json.Marshal's time
+// (BenchmarkEncodeCodecsCold).
+func appendCompletion(b []byte, c *chatCompletion) []byte {
+	b = append(b, `{"id":`...)
+	b = appendQuoted(b, c.ID)
+	b = append(b, `,"object":`...)
+	b = appendQuoted(b, c.Object)
+	b = append(b, `,"created":`...)
+	b = strconv.AppendInt(b, c.Created, 10)
+	b = append(b, `,"model":`...)
+	b = appendQuoted(b, c.Model)
+	b = append(b, `,"choices":`...)
+	if c.Choices == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, ch := range c.Choices {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"index":`...)
+			b = strconv.AppendInt(b, int64(ch.Index), 10)
+			if ch.Message != nil {
+				b = append(b, `,"message":`...)
+				b = appendMessage(b, ch.Message)
+			}
+			if ch.Delta != nil {
+				b = append(b, `,"delta":`...)
+				b = appendMessage(b, ch.Delta)
+			}
+			b = append(b, `,"finish_reason":`...)
+			if ch.FinishReason == nil {
+				b = append(b, "null"...)
+			} else {
+				b = appendQuoted(b, *ch.FinishReason)
+			}
+			b = append(b, `,"logprobs":`...)
+			if ch.Logprobs == nil {
+				b = append(b, "null"...)
+			} else {
+				b = append(b, "{}"...)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"usage":`...)
+	if u := c.Usage; u == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, `{"prompt_tokens":`...)
+		b = strconv.AppendInt(b, u.PromptTokens, 10)
+		b = append(b, `,"completion_tokens":`...)
+		b = strconv.AppendInt(b, u.CompletionTokens, 10)
+		b = append(b, `,"total_tokens":`...)
+		b = strconv.AppendInt(b, u.TotalTokens, 10)
+		b = append(b, `,"prompt_tokens_details":{"cached_tokens":`...)
+		b = strconv.AppendInt(b, u.PromptTokensDetails.CachedTokens, 10)
+		b = append(b, `},"completion_tokens_details":{"reasoning_tokens":`...)
+		b = strconv.AppendInt(b, u.CompletionTokensDetails.ReasoningTokens, 10)
+		b = append(b, "}}"...)
+	}
+	return append(b, '}')
+}
+
+// appendMessage appends m as json.Marshal does: role and content left out
+// when empty.
+func appendMessage(b []byte, m *chatMessage) []byte {
+	b = append(b, '{')
+	if m.Role != "" {
+		b = append(b, `"role":`...)
+		b = appendQuoted(b, m.Role)
+	}
+	if m.Content != nil {
+		if m.Role != "" {
+			b = append(b, ',')
+		}
+		b = append(b, `"content":`...)
+		b = appendQuoted(b, *m.Content)
+	}
+	return append(b, '}')
+}
+
+// appendQuoted appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as json.Marshal makes it; the error that reports it is dropped.
+func appendQuoted(b []byte, s string) []byte {
+	b, _ = jsontext.AppendQuote(b, s)
+	return b
+}
+
 // chunkWriter writes a streamed answer's chat.completion.chunk events.
 type chunkWriter struct {
 	w       http.ResponseWriter
@@ -268,7 +433,8 @@ type chunkWriter struct {
 	id      string
 	created int64
 	model   string
-	buf     []byte
+	data    []byte // a chunk's JSON
+	buf     []byte // a chunk's event
 }
 
 // delta writes a chunk with one choice's delta and finish reason.
@@ -278,9 +444,9 @@ func (c *chunkWriter) delta(d chatMessage, finish *string) error {
 
 // chunk writes one chunk; a chunk with no choices carries the usage.
 func (c *chunkWriter) chunk(choices []chatChoice, usage *chatUsage) error {
-	b, _ := json.Marshal(&chatCompletion{ID: c.id, Object: "chat.completion.chunk", Created: c.created, Model: c.model,
+	c.data = appendCompletion(c.data[:0], &chatCompletion{ID: c.id, Object: "chat.completion.chunk", Created: c.created, Model: c.model,
 		Choices: choices, Usage: usage})
-	return c.event(b)
+	return c.event(c.data)
 }
 
 // event writes one SSE event and flushes it to the client.
@@ -421,7 +587,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		slog.Debug("gateway: write response", "error", err)
 	}
-	body = append(body, '\n')
+	writeBody(w, status, append(body, '\n'))
+}
+
+// writeBody writes a JSON body, which ends in a newline.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	// A length, not chunks: the answer is whole when its last byte is
 	// flushed, before the handler's bookkeeping after it.
 	w.Header().Set("Content-Type", "application/json")

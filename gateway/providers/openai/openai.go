@@ -44,32 +44,8 @@ func New(cfg Config) *Adapter {
 	return &Adapter{cfg: cfg, url: strings.TrimSuffix(cfg.BaseURL, "/") + "/v1/chat/completions"}
 }
 
-type chatRequest struct {
-	Model               string        `json:"model"`
-	Messages            []llm.Message `json:"messages"`
-	MaxCompletionTokens int           `json:"max_completion_tokens,omitempty"`
-	Temperature         *float64      `json:"temperature,omitempty"`
-	Stop                []string      `json:"stop,omitempty"`
-	Stream              bool          `json:"stream,omitempty"`
-	StreamOptions       *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options,omitempty"`
-}
-
-func (a *Adapter) body(req *llm.Request, stream bool) chatRequest {
-	b := chatRequest{Model: req.Model, Messages: req.Messages, MaxCompletionTokens: req.MaxTokens,
-		Temperature: req.Temperature, Stop: req.Stop, Stream: stream}
-	if stream {
-		// Always ask for the usage chunk: the gateway meters every stream.
-		b.StreamOptions = &struct {
-			IncludeUsage bool `json:"include_usage"`
-		}{true}
-	}
-	return b
-}
-
 func (a *Adapter) post(ctx context.Context, req *llm.Request, stream bool) (*http.Response, string, error) {
-	resp, err := wire.Post(ctx, a.cfg.Client, a.cfg.Name, a.url, wire.Header("Authorization", "Bearer "+a.cfg.APIKey), a.body(req, stream))
+	resp, err := wire.PostJSON(ctx, a.cfg.Client, a.cfg.Name, a.url, wire.Header("Authorization", "Bearer "+a.cfg.APIKey), appendRequest(nil, req, stream))
 	if err != nil {
 		return nil, "", err
 	}
@@ -103,14 +79,18 @@ func (a *Adapter) statusError(resp *http.Response, body []byte, reqID string) er
 }
 
 type usage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	CompletionTokensDetails *struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
+	PromptTokens            int64              `json:"prompt_tokens"`
+	CompletionTokens        int64              `json:"completion_tokens"`
+	PromptTokensDetails     *promptDetails     `json:"prompt_tokens_details"`
+	CompletionTokensDetails *completionDetails `json:"completion_tokens_details"`
+}
+
+type promptDetails struct {
+	CachedTokens int64 `json:"cached_tokens"`
+}
+
+type completionDetails struct {
+	ReasoningTokens int64 `json:"reasoning_tokens"`
 }
 
 // normalise turns OpenAI's usage into the gateway's; completion_tokens
@@ -133,15 +113,17 @@ func (u *usage) normalise() (llm.Usage, error) {
 }
 
 type completion struct {
-	ID      string `json:"id"`
-	Model   string `json:"model"`
-	Choices []struct {
-		Message struct {
-			Content *string `json:"content"`
-		} `json:"message"`
-		FinishReason string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *usage `json:"usage"`
+	ID      string   `json:"id"`
+	Model   string   `json:"model"`
+	Choices []choice `json:"choices"`
+	Usage   *usage   `json:"usage"`
+}
+
+type choice struct {
+	Message struct {
+		Content *string `json:"content"`
+	} `json:"message"`
+	FinishReason string `json:"finish_reason"`
 }
 
 // EstimatePromptTokens implements llm.PromptEstimator with OpenAI's rule of
@@ -161,8 +143,8 @@ func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response
 	if err != nil {
 		return nil, err
 	}
-	var c completion
-	if err := wire.Decode(body, &c); err != nil {
+	c, err := decodeCompletion(body)
+	if err != nil {
 		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, reqID, err)
 	}
 	if len(c.Choices) == 0 || c.Usage == nil || c.Choices[0].Message.Content == nil {

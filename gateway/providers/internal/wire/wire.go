@@ -34,6 +34,11 @@ func Post(ctx context.Context, c *http.Client, provider, url string, header http
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode request: %w", provider, err)
 	}
+	return PostJSON(ctx, c, provider, url, header, b)
+}
+
+// PostJSON is Post of a body already encoded.
+func PostJSON(ctx context.Context, c *http.Client, provider, url string, header http.Header, b []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: build request: %w", provider, err)

@@ -1,0 +1,190 @@
+package openai
+
+import (
+	"strconv"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
+	"github.com/brownout-dev/brownout/internal/jsonscan"
+)
+
+// decodeCompletion decodes a chat completion's body. The common body is
+// read by a jsonscan.Scanner, which costs less than Decode on a request that
+// finds the caches cold (BenchmarkDecodeCompletionCold); any other goes to
+// Decode, which takes the same body to the same completion
+// (FuzzDecodeCompletion).
+func decodeCompletion(body []byte) (completion, error) {
+	if c, ok := scanCompletion(body); ok {
+		return c, nil
+	}
+	var c completion
+	err := wire.Decode(body, &c)
+	return c, err
+}
+
+// scanCompletion reads body with a jsonscan.Scanner; false if it declines.
+func scanCompletion(body []byte) (completion, bool) {
+	var c completion
+	s := jsonscan.NewScanner(body)
+	for s.Field() {
+		switch s.Name() {
+		case "id":
+			s.Once(0)
+			c.ID = s.String()
+		case "model":
+			s.Once(1)
+			c.Model = s.String()
+		case "choices":
+			s.Once(2)
+			if s.Array() {
+				c.Choices = []choice{}
+				for s.Elem() {
+					c.Choices = append(c.Choices, scanChoice(&s))
+				}
+			}
+		case "usage":
+			s.Once(3)
+			if s.Object() {
+				c.Usage = scanUsage(&s)
+			}
+		default:
+			s.Skip("id", "model", "choices", "usage")
+		}
+	}
+	return c, s.End() == nil
+}
+
+// scanChoice reads one element of choices.
+func scanChoice(s *jsonscan.Scanner) choice {
+	var ch choice
+	if !s.Object() {
+		return ch // null, as Decode reads it
+	}
+	for s.Field() {
+		switch s.Name() {
+		case "message":
+			s.Once(0)
+			if !s.Object() {
+				continue
+			}
+			for s.Field() {
+				if s.Name() != "content" {
+					s.Skip("content")
+					continue
+				}
+				s.Once(0)
+				if !s.Null() {
+					content := s.String()
+					ch.Message.Content = &content
+				}
+			}
+		case "finish_reason":
+			s.Once(1)
+			ch.FinishReason = s.String()
+		default:
+			s.Skip("message", "finish_reason")
+		}
+	}
+	return ch
+}
+
+// scanUsage reads an open usage object.
+func scanUsage(s *jsonscan.Scanner) *usage {
+	u := new(usage)
+	for s.Field() {
+		switch s.Name() {
+		case "prompt_tokens":
+			s.Once(0)
+			u.PromptTokens = s.Int()
+		case "completion_tokens":
+			s.Once(1)
+			u.CompletionTokens = s.Int()
+		case "prompt_tokens_details":
+			s.Once(2)
+			if s.Object() {
+				u.PromptTokensDetails = new(promptDetails)
+				for s.Field() {
+					if s.Name() != "cached_tokens" {
+						s.Skip("cached_tokens")
+						continue
+					}
+					s.Once(0)
+					u.PromptTokensDetails.CachedTokens = s.Int()
+				}
+			}
+		case "completion_tokens_details":
+			s.Once(3)
+			if s.Object() {
+				u.CompletionTokensDetails = new(completionDetails)
+				for s.Field() {
+					if s.Name() != "reasoning_tokens" {
+						s.Skip("reasoning_tokens")
+						continue
+					}
+					s.Once(0)
+					u.CompletionTokensDetails.ReasoningTokens = s.Int()
+				}
+			}
+		default:
+			s.Skip("prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
+		}
+	}
+	return u
+}
+
+// appendRequest appends the request body of req, the same object as
+// json.Marshal of the adapter's chatRequest (FuzzAppendRequest), without
+// reflection, as the answer is read without it.
+func appendRequest(b []byte, req *llm.Request, stream bool) []byte {
+	b = append(b, `{"model":`...)
+	b = appendQuoted(b, req.Model)
+	b = append(b, `,"messages":`...)
+	if req.Messages == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, m := range req.Messages {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"role":`...)
+			b = appendQuoted(b, m.Role)
+			b = append(b, `,"content":`...)
+			b = appendQuoted(b, m.Content)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if req.MaxTokens != 0 {
+		b = append(b, `,"max_completion_tokens":`...)
+		b = strconv.AppendInt(b, int64(req.MaxTokens), 10)
+	}
+	if req.Temperature != nil {
+		b = append(b, `,"temperature":`...)
+		b = strconv.AppendFloat(b, *req.Temperature, 'g', -1, 64)
+	}
+	if len(req.Stop) > 0 {
+		b = append(b, `,"stop":[`...)
+		for i, s := range req.Stop {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendQuoted(b, s)
+		}
+		b = append(b, ']')
+	}
+	if stream {
+		// Always ask for the usage chunk: the gateway meters every stream.
+		b = append(b, `,"stream":true,"stream_options":{"include_usage":true}`...)
+	}
+	return append(b, '}')
+}
+
+// appendQuoted appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as json.Marshal makes it; the error that reports it is dropped.
+func appendQuoted(b []byte, s string) []byte {
+	b, _ = jsontext.AppendQuote(b, s)
+	return b
+}
