@@ -134,6 +134,103 @@ func scanUsage(s *jsonscan.Scanner) *usage {
 	return u
 }
 
+// decodeChunk decodes one event of a stream, as decodeCompletion does an
+// answer (FuzzDecodeChunk).
+func decodeChunk(data []byte) (chunk, error) {
+	if c, ok := scanChunk(data); ok {
+		return c, nil
+	}
+	var c chunk
+	err := wire.Decode(data, &c)
+	return c, err
+}
+
+// scanChunk reads data with a jsonscan.Scanner; false if it declines.
+func scanChunk(data []byte) (chunk, bool) {
+	var c chunk
+	s := jsonscan.NewScanner(data)
+	for s.Field() {
+		switch s.Name() {
+		case "choices":
+			s.Once(0)
+			if s.Array() {
+				c.Choices = []chunkChoice{}
+				for s.Elem() {
+					c.Choices = append(c.Choices, scanChunkChoice(&s))
+				}
+			}
+		case "usage":
+			s.Once(1)
+			if s.Object() {
+				c.Usage = scanUsage(&s)
+			}
+		case "error":
+			s.Once(2)
+			if s.Object() {
+				c.Error = new(chunkError)
+				for s.Field() {
+					switch s.Name() {
+					case "message":
+						s.Once(0)
+						c.Error.Message = stringOrNull(&s)
+					case "type":
+						s.Once(1)
+						c.Error.Type = stringOrNull(&s)
+					default:
+						s.Skip("message", "type")
+					}
+				}
+			}
+		default:
+			s.Skip("choices", "usage", "error")
+		}
+	}
+	return c, s.End() == nil
+}
+
+// scanChunkChoice reads one element of a chunk's choices.
+func scanChunkChoice(s *jsonscan.Scanner) chunkChoice {
+	var ch chunkChoice
+	if !s.Object() {
+		return ch // null, as Decode reads it
+	}
+	for s.Field() {
+		switch s.Name() {
+		case "delta":
+			s.Once(0)
+			if !s.Object() {
+				continue
+			}
+			for s.Field() {
+				if s.Name() != "content" {
+					s.Skip("content")
+					continue
+				}
+				s.Once(0)
+				ch.Delta.Content = stringOrNull(s)
+			}
+		case "finish_reason":
+			s.Once(1)
+			if !s.Null() {
+				finish := s.String()
+				ch.FinishReason = &finish
+			}
+		default:
+			s.Skip("delta", "finish_reason")
+		}
+	}
+	return ch
+}
+
+// stringOrNull reads a string, or null as "" (Decode leaves a string
+// field as it was for null, and every field here starts empty).
+func stringOrNull(s *jsonscan.Scanner) string {
+	if s.Null() {
+		return ""
+	}
+	return s.String()
+}
+
 // appendRequest appends the request body of req, the same object as
 // json.Marshal of the adapter's chatRequest (FuzzAppendRequest), without
 // reflection, as the answer is read without it.

@@ -102,6 +102,54 @@ func FuzzDecodeCompletion(f *testing.F) {
 	})
 }
 
+// FuzzDecodeChunk holds the scanner to Decode for a stream's events, as
+// FuzzDecodeCompletion does for answers.
+func FuzzDecodeChunk(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]}`,
+		`{"choices":[{"index":0,"delta":{"content":"Par"},"finish_reason":null}],"usage":null}`,
+		`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+		`{"choices":[],"usage":{"prompt_tokens":25,"completion_tokens":41,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":32}}}`,
+		`{"choices":[{"delta":{"content":null,"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1.5}"}}]}}]}`,
+		`{"error":{"message":"overloaded","type":"server_error","code":null}}`,
+		`{"error":null,"choices":null}`,
+		`{"error":{"message":null}}`,
+		`{"choices":[null,{"delta":null,"finish_reason":"length"}]}`,
+		`{"choices":[{"delta":{"content":"a","content":null}}]}`,
+		`{"choices":[{"Delta":{"content":"a"}}]}`,
+		`{"choices":[{"delta":{"Content":"a"}}]}`,
+		`{"ERROR":{"message":"x"}}`,
+		`{"choices":[{"delta":{"content":"a"}}],"choices":[]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var want chunk
+		wantErr := wire.Decode(data, &want)
+		got, err := decodeChunk(data)
+		if (wantErr == nil) != (err == nil) {
+			t.Fatalf("%q: Decode's error %v, decodeChunk's %v", data, wantErr, err)
+		}
+		if err == nil {
+			assert.Equal(t, want, got, "%q", data)
+		}
+	})
+}
+
+// TestScannerTakesTheCommonChunks: the events OpenAI streams are read by
+// the scanner, not sent on to Decode.
+func TestScannerTakesTheCommonChunks(t *testing.T) {
+	for _, data := range []string{
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}`,
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Paris"},"logprobs":null,"finish_reason":null}]}`,
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`,
+		`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":25,"completion_tokens":1,"total_tokens":26,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}`,
+	} {
+		_, ok := scanChunk([]byte(data))
+		assert.True(t, ok, data)
+	}
+}
+
 // BenchmarkDecodeCompletion decodes the answer above with the scanner and with
 // Decode, side by side in one run.
 //

@@ -181,17 +181,21 @@ type stream struct {
 }
 
 type chunk struct {
-	Choices []struct {
-		Delta struct {
-			Content string `json:"content"`
-		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *usage `json:"usage"`
-	Error *struct {
-		Message string `json:"message"`
-		Type    string `json:"type"`
-	} `json:"error"`
+	Choices []chunkChoice `json:"choices"`
+	Usage   *usage        `json:"usage"`
+	Error   *chunkError   `json:"error"`
+}
+
+type chunkChoice struct {
+	Delta struct {
+		Content string `json:"content"`
+	} `json:"delta"`
+	FinishReason *string `json:"finish_reason"`
+}
+
+type chunkError struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
 }
 
 func (s *stream) Next() (llm.Chunk, error) {
@@ -217,8 +221,8 @@ func (s *stream) Next() (llm.Chunk, error) {
 			s.done = true
 			return llm.Chunk{Final: true, FinishReason: s.finish, Usage: s.usage}, nil
 		}
-		var c chunk
-		if err := wire.Decode(ev.Data, &c); err != nil {
+		c, err := decodeChunk(ev.Data)
+		if err != nil {
 			return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
 		}
 		if c.Error != nil {
