@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
 )
@@ -35,16 +37,138 @@ func checkIdempotencyKey(k string) *clientError {
 
 // requestHash is the identity of a request for its Idempotency-Key: the
 // canonical request, so a client that re-encodes the same JSON differently
-// still matches.
+// still matches. What it hashes is json.Marshal's encoding of
+// {Route, LLM, Stream, IncludeUsage}, the bytes every stored hash was made
+// from, written without reflection (hashedRequest; FuzzHashedRequest
+// holds the two to the same bytes), so a hash kept in a shared store
+// still matches after a deploy.
 func requestHash(req *Request, stream, includeUsage bool) []byte {
-	b, _ := json.Marshal(struct {
-		Route        string
-		LLM          any
-		Stream       bool
-		IncludeUsage bool
-	}{req.Route, req.LLM, stream, includeUsage})
-	sum := sha256.Sum256(b)
+	sum := sha256.Sum256(hashedRequest(make([]byte, 0, 256), req, stream, includeUsage))
 	return sum[:]
+}
+
+// hashedRequest appends the bytes requestHash hashes.
+func hashedRequest(b []byte, req *Request, stream, includeUsage bool) []byte {
+	c := &req.LLM
+	b = append(b, `{"Route":`...)
+	b = appendMarshalString(b, req.Route)
+	b = append(b, `,"LLM":{"Model":`...)
+	b = appendMarshalString(b, c.Model)
+	b = append(b, `,"Messages":`...)
+	if c.Messages == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, m := range c.Messages {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"role":`...)
+			b = appendMarshalString(b, m.Role)
+			b = append(b, `,"content":`...)
+			b = appendMarshalString(b, m.Content)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"MaxTokens":`...)
+	b = strconv.AppendInt(b, int64(c.MaxTokens), 10)
+	b = append(b, `,"Temperature":`...)
+	if c.Temperature == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendMarshalFloat(b, *c.Temperature)
+	}
+	b = append(b, `,"Stop":`...)
+	if c.Stop == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range c.Stop {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendMarshalString(b, s)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `},"Stream":`...)
+	b = strconv.AppendBool(b, stream)
+	b = append(b, `,"IncludeUsage":`...)
+	b = strconv.AppendBool(b, includeUsage)
+	return append(b, '}')
+}
+
+// appendMarshalString appends s as json.Marshal does, byte for byte: <, >
+// and & escaped for HTML, U+2028 and U+2029 escaped, invalid UTF-8 as
+// \ufffd.
+func appendMarshalString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendMarshalFloat appends f as json.Marshal does a float64: the
+// shortest form that reads back as f, with an exponent only below 1e-6
+// or from 1e21 on, and none of its digits padded.
+func appendMarshalFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 to e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 // claim runs the Idempotency-Key protocol for a request whose canonical

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -116,5 +117,41 @@ func FuzzAppendCompletion(f *testing.F) {
 		require.NoError(t, json.Unmarshal(want, &w))
 		require.NoError(t, json.Unmarshal(got, &g), "%s", got)
 		assert.Equal(t, w, g)
+	})
+}
+
+// FuzzHashedRequest holds hashedRequest to json.Marshal of what
+// requestHash hashed before it (and what the hashes in a shared store were
+// made from): the same bytes, so a stored hash still matches its request.
+// The seeds run in every `go test`.
+func FuzzHashedRequest(f *testing.F) {
+	f.Add("chat", "gpt-4o-mini", "user", "What is the capital of France?", "", 0, 0.0, uint8(0))
+	f.Add("r<&>", "m\u2028", "system", "a \"quoted\" <tag> & \\ \n\t\r\b\f\x01\x1f\x7f \u2029 é 😀 \xff\xc3", "\n\n", 64, 0.2, uint8(7))
+	f.Add("", "", "", "", "STOP", -1, 1e-7, uint8(3))
+	f.Add("c", "m", "assistant", "x", "", 1<<40, 1e21, uint8(5))
+	f.Add("c", "m", "assistant", "x", "", 1, 123456789.125, uint8(1))
+	f.Fuzz(func(t *testing.T, route, model, role, content, stop string, maxTokens int, temperature float64, shape uint8) {
+		if math.IsNaN(temperature) || math.IsInf(temperature, 0) {
+			return // no JSON body decodes to them
+		}
+		req := &Request{Route: route, LLM: llm.Request{Model: model, MaxTokens: maxTokens}}
+		if shape&1 != 0 {
+			req.LLM.Messages = []llm.Message{{Role: role, Content: content}, {Role: "user", Content: stop}}
+		}
+		if shape&2 != 0 {
+			req.LLM.Temperature = &temperature
+		}
+		if shape&4 != 0 {
+			req.LLM.Stop = []string{stop, content}
+		}
+		stream, includeUsage := shape&8 != 0, shape&16 != 0
+		want, err := json.Marshal(struct {
+			Route        string
+			LLM          any
+			Stream       bool
+			IncludeUsage bool
+		}{req.Route, req.LLM, stream, includeUsage})
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(hashedRequest(nil, req, stream, includeUsage)))
 	})
 }
