@@ -235,12 +235,7 @@ func BenchmarkRequestHashCold(b *testing.B) {
 	}{
 		{"appender", func() []byte { return requestHash(req, false, false) }},
 		{"encoding-json", func() []byte {
-			data, _ := json.Marshal(struct {
-				Route        string
-				LLM          any
-				Stream       bool
-				IncludeUsage bool
-			}{req.Route, req.LLM, false, false})
+			data, _ := marshaledHashInput(req, false, false)
 			sum := sha256.Sum256(data)
 			return sum[:]
 		}},

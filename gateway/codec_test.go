@@ -145,13 +145,19 @@ func FuzzHashedRequest(f *testing.F) {
 			req.LLM.Stop = []string{stop, content}
 		}
 		stream, includeUsage := shape&8 != 0, shape&16 != 0
-		want, err := json.Marshal(struct {
-			Route        string
-			LLM          any
-			Stream       bool
-			IncludeUsage bool
-		}{req.Route, req.LLM, stream, includeUsage})
+		want, err := marshaledHashInput(req, stream, includeUsage)
 		require.NoError(t, err)
 		assert.Equal(t, string(want), string(hashedRequest(nil, req, stream, includeUsage)))
 	})
+}
+
+// marshaledHashInput is what requestHash hashed before hashedRequest, and
+// what the hashes kept in a shared store were made from.
+func marshaledHashInput(req *Request, stream, includeUsage bool) ([]byte, error) {
+	return json.Marshal(struct {
+		Route        string
+		LLM          any
+		Stream       bool
+		IncludeUsage bool
+	}{req.Route, req.LLM, stream, includeUsage})
 }

@@ -419,39 +419,37 @@ func (s *Scanner) skipNumber() bool {
 	case i < len(d) && d[i] == '0':
 		i++
 	case i < len(d) && d[i] >= '1' && d[i] <= '9':
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
+		i, _ = digits(d, i)
 	default:
 		s.fail()
 		return false
 	}
-	integer := true
+	integer, ok := true, true
 	if i < len(d) && d[i] == '.' {
 		integer = false
-		i++
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			s.fail()
-			return false
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
+		i, ok = digits(d, i+1)
 	}
-	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+	if ok && i < len(d) && (d[i] == 'e' || d[i] == 'E') {
 		integer = false
-		i++
-		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+		if i++; i < len(d) && (d[i] == '+' || d[i] == '-') {
 			i++
 		}
-		if i >= len(d) || d[i] < '0' || d[i] > '9' {
-			s.fail()
-			return false
-		}
-		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
-			i++
-		}
+		i, ok = digits(d, i)
+	}
+	if !ok {
+		s.fail()
+		return false
 	}
 	s.pos = i
 	return integer
+}
+
+// digits returns the end of the run of digits at d[i:], and whether it
+// has one at least.
+func digits(d []byte, i int) (int, bool) {
+	j := i
+	for j < len(d) && d[j] >= '0' && d[j] <= '9' {
+		j++
+	}
+	return j, j > i
 }

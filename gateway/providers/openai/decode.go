@@ -66,20 +66,7 @@ func scanChoice(s *jsonscan.Scanner) choice {
 		switch s.Name() {
 		case "message":
 			s.Once(0)
-			if !s.Object() {
-				continue
-			}
-			for s.Field() {
-				if s.Name() != "content" {
-					s.Skip("content")
-					continue
-				}
-				s.Once(0)
-				if !s.Null() {
-					content := s.String()
-					ch.Message.Content = &content
-				}
-			}
+			ch.Message.Content = scanContent(s)
 		case "finish_reason":
 			s.Once(1)
 			ch.FinishReason = s.String()
@@ -88,6 +75,27 @@ func scanChoice(s *jsonscan.Scanner) choice {
 		}
 	}
 	return ch
+}
+
+// scanContent reads a message (or a delta) for its content: nil when the
+// object or its content is null or absent, as Decode reads them.
+func scanContent(s *jsonscan.Scanner) *string {
+	if !s.Object() {
+		return nil
+	}
+	var content *string
+	for s.Field() {
+		if s.Name() != "content" {
+			s.Skip("content")
+			continue
+		}
+		s.Once(0)
+		if content = nil; !s.Null() {
+			c := s.String()
+			content = &c
+		}
+	}
+	return content
 }
 
 // scanUsage reads an open usage object.
@@ -198,16 +206,8 @@ func scanChunkChoice(s *jsonscan.Scanner) chunkChoice {
 		switch s.Name() {
 		case "delta":
 			s.Once(0)
-			if !s.Object() {
-				continue
-			}
-			for s.Field() {
-				if s.Name() != "content" {
-					s.Skip("content")
-					continue
-				}
-				s.Once(0)
-				ch.Delta.Content = stringOrNull(s)
+			if content := scanContent(s); content != nil {
+				ch.Delta.Content = *content
 			}
 		case "finish_reason":
 			s.Once(1)

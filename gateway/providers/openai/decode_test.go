@@ -77,6 +77,7 @@ func FuzzDecodeCompletion(f *testing.F) {
 		`{"id":"\u0069\ud83d\ude00","\u006dodel":"m"}`,
 		"{\"id\":\"\xff\"}",
 		`{"choices":[{"message":null}]}`,
+		`{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"t","type":"function"}]},"finish_reason":"tool_calls"}]}`,
 		`{"choices":[{"message":{"content":"a","content":"b"}}]}`,
 		`{"choices":[{"message":{"CONTENT":"a"},"Finish_Reason":"stop"}]}`,
 		`{"choices":[{"message":{"content":"x"}}]} {}`,
