@@ -63,28 +63,22 @@ var decodeCodecs = []struct {
 	unmarshal func([]byte, any) error
 }{{"encoding-json", json.Unmarshal}, {"json-experiment-v1", func(b []byte, v any) error { return jsonexp.Unmarshal(b, v) }}}
 
-// decoders returns the decoders of sample compared: the scanner, if it has
-// one, then each of decodeCodecs.
-func decoders(sample int) []struct {
+// decoder is one way of decoding a sample, by name.
+type decoder struct {
 	name   string
 	decode func([]byte) bool
-} {
+}
+
+// decoders returns the decoders of sample compared: the scanner, if it has
+// one, then each of decodeCodecs.
+func decoders(sample int) []decoder {
 	s := decodeSamples[sample]
-	var out []struct {
-		name   string
-		decode func([]byte) bool
-	}
+	var out []decoder
 	if s.scan != nil {
-		out = append(out, struct {
-			name   string
-			decode func([]byte) bool
-		}{"scanner", s.scan})
+		out = append(out, decoder{"scanner", s.scan})
 	}
 	for _, c := range decodeCodecs {
-		out = append(out, struct {
-			name   string
-			decode func([]byte) bool
-		}{c.name, func(data []byte) bool { return s.decode(c.unmarshal, data) }})
+		out = append(out, decoder{c.name, func(data []byte) bool { return s.decode(c.unmarshal, data) }})
 	}
 	return out
 }
