@@ -239,11 +239,19 @@ func (g *Gateway) Complete(ctx context.Context, req *Request) (*Result, error) {
 	return g.complete(ctx, req, resv)
 }
 
-// complete is Complete of an admitted request: resv is taken.
+// complete is Complete of an admitted request: resv is taken, and settled
+// before it returns.
 func (g *Gateway) complete(ctx context.Context, req *Request, resv *reservation) (*Result, error) {
-	var res *Result
 	spent := decimal.Zero
 	defer func() { g.settle(resv, spent) }()
+	return g.attempts(ctx, req, resv, &spent)
+}
+
+// attempts is complete without the settlement: it adds what each attempt
+// cost to *spent as it is metered, for the caller to settle resv with, even
+// after a panic; the handler settles once the answer is out.
+func (g *Gateway) attempts(ctx context.Context, req *Request, resv *reservation, spent *decimal.Decimal) (*Result, error) {
+	var res *Result
 	err := g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
 		limit := g.retry.timeouts(t).AttemptTimeout
 		actx, cancel := context.WithTimeout(ctx, limit)
@@ -261,15 +269,15 @@ func (g *Gateway) complete(ctx context.Context, req *Request, resv *reservation)
 			rec.usage, rec.vendorID = resp.Usage, resp.ProviderRequestID
 		}
 		cost := g.meter(ctx, req, rec)
-		spent = spent.Add(cost)
+		*spent = spent.Add(cost)
 		if err == nil {
 			res = &Result{Response: resp, Target: t, Attempts: n}
 		}
 		return err
 	})
 	if err != nil {
-		return nil, spentErr(err, spent)
+		return nil, spentErr(err, *spent)
 	}
-	res.Cost = spent
+	res.Cost = *spent
 	return res, nil
 }

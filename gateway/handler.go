@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/shopspring/decimal"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
 	"github.com/brownout-dev/brownout/internal/sse"
@@ -227,7 +228,18 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 		outcome = h.stream(w, r, req, resv, includeUsage)
 		return
 	}
-	res, err := h.g.complete(r.Context(), req, resv)
+	spent := decimal.Zero
+	defer func() {
+		if resv != nil {
+			// The client has its answer before the reservation settles, as
+			// before its key completes (claim); until then the reservation
+			// stays held, which can refuse a request early, never let one
+			// overshoot.
+			_ = http.NewResponseController(w).Flush()
+			h.g.settle(resv, spent)
+		}
+	}()
+	res, err := h.g.attempts(r.Context(), req, resv, &spent)
 	if err != nil {
 		fail(err)
 		return

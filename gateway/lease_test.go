@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -367,4 +368,47 @@ func TestAnswerBeforeTheKeyIsStored(t *testing.T) {
 		t.Error("the client had no answer while Complete ran")
 	}
 	close(store.release)
+}
+
+// heldSettle is a budget store whose Settle waits until the test lets it go.
+type heldSettle struct {
+	*gateway.MemoryBudgets
+	entered, release, settled chan struct{}
+}
+
+func (h heldSettle) Settle(ctx context.Context, tenant string, w time.Time, reserved, actual decimal.Decimal) error {
+	close(h.entered)
+	<-h.release
+	defer close(h.settled)
+	return h.MemoryBudgets.Settle(ctx, tenant, w, reserved, actual)
+}
+
+// TestAnswerBeforeTheBudgetSettles: as a key's completion, a reservation's
+// settlement is off the request's critical path: the client has the whole
+// answer while Settle has not returned, and the settlement lands after it.
+// (Before, the handler settled before it wrote the answer.)
+func TestAnswerBeforeTheBudgetSettles(t *testing.T) {
+	store := heldSettle{MemoryBudgets: gateway.NewMemoryBudgets(),
+		entered: make(chan struct{}), release: make(chan struct{}), settled: make(chan struct{})}
+	r := rigOn(t, startFakes(t, nil), ledger.NewMemoryStore(), nil,
+		rigExtras{budgets: map[string]gateway.Budget{"acme": {Limit: decimal.NewFromInt(1), Window: budgetWindow}}, budgetStore: store})
+	got := make(chan int, 1)
+	go func() {
+		resp, body := send(t, r.server.URL, tenantKey, capitalBody, nil)
+		if len(body) > 0 {
+			got <- resp.StatusCode
+		}
+	}()
+	<-store.entered // Settle runs, and holds
+	select {
+	case status := <-got:
+		assert.Equal(t, 200, status)
+	case <-time.After(30 * time.Second): // only a failure detector: the answer comes at once or never
+		t.Error("the client had no answer while Settle ran")
+	}
+	close(store.release)
+	<-store.settled
+	spent, reserved := gateway.MemorySpent(store.MemoryBudgets, "acme", time.Now().UTC().Truncate(budgetWindow))
+	assert.True(t, reserved.IsZero(), "the reservation was settled; %s still held", reserved)
+	assert.True(t, spent.IsPositive(), "the answer's cost was spent")
 }
