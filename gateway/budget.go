@@ -106,13 +106,13 @@ func (g *Gateway) admit(ctx context.Context, req *Request) (*reservation, error)
 // before it is made). A request with no max_tokens gets
 // DefaultBudgetMaxTokens, so the worst case is bounded: input at most one
 // token per byte plus 8 per message, priced by pricing.Price.WorstCase on
-// the route's dearest target. nil when the tenant has no budget.
+// the route's dearest target (pricing.Worst, worked out by New). nil when
+// the tenant has no budget.
 func (g *Gateway) hold(req *Request) (*reservation, error) {
 	if req.ID == "" {
 		req.ID = NewRequestID()
 	}
-	targets, ok := g.routes[req.Route]
-	if !ok {
+	if _, ok := g.routes[req.Route]; !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
 	}
 	b, ok := g.budgets[req.Tenant]
@@ -126,15 +126,8 @@ func (g *Gateway) hold(req *Request) (*reservation, error) {
 	for _, m := range req.LLM.Messages {
 		input += int64(len(m.Content)) + 8
 	}
-	worst := decimal.Zero
-	for _, t := range targets {
-		p, err := g.prices.Lookup(t.Provider, t.Model)
-		if err != nil {
-			return nil, err
-		}
-		worst = decimal.Max(worst, p.WorstCase(input, int64(req.LLM.MaxTokens)))
-	}
-	return &reservation{tenant: req.Tenant, window: g.now().UTC().Truncate(b.Window), amount: worst.RoundUp(ledger.CostScale),
+	worst := g.worst[req.Route].Cost(input, int64(req.LLM.MaxTokens), ledger.CostScale)
+	return &reservation{tenant: req.Tenant, window: g.now().UTC().Truncate(b.Window), amount: worst,
 		input: input, limit: b.Limit, every: b.Window, sliced: b.Slice.IsPositive()}, nil
 }
 

@@ -128,6 +128,7 @@ type Gateway struct {
 	budgets     map[string]Budget
 	budgetStore BudgetStore
 	slices      *slicer
+	worst       map[string]pricing.Worst // by route: the worst case of its targets' prices
 }
 
 // New checks the options and returns a Gateway: every route names known
@@ -176,6 +177,14 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.retry = opts.Retry.withDefaults()
 	g.budgets, g.budgetStore = opts.Budgets, opts.BudgetStore
+	g.worst = make(map[string]pricing.Worst, len(g.routes))
+	for alias, targets := range g.routes {
+		prices := make([]pricing.Price, len(targets))
+		for i, t := range targets {
+			prices[i], _ = g.prices.Lookup(t.Provider, t.Model) // checked above
+		}
+		g.worst[alias] = pricing.NewWorst(prices...)
+	}
 	g.slices = &slicer{g: g, by: map[string]*tenantSlices{}}
 	if g.budgetStore == nil {
 		g.budgetStore = NewMemoryBudgets()

@@ -115,12 +115,7 @@ func (p Price) Cost(u llm.Usage) decimal.Decimal {
 // write that cache, and their prices say so.
 func (p Price) WorstCase(input, maxOutput int64) decimal.Decimal {
 	p = p.At(input)
-	in := decimal.Max(p.Input.Decimal, p.CacheWriteRate(), p.CacheReadRate())
-	if p.CacheWrite1h != nil {
-		in = decimal.Max(in, p.CacheWrite1h.Decimal)
-	}
-	out := decimal.Max(p.Output.Decimal, p.ReasoningRate())
-	return in.Mul(decimal.NewFromInt(input)).Add(out.Mul(decimal.NewFromInt(maxOutput))).Shift(-6)
+	return worstInputRate(p).Mul(decimal.NewFromInt(input)).Add(worstOutputRate(p).Mul(decimal.NewFromInt(maxOutput))).Shift(-6)
 }
 
 // Table maps models to prices. The zero Table is empty; it is safe for

@@ -1,0 +1,103 @@
+package pricing
+
+import (
+	"maps"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// costScale is the ledger's (ledger.CostScale, which imports this package).
+const costScale = 12
+
+// worstOf is the reference: the largest WorstCase of prices, by decimal
+// multiplication, rounded up once.
+func worstOf(prices []Price, input, maxOutput int64, places int32) decimal.Decimal {
+	worst := prices[0].WorstCase(input, maxOutput)
+	for _, p := range prices[1:] {
+		worst = decimal.Max(worst, p.WorstCase(input, maxOutput))
+	}
+	return worst.RoundUp(places)
+}
+
+// fuzzRate is coef × 10^exp as a Rate, exp in [-20, 3].
+func fuzzRate(coef int64, exp int8) Rate {
+	return Rate{Decimal: decimal.New(coef, int32(exp)%24-20), set: true}
+}
+
+// FuzzWorstAgreesWithWorstCase: Worst.Cost, integers where they fit, is
+// the largest WorstCase of its prices by decimal multiplication, rounded
+// up, to the digit, for rates of any number of digits, long-context tiers,
+// cache and reasoning rates and counts of tokens up to the int64 range.
+func FuzzWorstAgreesWithWorstCase(f *testing.F) {
+	f.Add(int64(15), int8(18), int64(60), int8(18), int64(0), int8(0), int64(250), int8(18), int64(1000), int8(19), int64(128_000), int64(48), int64(4096), uint8(costScale))
+	f.Add(int64(1234567890123456789), int8(1), int64(3), int8(20), int64(7), int8(2), int64(5), int8(4), int64(9), int8(20), int64(40), int64(40), int64(1), uint8(costScale))
+	f.Add(int64(1), int8(20), int64(1), int8(20), int64(1), int8(20), int64(1), int8(20), int64(1), int8(20), int64(0), int64(1), int64(1), uint8(2))
+	f.Add(int64(3), int8(20), int64(15), int8(20), int64(6), int8(20), int64(5), int8(20), int64(225), int8(19), int64(200_000), int64(300_000), int64(1000), uint8(costScale))
+	f.Add(int64(7), int8(0), int64(9), int8(0), int64(1), int8(0), int64(1), int8(0), int64(1), int8(0), int64(0), int64(math.MaxInt64), int64(math.MaxInt64), uint8(costScale))
+	// At the tier's boundary (input == above: not yet long), and a sum
+	// between the int64 and the uint64 range (found by the fuzzer against
+	// mutants).
+	f.Add(int64(1234567890123456789), int8(1), int64(3), int8(20), int64(7), int8(2), int64(58), int8(42), int64(3), int8(20), int64(40), int64(40), int64(1), uint8(12))
+	f.Add(int64(1234567890123456789), int8(38), int64(-31), int8(20), int64(0), int8(-73), int64(0), int8(1), int64(9), int8(-65), int64(66), int64(-8), int64(-94), uint8(12))
+	f.Fuzz(func(t *testing.T, in int64, inExp int8, out int64, outExp int8, cache int64, cacheExp int8,
+		longIn int64, longInExp int8, longOut int64, longOutExp int8, above, input, maxOutput int64, places uint8) {
+		abs := func(v int64) int64 { return max(v, -v, 0) }
+		plain := Price{Input: fuzzRate(abs(in), inExp), Output: fuzzRate(abs(out), outExp)}
+		cached := fuzzRate(abs(cache), cacheExp)
+		long := Price{Input: fuzzRate(abs(longIn), longInExp), Output: fuzzRate(abs(longOut), longOutExp), CacheWrite1h: &cached}
+		tiered := Price{Input: plain.Output, Output: plain.Input, CacheRead: &cached, Reasoning: &long.Input,
+			Long: &long, LongAbove: abs(above)}
+		input, maxOutput, scale := abs(input), abs(maxOutput), int32(places%20)
+		for _, prices := range [][]Price{{plain}, {tiered}, {plain, tiered}, {tiered, plain, long}} {
+			want := worstOf(prices, input, maxOutput, scale)
+			got := NewWorst(prices...).Cost(input, maxOutput, scale)
+			require.True(t, want.Equal(got), "%d prices, input %d, max output %d, %d places: %s, want %s",
+				len(prices), input, maxOutput, scale, got, want)
+			require.LessOrEqual(t, -got.Exponent(), scale, "rounded to at most %d places: %s", scale, got)
+		}
+	})
+}
+
+// TestWorstTakesTheDefaultTable: every shipped price, a route of all of
+// them, and counts of tokens a request has are worked out in integers (so
+// the decimal path is a fallback, not the path), to WorstCase's value.
+func TestWorstTakesTheDefaultTable(t *testing.T) {
+	table := Default()
+	var all []Price
+	for _, name := range slices.Sorted(maps.Keys(table.Models)) {
+		p := table.Models[name]
+		all = append(all, p)
+		for _, n := range [][2]int64{{0, 1}, {48, 64}, {48, 4096}, {1_000_000, 8192}, {300_000, 128_000}} {
+			got, ok := NewWorst(p).fast(n[0], n[1], costScale)
+			require.True(t, ok, "%s, input %d, max output %d: not in integers", name, n[0], n[1])
+			want := worstOf([]Price{p}, n[0], n[1], costScale)
+			assert.True(t, want.Equal(got), "%s, input %d, max output %d: %s, want %s", name, n[0], n[1], got, want)
+		}
+	}
+	got, ok := NewWorst(all...).fast(200_001, 4096, costScale)
+	require.True(t, ok, "the whole table as one route")
+	assert.True(t, worstOf(all, 200_001, 4096, costScale).Equal(got))
+}
+
+// TestWorstByHand: the dearest of two prices, each at its own tier, and
+// the round up, worked by hand.
+func TestWorstByHand(t *testing.T) {
+	long := Price{Input: MustRate("6"), Output: MustRate("22.50")}
+	a := Price{Input: MustRate("3"), Output: MustRate("15"), Long: &long, LongAbove: 200_000}
+	b := Price{Input: MustRate("0.15"), Output: MustRate("0.60"), Reasoning: ptr(MustRate("30"))}
+	w := NewWorst(a, b)
+	// 48 × 3 + 64 × 15 = 1104 against 48 × 0.15 + 64 × 30 = 1927.2; per million.
+	assert.Equal(t, "0.0019272", w.Cost(48, 64, costScale).String())
+	// 200001 × 6 + 10 × 22.50 = 1200231 against 200001 × 0.15 + 10 × 30 = 30300.15.
+	assert.Equal(t, "1.200231", w.Cost(200_001, 10, costScale).String())
+	// 7 × 0.15 + 1 × 30 = 31.05 against 7 × 3 + 15 = 36; per million 0.000036, to 5 places up.
+	assert.Equal(t, "0.00004", w.Cost(7, 1, 5).String())
+	assert.True(t, Worst{}.Cost(48, 64, costScale).IsZero(), "no price, no cost")
+}
+
+func ptr[T any](v T) *T { return &v }
