@@ -148,6 +148,14 @@ type Writer struct {
 	mu     sync.RWMutex // held for reading while Record enqueues; Close takes it to stop Record
 	closed bool
 	queue  chan Attempt
+	// wake tells the goroutine that takes from the queue to take now: the
+	// queue holds a batch (wakeAt), or Record waits for room. Otherwise
+	// it takes on its tick, so that a Record, on the request path, does
+	// not wake it: readying a parked goroutine can cost a futex call to
+	// start a thread for it, tens of microseconds on a request path that
+	// wants none, for attempts that would wait for the tick anyway.
+	wake   chan struct{}
+	wakeAt int
 
 	stop   chan struct{} // closed by Close: drain and exit
 	done   chan struct{} // closed by run on exit
@@ -198,7 +206,8 @@ func NewWriter(store Store, cfg WriterConfig) (*Writer, error) {
 		store: store, cfg: cfg, log: cfg.Logger, spool: sp,
 		jitter: backoff.NewJitter(cfg.RetryBackoff, 2*time.Second, cfg.Seed),
 		queue:  make(chan Attempt, cfg.QueueSize),
-		stop:   make(chan struct{}), done: make(chan struct{}),
+		wake:   make(chan struct{}, 1), wakeAt: min(cfg.BatchSize, cfg.QueueSize),
+		stop: make(chan struct{}), done: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 		healthy: true,
 	}
@@ -236,12 +245,16 @@ func (w *Writer) Record(a Attempt) error {
 	select {
 	case w.queue <- a:
 		w.recorded.Add(1)
+		if len(w.queue) >= w.wakeAt {
+			w.wakeUp()
+		}
 		return nil
 	default:
 	}
 	if w.groups != nil {
 		// A write-ahead log: wait for the group commit, which never waits
-		// for the store.
+		// for the store. (A full queue holds a batch, so the Record that
+		// filled it past wakeAt woke the group commit.)
 		w.queue <- a
 		w.recorded.Add(1)
 		w.overflowed.Add(1)
@@ -256,6 +269,14 @@ func (w *Writer) Record(a Attempt) error {
 	w.overflowed.Add(1)
 	w.spooled.Add(1)
 	return nil
+}
+
+// wakeUp has the goroutine that takes from the queue take now.
+func (w *Writer) wakeUp() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // it is told already
+	}
 }
 
 // DeadLetter is an attempt Record refused, with the reason: the ledger
@@ -417,26 +438,27 @@ func (w *Writer) run() {
 			batch = batch[:0]
 		}
 	}
-	w.maybeReplay(time.Now())
-	for {
-		select {
-		case a := <-w.queue:
+	take := func() {
+		for a := range w.drain() {
 			batch = append(batch, a)
 			if len(batch) >= w.cfg.BatchSize {
 				flush()
 			}
+		}
+	}
+	w.maybeReplay(time.Now())
+	for {
+		select {
+		case <-w.wake:
+			take()
 		case now := <-tick.C:
+			take()
 			flush()
 			w.maybeReplay(now)
 		case <-w.stop:
 			// Record can no longer enqueue (closed is set under the lock), so
 			// the queue only shrinks from here.
-			for a := range w.drain() {
-				batch = append(batch, a)
-				if len(batch) >= w.cfg.BatchSize {
-					flush()
-				}
-			}
+			take()
 			flush()
 			w.lastReplay = time.Time{}
 			w.maybeReplay(time.Now())
@@ -445,16 +467,12 @@ func (w *Writer) run() {
 	}
 }
 
-// drain yields what is left in the queue once Record can no longer add to it.
+// drain yields what the queue holds when it starts, without waiting: all
+// that is left once Record can no longer add to it.
 func (w *Writer) drain() iter.Seq[Attempt] {
 	return func(yield func(Attempt) bool) {
-		for {
-			select {
-			case a := <-w.queue:
-				if !yield(a) {
-					return
-				}
-			default:
+		for n := len(w.queue); n > 0; n-- {
+			if !yield(<-w.queue) {
 				return
 			}
 		}
@@ -516,24 +534,25 @@ func (w *Writer) commitLoop() {
 			w.log.Error("ledger: spool", "error", err)
 		}
 	}
-	for {
-		select {
-		case a := <-w.queue:
+	take := func() {
+		for a := range w.drain() {
 			pending = append(pending, a)
 			if len(pending) >= w.cfg.BatchSize {
 				flush()
 			}
+		}
+	}
+	for {
+		select {
+		case <-w.wake:
+			take()
 		case <-commit.C:
+			take()
 			flush()
 		case <-rotate.C:
 			closeSegment()
 		case <-w.stop:
-			for a := range w.drain() {
-				pending = append(pending, a)
-				if len(pending) >= w.cfg.BatchSize {
-					flush()
-				}
-			}
+			take()
 			flush()
 			closeSegment()
 			return

@@ -389,6 +389,44 @@ func TestWriterWritesAheadWithinGroupCommit(t *testing.T) {
 	assertSpoolEmpty(t, dir)
 }
 
+// TestRecordLeavesTheWriterAsleep: Record, on the request path, does not
+// wake the goroutine that takes from the queue (readying a parked
+// goroutine can cost a futex call to start a thread, tens of
+// microseconds); an attempt waits in the queue for the tick it would
+// wait for anyway, and a full batch wakes it at once. With a spool
+// directory as without.
+func TestRecordLeavesTheWriterAsleep(t *testing.T) {
+	for _, spool := range []bool{false, true} {
+		t.Run(map[bool]string{false: "memory spool", true: "spool directory"}[spool], func(t *testing.T) {
+			cfg := ledger.WriterConfig{BatchSize: 10, FlushInterval: 100 * time.Millisecond, GroupCommit: 100 * time.Millisecond, Logger: quietLogger()}
+			if spool {
+				cfg.SpoolDir = t.TempDir()
+			}
+			synctest.Test(t, func(t *testing.T) {
+				store := ledger.NewMemoryStore()
+				w, err := ledger.NewWriter(store, cfg)
+				require.NoError(t, err)
+				for _, a := range attempts(0, 9) {
+					require.NoError(t, w.Record(a))
+				}
+				synctest.Wait()
+				assert.Equal(t, 9, w.Stats().Queued, "Record woke the writer: it took from the queue before its tick")
+				require.NoError(t, w.Record(attempt(9)))
+				synctest.Wait()
+				assert.Equal(t, 10, store.Len(), "a full batch is stored at once, with no tick")
+				require.NoError(t, w.Record(attempt(10)))
+				time.Sleep(100 * time.Millisecond) // the flush tick; with a spool directory, the group commit's
+				synctest.Wait()
+				assert.Zero(t, w.Stats().Queued, "taken on the tick")
+				time.Sleep(100 * time.Millisecond) // with a spool directory, the inserter's flush tick
+				synctest.Wait()
+				assert.Equal(t, 11, store.Len())
+				closeWriter(t, w)
+			})
+		})
+	}
+}
+
 // killChild records attempts as fast as it can into a writer with a spool
 // directory and a store that is down, acknowledging each on stdout (its
 // index and the time Record returned) until it is killed.
