@@ -101,3 +101,24 @@ func TestWorstByHand(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkWorst is a budgeted request's worst case on a route of two
+// targets, as the gateway worked it out before Worst (WorstCase of each
+// price by decimal multiplication, the largest rounded up) and with it.
+//
+//	go test -run '^$' -bench Worst -benchmem ./gateway/pricing/
+func BenchmarkWorst(b *testing.B) {
+	table := Default()
+	prices := []Price{table.Models["gpt-4o-mini"], table.Models["claude-sonnet-4-5"]}
+	b.Run("WorstCase", func(b *testing.B) {
+		for range b.N {
+			_ = worstOf(prices, 48, 4096, costScale)
+		}
+	})
+	b.Run("Worst", func(b *testing.B) {
+		w := NewWorst(prices...)
+		for range b.N {
+			_ = w.Cost(48, 4096, costScale)
+		}
+	})
+}
