@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -212,6 +213,81 @@ func TestBadInputIs4xx(t *testing.T) {
 			assert.Contains(t, string(body), tt.want)
 			assert.NotContains(t, string(body), gatewaytest.ProviderKey)
 		})
+	}
+}
+
+// TestMetricsAgreeWithTheLedger: every series a request and its attempts
+// update (requests by route, attempts by outcome, tokens by kind, cost)
+// says what the ledger says, read by its own query, over four routes on
+// three vendors, with reasoning tokens and failed attempts among them.
+func TestMetricsAgreeWithTheLedger(t *testing.T) {
+	fakes := startFakes(t, map[string][]fakeprovider.Fault{"openai": {{Kind: fakeprovider.FaultServerError, Status: 503, Count: 2}}})
+	r := rigOn(t, fakes, ledger.NewMemoryStore(), nil, rigExtras{})
+	routes := []string{"mini", "o4", "claude", "flash"}
+	for range 3 {
+		for _, route := range routes {
+			resp, body := send(t, r.server.URL, tenantKey, `{"model":"`+route+`","messages":[{"role":"user","content":"What is the capital of France?"}]}`, nil)
+			require.Equal(t, 200, resp.StatusCode, "%s", body)
+		}
+	}
+	resp, err := http.Get(r.server.URL + "/metrics")
+	require.NoError(t, err)
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	series := map[string]float64{}
+	for line := range strings.Lines(string(page)) {
+		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(line[i+1:]), 64)
+			require.NoError(t, err, line)
+			series[line[:i]] = v
+		}
+	}
+	for _, route := range routes {
+		assert.Equal(t, 3.0, series[`brownout_requests_total{outcome="ok",route="`+route+`"}`], route)
+		assert.Equal(t, 3.0, series[`brownout_request_duration_seconds_count{route="`+route+`"}`], route)
+	}
+	totals, err := r.store.Totals(context.Background(), ledger.Query{GroupBy: []ledger.Dimension{ledger.ByProvider, ledger.ByModel, ledger.ByOutcome}})
+	require.NoError(t, err)
+	outcomes := map[ledger.Outcome]bool{}
+	type sums struct {
+		tokens   llm.Usage
+		cost     decimal.Decimal
+		attempts int64
+	}
+	byTarget := map[[2]string]*sums{}
+	for _, tot := range totals {
+		outcomes[tot.Outcome] = true
+		labels := `model="` + tot.Model + `",outcome="` + string(tot.Outcome) + `",provider="` + tot.Provider + `"`
+		assert.Equal(t, float64(tot.Attempts), series["brownout_attempts_total{"+labels+"}"], labels)
+		k := [2]string{tot.Provider, tot.Model}
+		if byTarget[k] == nil {
+			byTarget[k] = &sums{}
+		}
+		s := byTarget[k]
+		s.tokens.Input += tot.Tokens.Input
+		s.tokens.Output += tot.Tokens.Output
+		s.tokens.Reasoning += tot.Tokens.Reasoning
+		s.cost = s.cost.Add(tot.Cost)
+		s.attempts += tot.Attempts
+	}
+	assert.True(t, outcomes[ledger.OutcomeServerError], "the failed attempts are in the ledger: %v", outcomes)
+	require.Len(t, byTarget, len(routes))
+	reasoning := false
+	byProvider := map[string]int64{}
+	for k, s := range byTarget {
+		labels := `model="` + k[1] + `",provider="` + k[0] + `"`
+		for kind, n := range map[string]int64{"input": s.tokens.Input, "output": s.tokens.Output, "reasoning": s.tokens.Reasoning} {
+			assert.Equal(t, float64(n), series[`brownout_tokens_total{kind="`+kind+`",`+labels+"}"], "%s %s", labels, kind)
+		}
+		reasoning = reasoning || s.tokens.Reasoning > 0
+		cost := series[`brownout_cost_usd_total{`+labels+`,usage_source="reported"}`] + series[`brownout_cost_usd_total{`+labels+`,usage_source="estimated"}`]
+		assert.InDelta(t, s.cost.InexactFloat64(), cost, 1e-12, labels)
+		byProvider[k[0]] += s.attempts
+	}
+	assert.True(t, reasoning, "a thinking model's reasoning tokens are among them")
+	for provider, n := range byProvider {
+		assert.Equal(t, float64(n), series[`brownout_attempt_duration_seconds_count{provider="`+provider+`"}`], provider)
 	}
 }
 
