@@ -20,7 +20,8 @@
 //	        meter              meter.go       every attempt and every rejection: one ledger row
 //	    Stream.Next            stream.go      idle timeout; a stream that dies mid-way continues on a
 //	                                          target that continues a prefill (Anthropic)
-//	    settle                 budget.go      the reservation becomes the actual cost
+//	    settle                 budget.go      the reservation becomes the actual cost; the handler
+//	                                          settles after the answer is flushed to the client
 //	  complete the key         idempotency_handler.go  after the answer is flushed to the client
 //
 // With keys and budgets in Postgres a request waits for one round trip

@@ -353,21 +353,30 @@ func TestAnswerBeforeTheKeyIsStored(t *testing.T) {
 	store := heldComplete{IdempotencyStore: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil),
 		entered: make(chan struct{}), release: make(chan struct{})}
 	r := rigOn(t, startFakes(t, nil), ledger.NewMemoryStore(), nil, rigExtras{idempotency: store})
+	answeredWhileHeld(t, r, map[string]string{"Idempotency-Key": "held"}, store.entered, "Complete")
+	close(store.release)
+}
+
+// answeredWhileHeld sends capitalBody to r and checks that the client has
+// its whole answer once entered is closed (a store's call has begun, and
+// holds) and before the test lets that call return: the call is off the
+// request's critical path.
+func answeredWhileHeld(t *testing.T, r *rig, headers map[string]string, entered <-chan struct{}, call string) {
+	t.Helper()
 	got := make(chan int, 1)
 	go func() {
-		resp, body := send(t, r.server.URL, tenantKey, capitalBody, map[string]string{"Idempotency-Key": "held"})
+		resp, body := send(t, r.server.URL, tenantKey, capitalBody, headers)
 		if len(body) > 0 {
 			got <- resp.StatusCode
 		}
 	}()
-	<-store.entered // Complete runs, and holds
+	<-entered
 	select {
 	case status := <-got:
 		assert.Equal(t, 200, status)
 	case <-time.After(30 * time.Second): // only a failure detector: the answer comes at once or never
-		t.Error("the client had no answer while Complete ran")
+		t.Errorf("the client had no answer while %s ran", call)
 	}
-	close(store.release)
 }
 
 // heldSettle is a budget store whose Settle waits until the test lets it go.
@@ -392,20 +401,7 @@ func TestAnswerBeforeTheBudgetSettles(t *testing.T) {
 		entered: make(chan struct{}), release: make(chan struct{}), settled: make(chan struct{})}
 	r := rigOn(t, startFakes(t, nil), ledger.NewMemoryStore(), nil,
 		rigExtras{budgets: map[string]gateway.Budget{"acme": {Limit: decimal.NewFromInt(1), Window: budgetWindow}}, budgetStore: store})
-	got := make(chan int, 1)
-	go func() {
-		resp, body := send(t, r.server.URL, tenantKey, capitalBody, nil)
-		if len(body) > 0 {
-			got <- resp.StatusCode
-		}
-	}()
-	<-store.entered // Settle runs, and holds
-	select {
-	case status := <-got:
-		assert.Equal(t, 200, status)
-	case <-time.After(30 * time.Second): // only a failure detector: the answer comes at once or never
-		t.Error("the client had no answer while Settle ran")
-	}
+	answeredWhileHeld(t, r, nil, store.entered, "Settle")
 	close(store.release)
 	<-store.settled
 	spent, reserved := gateway.MemorySpent(store.MemoryBudgets, "acme", time.Now().UTC().Truncate(budgetWindow))
