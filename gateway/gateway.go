@@ -129,6 +129,7 @@ type Gateway struct {
 	budgetStore BudgetStore
 	slices      *slicer
 	worst       map[string]pricing.Worst // by route: the worst case of its targets' prices
+	fixed       map[Target]pricing.Fixed // every routed target's price, for meter
 }
 
 // New checks the options and returns a Gateway: every route names known
@@ -177,11 +178,15 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.retry = opts.Retry.withDefaults()
 	g.budgets, g.budgetStore = opts.Budgets, opts.BudgetStore
-	g.worst = make(map[string]pricing.Worst, len(g.routes))
+	g.worst, g.fixed = make(map[string]pricing.Worst, len(g.routes)), map[Target]pricing.Fixed{}
 	for alias, targets := range g.routes {
 		prices := make([]pricing.Price, len(targets))
-		for i, t := range targets {
-			prices[i], _ = g.prices.Lookup(t.Provider, t.Model) // checked above
+		for i, t := range append(slices.Clone(targets), g.longer[alias]...) {
+			p, _ := g.prices.Lookup(t.Provider, t.Model) // checked above
+			if i < len(prices) {
+				prices[i] = p
+			}
+			g.fixed[t] = pricing.NewFixed(p)
 		}
 		g.worst[alias] = pricing.NewWorst(prices...)
 	}

@@ -39,12 +39,12 @@ type attemptRecord struct {
 func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) decimal.Decimal {
 	finished := g.now()
 	usage, source := g.usage(r)
-	cost, perr := g.prices.Cost(r.target.Provider, r.target.Model, usage)
-	if perr != nil {
-		// New checked every routed model; this is a bug, not a free call.
-		g.log.Error("gateway: unpriced attempt", "target", r.target.String(), "error", perr)
+	price, ok := g.fixed[r.target]
+	if !ok {
+		// New priced every routed target; this is a bug, not a free call.
+		g.log.Error("gateway: unpriced attempt", "target", r.target.String())
 	}
-	cost = cost.Round(ledger.CostScale)
+	cost := price.Cost(usage, ledger.CostScale)
 	a := row(req, r.target, r.n, r.started, finished)
 	a.Tokens, a.UsageSource, a.Cost = usage, source, cost
 	a.Outcome, a.HTTPStatus, a.ProviderReqID = ledger.OutcomeOK, 200, ledger.SanitizeID(r.vendorID)

@@ -9,6 +9,8 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/gateway/llm"
 )
 
 // costScale is the ledger's (ledger.CostScale, which imports this package).
@@ -119,6 +121,75 @@ func BenchmarkWorst(b *testing.B) {
 		w := NewWorst(prices...)
 		for range b.N {
 			_ = w.Cost(48, 4096, costScale)
+		}
+	})
+}
+
+// FuzzFixedAgreesWithCost: Fixed.Cost, integers where they fit, is the
+// price's Cost by decimal multiplication, rounded as decimal.Round rounds,
+// to the digit and to the exponent, for every kind of token, both tiers,
+// and counts up to the int64 range.
+func FuzzFixedAgreesWithCost(f *testing.F) {
+	f.Add(int64(15), int8(18), int64(60), int8(18), int64(75), int8(17), int64(0), int64(20), int64(1), int64(0), int64(0), int64(0), int64(0), uint8(costScale))
+	f.Add(int64(3), int8(20), int64(15), int8(20), int64(30), int8(19), int64(200_000), int64(150_000), int64(800), int64(1200), int64(40_000), int64(20_000), int64(10_000), uint8(costScale))
+	f.Add(int64(1234567890123456789), int8(1), int64(3), int8(20), int64(7), int8(2), int64(40), int64(7), int64(1), int64(0), int64(0), int64(0), int64(0), uint8(costScale))
+	// A half, rounded away from zero, and a prompt in the long tier (found
+	// by the fuzzer against mutants).
+	f.Add(int64(5), int8(20), int64(-7), int8(20), int64(5), int8(20), int64(143), int64(1), int64(1), int64(0), int64(47), int64(95), int64(0), uint8(6))
+	f.Add(int64(-60), int8(81), int64(92), int8(12), int64(-9), int8(127), int64(199964), int64(149945), int64(794), int64(1121), int64(40000), int64(20090), int64(9923), uint8(18))
+	f.Add(int64(7), int8(0), int64(9), int8(0), int64(1), int8(0), int64(0), int64(math.MaxInt64), int64(math.MaxInt64), int64(1), int64(1), int64(1), int64(1), uint8(costScale))
+	f.Fuzz(func(t *testing.T, in int64, inExp int8, out int64, outExp int8, cache int64, cacheExp int8, above,
+		input, output, reasoning, cacheRead, cacheWrite, cacheWrite1h int64, places uint8) {
+		abs := func(v int64) int64 { return max(v, -v, 0) }
+		cached := fuzzRate(abs(cache), cacheExp)
+		plain := Price{Input: fuzzRate(abs(in), inExp), Output: fuzzRate(abs(out), outExp)}
+		long := Price{Input: plain.Output, Output: cached, CacheRead: &plain.Input}
+		tiered := Price{Input: plain.Input, Output: plain.Output, Reasoning: &cached, CacheWrite: &cached, CacheWrite1h: &plain.Output,
+			Long: &long, LongAbove: abs(above)}
+		u := llm.Usage{Input: abs(input), Output: abs(output), Reasoning: abs(reasoning), CacheRead: abs(cacheRead), CacheWrite: abs(cacheWrite), CacheWrite1h: abs(cacheWrite1h)}
+		scale := int32(places % 20)
+		for _, p := range []Price{plain, tiered} {
+			want := p.Cost(u).Round(scale)
+			got := NewFixed(p).Cost(u, scale)
+			require.True(t, want.Equal(got), "usage %+v, %d places: %s, want %s", u, scale, got, want)
+			require.Equal(t, want.Exponent(), got.Exponent(), "usage %+v, %d places: %s, want %s", u, scale, got, want)
+		}
+	})
+}
+
+// TestFixedTakesTheDefaultTable: every shipped price, for the usage an
+// attempt reports, is worked out in integers, to Cost's value rounded.
+func TestFixedTakesTheDefaultTable(t *testing.T) {
+	table := Default()
+	for _, name := range slices.Sorted(maps.Keys(table.Models)) {
+		p := table.Models[name]
+		for _, u := range []llm.Usage{{Input: 20, Output: 1}, {Input: 1200, Output: 300, Reasoning: 900}, {Input: 250_000, Output: 4096, CacheRead: 30_000, CacheWrite: 2000, CacheWrite1h: 1000}} {
+			got, ok := NewFixed(p).fast(u, costScale)
+			require.True(t, ok, "%s, usage %+v: not in integers", name, u)
+			want := p.Cost(u).Round(costScale)
+			assert.True(t, want.Equal(got), "%s, usage %+v: %s, want %s", name, u, got, want)
+		}
+	}
+}
+
+// BenchmarkFixed is an attempt's cost as the gateway worked it out before
+// Fixed (the table's Cost by decimal multiplication, then Round) and with
+// it.
+//
+//	go test -run '^$' -bench 'Worst|Fixed' -benchmem ./gateway/pricing/
+func BenchmarkFixed(b *testing.B) {
+	table := Default()
+	u := llm.Usage{Input: 20, Output: 1}
+	b.Run("Cost", func(b *testing.B) {
+		for range b.N {
+			c, _ := table.Cost("openai", "gpt-4o-mini", u)
+			_ = c.Round(costScale)
+		}
+	})
+	b.Run("Fixed", func(b *testing.B) {
+		f := NewFixed(table.Models["gpt-4o-mini"])
+		for range b.N {
+			_ = f.Cost(u, costScale)
 		}
 	})
 }
