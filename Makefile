@@ -6,7 +6,8 @@ test:
 
 # Benchmarks need Docker for Postgres, as tests do; see each package's bench_test.go.
 bench:
-	scripts/with-postgres.sh go test -run '^$$' -bench . -benchtime 200000x ./gateway/ledger/
+	scripts/with-postgres.sh go test -run '^$$' -bench 'Writer|RawInsert' -benchtime 200000x ./gateway/ledger/
+	go test -run '^$$' -bench RecordSpaced -benchtime 2000x ./gateway/ledger/
 	go test -run '^$$' -bench Serve -benchtime 20000x ./fakeprovider/
 	scripts/with-postgres.sh go test -run '^$$' -bench 'Overhead|SustainedDurable|SpacedInMemory' -benchtime 1x ./gateway/
 	go test -run '^$$' -bench Samples -benchtime 20000x ./evals/

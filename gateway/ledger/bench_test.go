@@ -17,7 +17,7 @@ import (
 
 // The ledger benchmarks run against the containerized Postgres:
 //
-//	go test -run '^$' -bench . -benchtime 200000x ./gateway/ledger/
+//	go test -run '^$' -bench 'Writer|RawInsert' -benchtime 200000x ./gateway/ledger/
 //
 // BenchmarkWriter is the saturated rate through the async writer (Record on
 // four goroutines as fast as they can, until Close has flushed everything).
