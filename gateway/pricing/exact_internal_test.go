@@ -100,6 +100,7 @@ func TestWorstByHand(t *testing.T) {
 	// 7 × 0.15 + 1 × 30 = 31.05 against 7 × 3 + 15 = 36; per million 0.000036, to 5 places up.
 	assert.Equal(t, "0.00004", w.Cost(7, 1, 5).String())
 	assert.True(t, Worst{}.Cost(48, 64, costScale).IsZero(), "no price, no cost")
+	assert.True(t, w.Cost(48, -1000, costScale).IsZero(), "a negative count (no client's: the handler refuses it) reserves nothing, never less")
 }
 
 func ptr[T any](v T) *T { return &v }

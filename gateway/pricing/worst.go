@@ -44,17 +44,15 @@ func NewWorst(prices ...Price) Worst {
 	return Worst{prices: prices, tiers: tiers, exp: exp}
 }
 
-// Cost is the largest WorstCase(input, maxOutput) of w's prices, rounded
-// up to places decimal places.
+// Cost is the largest WorstCase(input, maxOutput) of w's prices, and
+// zero at least, rounded up to places decimal places.
 func (w Worst) Cost(input, maxOutput int64, places int32) decimal.Decimal {
 	if c, ok := w.fast(input, maxOutput, places); ok {
 		return c
 	}
 	worst := decimal.Zero
-	for i, p := range w.prices {
-		if c := p.WorstCase(input, maxOutput); i == 0 || c.GreaterThan(worst) {
-			worst = c
-		}
+	for _, p := range w.prices {
+		worst = decimal.Max(worst, p.WorstCase(input, maxOutput))
 	}
 	return worst.RoundUp(places)
 }
