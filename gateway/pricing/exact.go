@@ -86,7 +86,7 @@ func rounded(v uint64, exp, places int32, up bool) (_ decimal.Decimal, ok bool) 
 // is the zero price.
 type Fixed struct {
 	price Price
-	coefs [2][]int64 // by tier, the rates of fixedKinds' tokens; nil: the integer path is off
+	coefs [2][]int64 // by tier, the rates of input, output, reasoning, cache read, cache write and 1-hour cache write tokens; nil: the integer path is off
 	exp   int32
 }
 

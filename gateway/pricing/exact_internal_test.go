@@ -26,7 +26,7 @@ func worstOf(prices []Price, input, maxOutput int64, places int32) decimal.Decim
 	return worst.RoundUp(places)
 }
 
-// fuzzRate is coef × 10^exp as a Rate, exp in [-20, 3].
+// fuzzRate is coef × 10^exp as a Rate, exp in [-43, 3].
 func fuzzRate(coef int64, exp int8) Rate {
 	return Rate{Decimal: decimal.New(coef, int32(exp)%24-20), set: true}
 }
