@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,50 @@ type Metrics struct {
 	breaker    *prometheus.GaugeVec
 	refused    *prometheus.CounterVec
 	queueDepth prometheus.GaugeFunc
+
+	// The series every request and attempt updates, by their label
+	// values, once they exist (children).
+	requestsOf, attemptsOf, costOf, tokensOf children[prometheus.Counter]
+	latencyOf, upstreamOf                    children[prometheus.Observer]
+}
+
+// children caches a vector's series by their label values (at most three;
+// fewer are ""). A vector's own lookup hashes and checks every label value
+// on every call, seven times a request; this is one map read under a read
+// lock. Its keys are the vectors' own series (configured routes and
+// targets; outcomes, usage sources and kinds of tokens of fixed sets), so
+// it is bounded as they are.
+type children[T any] struct {
+	mu   sync.RWMutex
+	of   map[[3]string]T
+	with func(...string) T // the vector's WithLabelValues
+	n    int               // its number of labels
+}
+
+func newChildren[T any](n int, with func(...string) T) children[T] {
+	return children[T]{of: map[[3]string]T{}, with: with, n: n}
+}
+
+// get is the series of the label values lvs.
+func (c *children[T]) get(lvs ...string) T {
+	var k [3]string
+	copy(k[:], lvs)
+	c.mu.RLock()
+	v, ok := c.of[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	return c.create(k)
+}
+
+// create makes the series of k (the vector returns it if it exists).
+func (c *children[T]) create(k [3]string) T {
+	v := c.with(k[:c.n]...)
+	c.mu.Lock()
+	c.of[k] = v
+	c.mu.Unlock()
+	return v
 }
 
 // NewMetrics registers the gateway's metrics on reg. queueDepth, when not
@@ -48,6 +93,9 @@ func NewMetrics(reg prometheus.Registerer, queueDepth func() float64) *Metrics {
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brownout_ledger_refused_total",
 		Help: "Attempts the ledger refused to record, by reason (invalid, closed, spool); each is kept as a dead letter."}, []string{"reason"})
 	reg.MustRegister(m.requests, m.attempts, m.cost, m.tokens, m.latency, m.upstream, m.breaker, m.refused)
+	m.requestsOf, m.attemptsOf = newChildren(2, m.requests.WithLabelValues), newChildren(3, m.attempts.WithLabelValues)
+	m.costOf, m.tokensOf = newChildren(3, m.cost.WithLabelValues), newChildren(3, m.tokens.WithLabelValues)
+	m.latencyOf, m.upstreamOf = newChildren(1, m.latency.WithLabelValues), newChildren(1, m.upstream.WithLabelValues)
 	if queueDepth != nil {
 		m.queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "brownout_ledger_queue_depth",
 			Help: "Attempts waiting in the ledger writer's queue."}, queueDepth)
@@ -60,17 +108,17 @@ func (m *Metrics) attempt(t Target, outcome ledger.Outcome, source ledger.UsageS
 	if m == nil {
 		return
 	}
-	m.attempts.WithLabelValues(t.Provider, t.Model, string(outcome)).Inc()
-	m.cost.WithLabelValues(t.Provider, t.Model, string(source)).Add(cost.InexactFloat64())
+	m.attemptsOf.get(t.Provider, t.Model, string(outcome)).Inc()
+	m.costOf.get(t.Provider, t.Model, string(source)).Add(cost.InexactFloat64())
 	for _, k := range []struct {
 		kind string
 		n    int64
 	}{{"input", u.Input}, {"output", u.Output}, {"reasoning", u.Reasoning}, {"cache_read", u.CacheRead}, {"cache_write", u.CacheWrite}, {"cache_write_1h", u.CacheWrite1h}} {
 		if k.n > 0 {
-			m.tokens.WithLabelValues(t.Provider, t.Model, k.kind).Add(float64(k.n))
+			m.tokensOf.get(t.Provider, t.Model, k.kind).Add(float64(k.n))
 		}
 	}
-	m.upstream.WithLabelValues(t.Provider).Observe(d.Seconds())
+	m.upstreamOf.get(t.Provider).Observe(d.Seconds())
 }
 
 // ledgerRefused counts an attempt the ledger's Record refused.
@@ -92,8 +140,8 @@ func (m *Metrics) request(route, outcome string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(route, outcome).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	m.requestsOf.get(route, outcome).Inc()
+	m.latencyOf.get(route).Observe(d.Seconds())
 }
 
 func (m *Metrics) breakerState(ev BreakerEvent) {
