@@ -206,7 +206,10 @@ func (a *Attempt) Validate() error {
 // (NUMERIC(20,12) in Postgres): a millionth of a micro-dollar.
 const CostScale = 12
 
-var maxCost = decimal.New(1, 20-CostScale) // NUMERIC(20,12) holds values below 10^8
+// maxCost is 10^8, the least cost NUMERIC(20,12) cannot hold, at the
+// ledger's scale: a cost at that scale (every metered one) compares with it
+// without a rescale, which would allocate.
+var maxCost = decimal.New(1, 20-CostScale).Round(CostScale)
 
 // CheckID reports why s cannot be an identifier column of the ledger
 // (tenant, route, provider, model, keys): longer than MaxIDLen bytes, not

@@ -30,6 +30,9 @@ func TestValidateRejectsBadInput(t *testing.T) {
 		{"negative cost", func(a *ledger.Attempt) { a.Cost = decimal.RequireFromString("-0.01") }, "cost"},
 		{"cost finer than the ledger keeps", func(a *ledger.Attempt) { a.Cost = decimal.RequireFromString("0.0000000000001") }, "cost"},
 		{"cost too large for NUMERIC(20,12)", func(a *ledger.Attempt) { a.Cost = decimal.New(1, 8) }, "cost"},
+		{"cost too large for NUMERIC(20,12), at the ledger's scale", func(a *ledger.Attempt) {
+			a.Cost = decimal.RequireFromString("100000000.000000000000")
+		}, "cost"},
 		{"unknown outcome", func(a *ledger.Attempt) { a.Outcome = "exploded" }, "outcome"},
 		{"empty outcome", func(a *ledger.Attempt) { a.Outcome = "" }, "outcome"},
 		{"unknown usage source", func(a *ledger.Attempt) { a.UsageSource = "guessed" }, "usage_source"},
@@ -49,6 +52,14 @@ func TestValidateRejectsBadInput(t *testing.T) {
 			assert.Equal(t, tt.field, inv.Field, "error %q names the wrong field", err)
 		})
 	}
+}
+
+// TestValidateTakesTheLargestCost: NUMERIC(20,12)'s largest value is a
+// valid cost.
+func TestValidateTakesTheLargestCost(t *testing.T) {
+	a := attempt(1)
+	a.Cost = decimal.RequireFromString("99999999.999999999999")
+	require.NoError(t, a.Validate())
 }
 
 func TestValidateNormalises(t *testing.T) {
