@@ -87,7 +87,8 @@ func BenchmarkOverhead(b *testing.B) {
 	// Idempotency-Key (a new one per request) and a tenant budget, in memory
 	// or in Postgres beside the ledger; "all+slices" slices the budget.
 	configs := []overheadConfig{{name: "memory/ledger"}, {name: "memory/all", idem: true, budget: true},
-		{name: "reference/json-forwarder", forwarder: true}, {name: "memory/ledger-apart", apart: true}}
+		{name: "reference/json-forwarder", forwarder: true}, {name: "memory/ledger-apart", apart: true},
+		{name: "memory/all-apart", idem: true, budget: true, apart: true}}
 	for _, durable := range []bool{false, true} {
 		fsync := map[bool]string{false: "fsync-off", true: "fsync-on"}[durable]
 		configs = append(configs,
@@ -584,7 +585,7 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 	var metered func() uint64
 	if x.apart {
 		var urls []string
-		urls, metered = frontsApart(b, fake.URL)
+		urls, metered = frontsApart(b, fake.URL, x.idem != nil)
 		proxyURL, gwURL = urls[0], urls[2]
 	}
 
@@ -820,9 +821,13 @@ func BenchmarkSpacedInMemory(b *testing.B) {
 // spacedFronts in place of its tests: BenchmarkSpacedInMemory's child.
 const spacedFrontsEnv = "BROWNOUT_SPACED_FRONTS"
 
+// spacedKeysEnv, set beside spacedFrontsEnv, gives the child's gateway
+// memory/all's keys and budget (startFronts' keys).
+const spacedKeysEnv = "BROWNOUT_SPACED_KEYS"
+
 func init() {
 	if u := os.Getenv(spacedFrontsEnv); u != "" {
-		os.Exit(spacedFronts(u, os.Stdin, os.Stdout))
+		os.Exit(spacedFronts(u, os.Getenv(spacedKeysEnv) != "", os.Stdin, os.Stdout))
 	}
 }
 
@@ -832,8 +837,10 @@ func init() {
 // behind a writer spooling in spool (as memory/ledger's writer does, its
 // group commit beside the requests). It returns their URLs in that order,
 // and stop, which closes them all, the writer last, and returns how many
-// attempts the gateway metered.
-func startFronts(upstream, spool string) (urls []string, stop func() (uint64, error), err error) {
+// attempts the gateway metered. With keys, the gateway is memory/all's:
+// an in-memory Idempotency store, and its tenant's budget as memory/all's
+// (1,000,000 USD a day, in memory).
+func startFronts(upstream, spool string, keys bool) (urls []string, stop func() (uint64, error), err error) {
 	target, err := url.Parse(upstream)
 	if err != nil {
 		return nil, nil, err
@@ -843,6 +850,11 @@ func startFronts(upstream, spool string) (urls []string, stop func() (uint64, er
 		Providers: map[string]gateway.ProviderConfig{"openai": {Vendor: "openai", BaseURL: upstream, APIKeyEnv: keyEnv}},
 		Routes:    map[string][]string{"chat": {"openai/gpt-4o-mini"}},
 		Tenants:   []gateway.TenantConfig{{Name: "t", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey(gatewaytest.DefaultKey))}},
+	}
+	var idem gateway.IdempotencyStore
+	if keys {
+		gc.Tenants[0].BudgetUSD, gc.Tenants[0].BudgetWindow = &pricing.Rate{Decimal: decimal.RequireFromString("1000000")}, 24*time.Hour
+		idem = gateway.NewMemoryIdempotency(gateway.IdempotencySettings{}, nil)
 	}
 	if err := gc.Validate(); err != nil {
 		return nil, nil, err
@@ -869,7 +881,7 @@ func startFronts(upstream, spool string) (urls []string, stop func() (uint64, er
 	fwClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	var servers []*httptest.Server
 	for _, h := range []http.Handler{proxy, jsonForwarder(fwClient, upstream+"/v1/chat/completions", "gpt-4o-mini"),
-		g.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: gc.MaxBodyBytes})} {
+		g.Handler(gateway.HandlerOptions{Tenants: built.Tenants, MaxBodyBytes: gc.MaxBodyBytes, Idempotency: idem})} {
 		srv := httptest.NewServer(h)
 		servers = append(servers, srv)
 		urls = append(urls, srv.URL)
@@ -890,8 +902,8 @@ func startFronts(upstream, spool string) (urls []string, stop func() (uint64, er
 
 // spacedFronts serves startFronts before the fake at upstream until in
 // ends: it writes the three URLs on one line of out, and at the end how
-// many attempts the gateway metered.
-func spacedFronts(upstream string, in io.Reader, out io.Writer) int {
+// many attempts the gateway metered. keys is startFronts'.
+func spacedFronts(upstream string, keys bool, in io.Reader, out io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "spaced fronts:", err)
 		return 2
@@ -901,7 +913,7 @@ func spacedFronts(upstream string, in io.Reader, out io.Writer) int {
 		return fail(err)
 	}
 	defer os.RemoveAll(spool)
-	urls, stop, err := startFronts(upstream, spool)
+	urls, stop, err := startFronts(upstream, spool, keys)
 	if err != nil {
 		return fail(err)
 	}
@@ -918,10 +930,13 @@ func spacedFronts(upstream string, in io.Reader, out io.Writer) int {
 // frontsApart starts a child process serving the proxy, the forwarder and
 // the gateway (ledger in memory) before the fake at upstream, and returns
 // their URLs, in that order, and metered, which ends the child and returns
-// how many attempts its gateway metered.
-func frontsApart(b *testing.B, upstream string) (urls []string, metered func() uint64) {
+// how many attempts its gateway metered. keys is startFronts'.
+func frontsApart(b *testing.B, upstream string, keys bool) (urls []string, metered func() uint64) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), spacedFrontsEnv+"="+upstream)
+	if keys {
+		cmd.Env = append(cmd.Env, spacedKeysEnv+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -962,11 +977,11 @@ func spaced(b *testing.B, gap time.Duration, apart bool) {
 	var urls []string // the proxy's, the forwarder's and the gateway's
 	var metered func() uint64
 	if apart {
-		urls, metered = frontsApart(b, fake.URL)
+		urls, metered = frontsApart(b, fake.URL, false)
 	} else {
 		var stop func() (uint64, error)
 		var err error
-		if urls, stop, err = startFronts(fake.URL, b.TempDir()); err != nil {
+		if urls, stop, err = startFronts(fake.URL, b.TempDir(), false); err != nil {
 			b.Fatal(err)
 		}
 		metered = func() uint64 {
@@ -1391,40 +1406,65 @@ func TestJSONForwarder(t *testing.T) {
 
 // TestSpacedFronts: BenchmarkSpacedInMemory's child serves the three fronts
 // before the fake it is given, each answering with the fake's answer, and
-// says at the end that the gateway metered what it served.
+// says at the end that the gateway metered what it served. With keys
+// (memory/all-apart's child), its gateway replays a repeated
+// Idempotency-Key and holds its tenant to the budget.
 func TestSpacedFronts(t *testing.T) {
-	fake := fakeprovider.NewServer(parisFake())
-	t.Cleanup(fake.Close)
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	code := make(chan int, 1)
-	go func() {
-		code <- spacedFronts(fake.URL, inR, outW)
-		outW.Close()
-	}()
-	lines := bufio.NewScanner(outR)
-	require.True(t, lines.Scan(), "the fronts' URLs")
-	urls := strings.Fields(lines.Text())
-	require.Len(t, urls, 3)
-	for i, u := range urls {
-		model := map[bool]string{false: "gpt-4o-mini", true: "chat"}[i == 2]
-		req, err := http.NewRequest("POST", u+"/v1/chat/completions",
-			strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"Capital of France?"}]}`))
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		require.NoError(t, err)
-		require.Equal(t, 200, resp.StatusCode, "front %d: %s", i, body)
-		assert.Contains(t, string(body), `"content":"Paris"`, "front %d", i)
+	for _, keys := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keys=%v", keys), func(t *testing.T) {
+			fake := fakeprovider.NewServer(parisFake())
+			t.Cleanup(fake.Close)
+			inR, inW := io.Pipe()
+			outR, outW := io.Pipe()
+			code := make(chan int, 1)
+			go func() {
+				code <- spacedFronts(fake.URL, keys, inR, outW)
+				outW.Close()
+			}()
+			lines := bufio.NewScanner(outR)
+			require.True(t, lines.Scan(), "the fronts' URLs")
+			urls := strings.Fields(lines.Text())
+			require.Len(t, urls, 3)
+			post := func(u, model, maxTokens, key string) *http.Response {
+				req, err := http.NewRequest("POST", u+"/v1/chat/completions",
+					strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"Capital of France?"}]`+maxTokens+`}`))
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "Bearer "+gatewaytest.DefaultKey)
+				req.Header.Set("Idempotency-Key", key)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				return resp
+			}
+			for i, u := range urls {
+				model := map[bool]string{false: "gpt-4o-mini", true: "chat"}[i == 2]
+				resp := post(u, model, "", "k1")
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				require.Equal(t, 200, resp.StatusCode, "front %d: %s", i, body)
+				assert.Contains(t, string(body), `"content":"Paris"`, "front %d", i)
+			}
+			metered := "1"
+			if keys {
+				resp := post(urls[2], "chat", "", "k1")
+				resp.Body.Close()
+				assert.Equal(t, "true", resp.Header.Get("Idempotent-Replayed"), "the key's second request replays")
+				// 2e12 output tokens of gpt-4o-mini are 1.2 million USD at
+				// worst, over the tenant's million a day.
+				resp = post(urls[2], "chat", `,"max_tokens":2000000000000`, "k2")
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "%s", body)
+				assert.Contains(t, string(body), "budget_exceeded")
+				metered = "2" // the answer, and the refusal at zero cost
+			}
+			require.NoError(t, inW.Close())
+			require.True(t, lines.Scan(), "the metered count")
+			assert.Equal(t, metered, lines.Text(), "the gateway metered its requests")
+			assert.Equal(t, 0, <-code)
+			assert.Len(t, fake.Journal(), 3, "each front called the fake once")
+		})
 	}
-	require.NoError(t, inW.Close())
-	require.True(t, lines.Scan(), "the metered count")
-	assert.Equal(t, "1", lines.Text(), "the gateway metered its one request")
-	assert.Equal(t, 0, <-code)
-	assert.Len(t, fake.Journal(), 3, "each front called the fake once")
 }
 
 // TestCommitThenProxy: the Postgres reference rows' handler commits one
