@@ -73,10 +73,10 @@ type overheadConfig struct {
 // goal: reference/json-forwarder runs jsonForwarder, and each Postgres's
 // reference-proxy+commit runs commitThenProxy (one commit, then the
 // proxy); their verdicts say whether they would meet the goal of their
-// kind, so whether it can be met here. memory/ledger-apart is
-// memory/ledger with the gateway and the proxy in a child process of their
-// own, away from the load generator and the fake, as in production (see
-// BenchmarkSpacedInMemory). Each configuration is a sub-benchmark; at the
+// kind, so whether it can be met here. memory/ledger-apart and
+// memory/all-apart are memory/ledger and memory/all with the gateway and
+// the proxy in a child process of their own, away from the load generator
+// and the fake, as in production (see BenchmarkSpacedInMemory). Each configuration is a sub-benchmark; at the
 // end the benchmark prints one table of them all (`make bench`), with
 // Postgres run twice: fsync off (the test container's default) and on
 // (production's durability).
