@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/internal/jsonscan"
 	"github.com/brownout-dev/brownout/internal/sse"
@@ -340,13 +338,13 @@ type chatMessage struct {
 // (BenchmarkEncodeCodecsCold).
 func appendCompletion(b []byte, c *chatCompletion) []byte {
 	b = append(b, `{"id":`...)
-	b = appendQuoted(b, c.ID)
+	b = jsonscan.AppendQuoted(b, c.ID)
 	b = append(b, `,"object":`...)
-	b = appendQuoted(b, c.Object)
+	b = jsonscan.AppendQuoted(b, c.Object)
 	b = append(b, `,"created":`...)
 	b = strconv.AppendInt(b, c.Created, 10)
 	b = append(b, `,"model":`...)
-	b = appendQuoted(b, c.Model)
+	b = jsonscan.AppendQuoted(b, c.Model)
 	b = append(b, `,"choices":`...)
 	if c.Choices == nil {
 		b = append(b, "null"...)
@@ -370,7 +368,7 @@ func appendCompletion(b []byte, c *chatCompletion) []byte {
 			if ch.FinishReason == nil {
 				b = append(b, "null"...)
 			} else {
-				b = appendQuoted(b, *ch.FinishReason)
+				b = jsonscan.AppendQuoted(b, *ch.FinishReason)
 			}
 			b = append(b, `,"logprobs":`...)
 			if ch.Logprobs == nil {
@@ -407,23 +405,16 @@ func appendMessage(b []byte, m *chatMessage) []byte {
 	b = append(b, '{')
 	if m.Role != "" {
 		b = append(b, `"role":`...)
-		b = appendQuoted(b, m.Role)
+		b = jsonscan.AppendQuoted(b, m.Role)
 	}
 	if m.Content != nil {
 		if m.Role != "" {
 			b = append(b, ',')
 		}
 		b = append(b, `"content":`...)
-		b = appendQuoted(b, *m.Content)
+		b = jsonscan.AppendQuoted(b, *m.Content)
 	}
 	return append(b, '}')
-}
-
-// appendQuoted appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as json.Marshal makes it; the error that reports it is dropped.
-func appendQuoted(b []byte, s string) []byte {
-	b, _ = jsontext.AppendQuote(b, s)
-	return b
 }
 
 // chunkWriter writes a streamed answer's chat.completion.chunk events.

@@ -1,6 +1,7 @@
 // Package jsonscan reads the few fields a decoder wants from a JSON
 // object, with no reflection: the gateway's decoders of the bodies every
-// request decodes (the client's chat request, the vendor's answer).
+// request decodes (the client's chat request, the vendor's answer). Its
+// AppendQuoted is the string its appenders write the other way.
 package jsonscan
 
 import (
@@ -452,4 +453,11 @@ func digits(d []byte, i int) (int, bool) {
 		j++
 	}
 	return j, j > i
+}
+
+// AppendQuoted appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as json.Marshal makes it; the error that reports it is dropped.
+func AppendQuoted(b []byte, s string) []byte {
+	b, _ = jsontext.AppendQuote(b, s)
+	return b
 }

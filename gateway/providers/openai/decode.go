@@ -3,8 +3,6 @@ package openai
 import (
 	"strconv"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
 	"github.com/brownout-dev/brownout/internal/jsonscan"
@@ -232,7 +230,7 @@ func stringOrNull(s *jsonscan.Scanner) string {
 // reflection, as the answer is read without it.
 func appendRequest(b []byte, req *llm.Request, stream bool) []byte {
 	b = append(b, `{"model":`...)
-	b = appendQuoted(b, req.Model)
+	b = jsonscan.AppendQuoted(b, req.Model)
 	b = append(b, `,"messages":`...)
 	if req.Messages == nil {
 		b = append(b, "null"...)
@@ -243,9 +241,9 @@ func appendRequest(b []byte, req *llm.Request, stream bool) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"role":`...)
-			b = appendQuoted(b, m.Role)
+			b = jsonscan.AppendQuoted(b, m.Role)
 			b = append(b, `,"content":`...)
-			b = appendQuoted(b, m.Content)
+			b = jsonscan.AppendQuoted(b, m.Content)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -264,7 +262,7 @@ func appendRequest(b []byte, req *llm.Request, stream bool) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendQuoted(b, s)
+			b = jsonscan.AppendQuoted(b, s)
 		}
 		b = append(b, ']')
 	}
@@ -273,11 +271,4 @@ func appendRequest(b []byte, req *llm.Request, stream bool) []byte {
 		b = append(b, `,"stream":true,"stream_options":{"include_usage":true}`...)
 	}
 	return append(b, '}')
-}
-
-// appendQuoted appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as json.Marshal makes it; the error that reports it is dropped.
-func appendQuoted(b []byte, s string) []byte {
-	b, _ = jsontext.AppendQuote(b, s)
-	return b
 }
