@@ -3,13 +3,12 @@ package gateway
 import (
 	"crypto/sha256"
 	"encoding/json"
-	"slices"
 	"testing"
-	"time"
 
 	jsonexp "github.com/go-json-experiment/json/v1"
 
 	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/coldbench"
 )
 
 // plainChat is the common request as a reflection decoder reads it, every
@@ -110,11 +109,10 @@ func BenchmarkDecodeCodecs(b *testing.B) {
 //
 //	go test -run '^$' -bench DecodeCodecsCold -benchtime 400x ./gateway/
 func BenchmarkDecodeCodecsCold(b *testing.B) {
-	junk := make([]byte, 32<<20)
 	for i, s := range decodeSamples {
 		for _, c := range decoders(i) {
 			b.Run(s.name+"/"+c.name, func(b *testing.B) {
-				cold(b, junk, func() bool { return c.decode(s.data) })
+				coldbench.Run(b, func() bool { return c.decode(s.data) })
 			})
 		}
 	}
@@ -179,37 +177,16 @@ func BenchmarkEncodeCodecs(b *testing.B) {
 //
 //	go test -run '^$' -bench EncodeCodecsCold -benchtime 400x ./gateway/
 func BenchmarkEncodeCodecsCold(b *testing.B) {
-	junk := make([]byte, 32<<20)
 	for _, v := range encodeSamples() {
 		for _, c := range encodeCodecs {
 			b.Run(v.name+"/"+c.name, func(b *testing.B) {
-				cold(b, junk, func() bool {
+				coldbench.Run(b, func() bool {
 					got, err := c.marshal(v.v)
 					return err == nil && len(got) > 0
 				})
 			})
 		}
 	}
-}
-
-// cold runs f b.N times, each after writing junk (32 MiB) to empty the
-// caches, and reports the median of f's own times as ns/op; it fails if
-// f reports failure.
-func cold(b *testing.B, junk []byte, f func() bool) {
-	took := make([]time.Duration, 0, b.N)
-	for range b.N {
-		for i := 0; i < len(junk); i += 64 {
-			junk[i]++
-		}
-		start := time.Now()
-		ok := f()
-		took = append(took, time.Since(start))
-		if !ok {
-			b.Fatal("failed")
-		}
-	}
-	slices.Sort(took)
-	b.ReportMetric(float64(took[len(took)/2].Nanoseconds()), "ns/op")
 }
 
 // BenchmarkRequestHashCold hashes a request for its Idempotency-Key as
@@ -222,7 +199,6 @@ func BenchmarkRequestHashCold(b *testing.B) {
 	temperature := 0.2
 	req := &Request{Route: "chat", LLM: llm.Request{Model: "gpt-4o-mini", MaxTokens: 64, Temperature: &temperature,
 		Messages: []llm.Message{{Role: "system", Content: "You are terse."}, {Role: "user", Content: "What is the capital of France? One word."}}}}
-	junk := make([]byte, 32<<20)
 	for _, h := range []struct {
 		name string
 		hash func() []byte
@@ -235,7 +211,7 @@ func BenchmarkRequestHashCold(b *testing.B) {
 		}},
 	} {
 		b.Run(h.name, func(b *testing.B) {
-			cold(b, junk, func() bool { return len(h.hash()) == sha256.Size })
+			coldbench.Run(b, func() bool { return len(h.hash()) == sha256.Size })
 		})
 	}
 }

@@ -13,16 +13,8 @@ import (
 // finds the caches cold (BenchmarkDecodeCompletionCold); any other goes to
 // Decode, which takes the same body to the same completion
 // (FuzzDecodeCompletion).
-func decodeCompletion(body []byte) (completion, error) { return scanOrDecode(body, scanCompletion) }
-
-// scanOrDecode decodes data with scan, or with Decode where scan declines.
-func scanOrDecode[T any](data []byte, scan func([]byte) (T, bool)) (T, error) {
-	if v, ok := scan(data); ok {
-		return v, nil
-	}
-	var v T
-	err := wire.Decode(data, &v)
-	return v, err
+func decodeCompletion(body []byte) (completion, error) {
+	return wire.ScanOrDecode(body, scanCompletion)
 }
 
 // scanCompletion reads body with a jsonscan.Scanner; false if it declines.
@@ -145,7 +137,7 @@ func scanUsage(s *jsonscan.Scanner) *usage {
 
 // decodeChunk decodes one event of a stream, as decodeCompletion does an
 // answer (FuzzDecodeChunk).
-func decodeChunk(data []byte) (chunk, error) { return scanOrDecode(data, scanChunk) }
+func decodeChunk(data []byte) (chunk, error) { return wire.ScanOrDecode(data, scanChunk) }
 
 // scanChunk reads data with a jsonscan.Scanner; false if it declines.
 func scanChunk(data []byte) (chunk, bool) {

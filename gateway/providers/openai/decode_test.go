@@ -4,15 +4,15 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
+	"github.com/brownout-dev/brownout/gateway/providers/internal/wiretest"
+	"github.com/brownout-dev/brownout/internal/coldbench"
 	"github.com/brownout-dev/brownout/internal/testmain"
 )
 
@@ -91,7 +91,7 @@ func FuzzDecodeCompletion(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, body []byte) { agreesWithDecode(t, body, decodeCompletion) })
+	f.Fuzz(func(t *testing.T, body []byte) { wiretest.AgreesWithDecode(t, body, decodeCompletion) })
 }
 
 // FuzzDecodeChunk holds the scanner to Decode for a stream's events, as
@@ -115,21 +115,7 @@ func FuzzDecodeChunk(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { agreesWithDecode(t, data, decodeChunk) })
-}
-
-// agreesWithDecode fails t unless decode and Decode both fail on data, or
-// both decode it to the same value.
-func agreesWithDecode[T any](t *testing.T, data []byte, decode func([]byte) (T, error)) {
-	var want T
-	wantErr := wire.Decode(data, &want)
-	got, err := decode(data)
-	if (wantErr == nil) != (err == nil) {
-		t.Fatalf("%q: Decode's error %v, the scanner's %v", data, wantErr, err)
-	}
-	if err == nil {
-		assert.Equal(t, want, got, "%q", data)
-	}
+	f.Fuzz(func(t *testing.T, data []byte) { wiretest.AgreesWithDecode(t, data, decodeChunk) })
 }
 
 // TestScannerTakesTheCommonChunks: the events OpenAI streams are read by
@@ -175,23 +161,12 @@ var completionDecoders = []struct {
 //
 //	go test -run '^$' -bench DecodeCompletionCold -benchtime 400x ./gateway/providers/openai/
 func BenchmarkDecodeCompletionCold(b *testing.B) {
-	junk := make([]byte, 32<<20)
 	for _, d := range completionDecoders {
 		b.Run(d.name, func(b *testing.B) {
-			took := make([]time.Duration, 0, b.N)
-			for range b.N {
-				for i := 0; i < len(junk); i += 64 {
-					junk[i]++
-				}
-				start := time.Now()
+			coldbench.Run(b, func() bool {
 				c, err := d.decode([]byte(answer))
-				took = append(took, time.Since(start))
-				if err != nil || c.Usage == nil {
-					b.Fatal(err)
-				}
-			}
-			slices.Sort(took)
-			b.ReportMetric(float64(took[len(took)/2].Nanoseconds()), "ns/op")
+				return err == nil && c.Usage != nil
+			})
 		})
 	}
 }

@@ -71,6 +71,19 @@ func scrub(err error) error {
 // words differ from encoding/json's; they are only ever wrapped.
 func Decode(data []byte, v any) error { return jsonexp.Unmarshal(data, v) }
 
+// ScanOrDecode decodes data with scan, a reader of the common body on a
+// jsonscan.Scanner, or with Decode where scan declines it (false): the
+// adapters' decoders of the bodies every call reads, each held to Decode
+// by a fuzz test (wiretest.AgreesWithDecode).
+func ScanOrDecode[T any](data []byte, scan func([]byte) (T, bool)) (T, error) {
+	if v, ok := scan(data); ok {
+		return v, nil
+	}
+	var v T
+	err := Decode(data, &v)
+	return v, err
+}
+
 // ReadBody reads a whole non-streamed body, at most MaxBody bytes. A body
 // cut short is a transport error.
 func ReadBody(provider string, resp *http.Response, requestID string) ([]byte, error) {
