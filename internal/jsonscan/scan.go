@@ -235,6 +235,16 @@ func (s *Scanner) String() string {
 	return string(raw[1 : len(raw)-1])
 }
 
+// StringOrNull reads a string, or null as "": what a reflection decoder
+// leaves in a string field that starts empty, as it leaves a field as it
+// was for null.
+func (s *Scanner) StringOrNull() string {
+	if s.Null() {
+		return ""
+	}
+	return s.String()
+}
+
 // Int reads an integer in int64's range; null, a fraction or an exponent
 // is declined.
 func (s *Scanner) Int() int64 {
@@ -249,6 +259,15 @@ func (s *Scanner) Int() int64 {
 		s.fail()
 	}
 	return n
+}
+
+// IntOrNull reads an integer as Int does, or null as 0: what a
+// reflection decoder leaves in an integer field that starts at 0.
+func (s *Scanner) IntOrNull() int64 {
+	if s.Null() {
+		return 0
+	}
+	return s.Int()
 }
 
 // Float reads a number as a float64; null, or a number out of its range,

@@ -74,3 +74,43 @@ func FuzzScannerChecksSyntax(f *testing.F) {
 		}
 	})
 }
+
+// TestOrNull: StringOrNull and IntOrNull read null as the empty value a
+// reflection decoder leaves, a value as String and Int read it, and
+// decline any other kind.
+func TestOrNull(t *testing.T) {
+	read := func(body string) (string, int64, bool) {
+		s := jsonscan.NewScanner([]byte(body))
+		var str string
+		var n int64
+		for s.Field() {
+			switch s.Name() {
+			case "s":
+				str = s.StringOrNull()
+			case "n":
+				n = s.IntOrNull()
+			default:
+				s.Skip("s", "n")
+			}
+		}
+		return str, n, s.End() == nil
+	}
+	for _, c := range []struct {
+		body string
+		str  string
+		n    int64
+		ok   bool
+	}{
+		{`{"s":null,"n":null}`, "", 0, true},
+		{`{"s":"x","n":7}`, "x", 7, true},
+		{`{"s":1}`, "", 0, false},
+		{`{"n":"7"}`, "", 0, false},
+		{`{"n":1.5}`, "", 0, false},
+		{`{"s":nul}`, "", 0, false},
+	} {
+		str, n, ok := read(c.body)
+		if ok != c.ok || ok && (str != c.str || n != c.n) {
+			t.Errorf("%s: read %q, %d, taken %v; want %q, %d, %v", c.body, str, n, ok, c.str, c.n, c.ok)
+		}
+	}
+}

@@ -139,13 +139,17 @@ type usage struct {
 	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
 	// CacheCreation splits cache_creation_input_tokens by the cache's
 	// lifetime, which Anthropic bills at different rates.
-	CacheCreation *struct {
-		Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
-		Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
-	} `json:"cache_creation"`
-	OutputTokensDetails *struct {
-		ThinkingTokens int64 `json:"thinking_tokens"`
-	} `json:"output_tokens_details"`
+	CacheCreation       *cacheCreation `json:"cache_creation"`
+	OutputTokensDetails *outputDetails `json:"output_tokens_details"`
+}
+
+type cacheCreation struct {
+	Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
+}
+
+type outputDetails struct {
+	ThinkingTokens int64 `json:"thinking_tokens"`
 }
 
 // normalise splits output_tokens, which includes thinking, into Output and
@@ -180,15 +184,18 @@ func (u *usage) cacheWrites() (fiveMin, oneHour int64) {
 }
 
 type messageResponse struct {
-	ID         string `json:"id"`
-	Type       string `json:"type"`
-	Model      string `json:"model"`
-	StopReason string `json:"stop_reason"`
-	Content    []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	} `json:"content"`
-	Usage *usage `json:"usage"`
+	ID         string  `json:"id"`
+	Type       string  `json:"type"`
+	Model      string  `json:"model"`
+	StopReason string  `json:"stop_reason"`
+	Content    []block `json:"content"`
+	Usage      *usage  `json:"usage"`
+}
+
+// block is one of a message's content blocks; only text blocks are read.
+type block struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
 }
 
 func finishReason(stop string) string {
@@ -221,8 +228,8 @@ func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response
 	if err != nil {
 		return nil, err
 	}
-	var m messageResponse
-	if err := wire.Decode(body, &m); err != nil {
+	m, err := decodeMessage(body)
+	if err != nil {
 		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, reqID, err)
 	}
 	if m.Type != "message" || m.Usage == nil {
@@ -270,20 +277,28 @@ type stream struct {
 }
 
 type event struct {
-	Type    string `json:"type"`
-	Message *struct {
-		Usage *usage `json:"usage"`
-	} `json:"message"`
-	Delta *struct {
-		Type       string `json:"type"`
-		Text       string `json:"text"`
-		StopReason string `json:"stop_reason"`
-	} `json:"delta"`
+	Type    string        `json:"type"`
+	Message *eventMessage `json:"message"`
+	Delta   *delta        `json:"delta"`
+	Usage   *usage        `json:"usage"`
+	Error   *eventError   `json:"error"`
+}
+
+// eventMessage is message_start's message, read for its usage.
+type eventMessage struct {
 	Usage *usage `json:"usage"`
-	Error *struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	} `json:"error"`
+}
+
+// delta is a content_block_delta's or a message_delta's.
+type delta struct {
+	Type       string `json:"type"`
+	Text       string `json:"text"`
+	StopReason string `json:"stop_reason"`
+}
+
+type eventError struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
 }
 
 func (s *stream) Next() (llm.Chunk, error) {
@@ -304,8 +319,8 @@ func (s *stream) Next() (llm.Chunk, error) {
 			}
 			return llm.Chunk{}, llm.Transport(s.a.cfg.Name, fmt.Errorf("stream cut: %w", err))
 		}
-		var e event
-		if err := wire.Decode(ev.Data, &e); err != nil {
+		e, err := decodeEvent(ev.Data)
+		if err != nil {
 			return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
 		}
 		switch e.Type {

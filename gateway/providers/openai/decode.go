@@ -166,10 +166,10 @@ func scanChunk(data []byte) (chunk, bool) {
 					switch s.Name() {
 					case "message":
 						s.Once(0)
-						c.Error.Message = stringOrNull(&s)
+						c.Error.Message = s.StringOrNull()
 					case "type":
 						s.Once(1)
-						c.Error.Type = stringOrNull(&s)
+						c.Error.Type = s.StringOrNull()
 					default:
 						s.Skip("message", "type")
 					}
@@ -206,15 +206,6 @@ func scanChunkChoice(s *jsonscan.Scanner) chunkChoice {
 		}
 	}
 	return ch
-}
-
-// stringOrNull reads a string, or null as "" (Decode leaves a string
-// field as it was for null, and every field here starts empty).
-func stringOrNull(s *jsonscan.Scanner) string {
-	if s.Null() {
-		return ""
-	}
-	return s.String()
 }
 
 // appendRequest appends the request body of req, the same object as
