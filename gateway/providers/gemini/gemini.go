@@ -169,14 +169,16 @@ func (u *usageMetadata) normalise() (llm.Usage, error) {
 }
 
 type generateResponse struct {
-	Candidates []struct {
-		Content      *content `json:"content"`
-		FinishReason string   `json:"finishReason"`
-	} `json:"candidates"`
+	Candidates    []candidate    `json:"candidates"`
 	UsageMetadata *usageMetadata `json:"usageMetadata"`
 	ModelVersion  string         `json:"modelVersion"`
 	ResponseID    string         `json:"responseId"`
 	Error         *apiError      `json:"error"`
+}
+
+type candidate struct {
+	Content      *content `json:"content"`
+	FinishReason string   `json:"finishReason"`
 }
 
 func (r *generateResponse) text() string {
@@ -224,8 +226,8 @@ func (a *Adapter) Complete(ctx context.Context, req *llm.Request) (*llm.Response
 	if err != nil {
 		return nil, err
 	}
-	var r generateResponse
-	if err := wire.Decode(raw, &r); err != nil {
+	r, err := decodeResponse(raw)
+	if err != nil {
 		return nil, llm.Malformed(a.cfg.Name, resp.StatusCode, "", err)
 	}
 	if r.UsageMetadata == nil || len(r.Candidates) == 0 {
@@ -285,8 +287,8 @@ func (s *stream) Next() (llm.Chunk, error) {
 			}
 			return llm.Chunk{}, llm.Transport(s.a.cfg.Name, fmt.Errorf("stream cut: %w", err))
 		}
-		var r generateResponse
-		if err := wire.Decode(ev.Data, &r); err != nil {
+		r, err := decodeResponse(ev.Data)
+		if err != nil {
 			return llm.Chunk{}, llm.Malformed(s.a.cfg.Name, http.StatusOK, s.reqID, err)
 		}
 		if r.Error != nil {

@@ -1,0 +1,132 @@
+package gemini
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
+	"github.com/brownout-dev/brownout/gateway/providers/internal/wiretest"
+	"github.com/brownout-dev/brownout/internal/coldbench"
+	"github.com/brownout-dev/brownout/internal/testmain"
+)
+
+// TestMain shuffles the tests' order (internal/testmain).
+func TestMain(m *testing.M) { os.Exit(testmain.Run(m)) }
+
+// answer is a generateContent answer as Gemini sends it, every field it
+// sends today, with a thought summary before the text.
+const answer = `{"candidates":[{"content":{"parts":[{"text":"**Recalling the capital**\n\nFrance's capital is Paris.","thought":true},` +
+	`{"text":"Paris","thoughtSignature":"CiQB0e2Kb7Yz"}],"role":"model"},"finishReason":"STOP","index":0,` +
+	`"safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"NEGLIGIBLE"}],"avgLogprobs":-0.25}],` +
+	`"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":1,"totalTokenCount":35,"cachedContentTokenCount":4,` +
+	`"promptTokensDetails":[{"modality":"TEXT","tokenCount":9}],"cacheTokensDetails":[{"modality":"TEXT","tokenCount":4}],"thoughtsTokenCount":25},` +
+	`"modelVersion":"gemini-2.5-flash","responseId":"mSYhaOzVNeKqz7IPkqHA4QQ"}`
+
+// chunks are a streamed answer's chunks as Gemini sends them.
+var chunks = []string{
+	`{"candidates":[{"content":{"parts":[{"text":"Par"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":9,"totalTokenCount":9,"promptTokensDetails":[{"modality":"TEXT","tokenCount":9}]},"modelVersion":"gemini-2.5-flash","responseId":"r1"}`,
+	`{"candidates":[{"content":{"parts":[{"text":"is"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":2,"totalTokenCount":36,"thoughtsTokenCount":25},"modelVersion":"gemini-2.5-flash","responseId":"r1"}`,
+}
+
+// TestScannerTakesTheCommonAnswer: the answers and chunks the vendor sends
+// are read by the scanner, not sent on to Decode (else the scanner would
+// be dead code that every test still passes through), into the fields a
+// reader of the body above finds there; an error goes to Decode.
+func TestScannerTakesTheCommonAnswer(t *testing.T) {
+	for _, body := range append([]string{answer}, chunks...) {
+		_, ok := scanResponse([]byte(body))
+		require.True(t, ok, body)
+	}
+	_, ok := scanResponse([]byte(`{"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED"}}`))
+	assert.False(t, ok, "an error is Decode's")
+	r, err := decodeResponse([]byte(answer))
+	require.NoError(t, err)
+	require.NotNil(t, r.UsageMetadata)
+	assert.Equal(t, []candidate{{Content: &content{Role: "model", Parts: []part{
+		{Text: "**Recalling the capital**\n\nFrance's capital is Paris.", Thought: true}, {Text: "Paris"}}}, FinishReason: "STOP"}}, r.Candidates)
+	prompt := int64(9)
+	assert.Equal(t, usageMetadata{PromptTokenCount: &prompt, CandidatesTokenCount: 1, ThoughtsTokenCount: 25, CachedContentTokenCount: 4}, *r.UsageMetadata)
+	assert.Equal(t, "gemini-2.5-flash", r.ModelVersion)
+	assert.Equal(t, "mSYhaOzVNeKqz7IPkqHA4QQ", r.ResponseID)
+}
+
+// FuzzDecodeResponse holds the scanner to Decode: a body either decodes
+// to the same response by both, or fails by both.
+func FuzzDecodeResponse(f *testing.F) {
+	for _, s := range append([]string{answer}, chunks...) {
+		f.Add([]byte(s))
+	}
+	for _, s := range []string{
+		`{"candidates":null,"usageMetadata":null}`,
+		`{"candidates":[null,{"content":null,"finishReason":null}]}`,
+		`{"candidates":[{"content":{"parts":null,"role":null}}]}`,
+		`{"candidates":[{"content":{"parts":[null,{"text":null,"thought":null}]}}]}`,
+		`{"candidates":[{"content":{"parts":[{"text":"a","thought":false,"thought":true}]}}]}`,
+		`{"candidates":[{"content":{"parts":[{"Text":"a","THOUGHT":true}]}}]}`,
+		`{"candidates":[{"content":{"parts":[{"text":"a"}]}}],"candidates":[{"finishReason":"STOP"}]}`,
+		`{"candidates":{}}`,
+		`{"usageMetadata":{"promptTokenCount":null,"candidatesTokenCount":null}}`,
+		`{"usageMetadata":{"promptTokenCount":1.0}}`,
+		`{"usageMetadata":{"thoughtsTokenCount":1e2}}`,
+		`{"usageMetadata":{"cachedContentTokenCount":-4}}`,
+		`{"usageMetadata":{"promptTokenCount":99999999999999999999}}`,
+		`{"usageMetadata":{"PromptTokenCount":3,"prompttokencount":4}}`,
+		`{"UsageMetadata":{"promptTokenCount":1},"usageMetadata":{"promptTokenCount":2}}`,
+		`{"responseId":"a","responseId":"b"}`,
+		`{"responseId":null,"modelVersion":"m"}`,
+		`{"\u0072esponseId":"r","modelVersion":"\u006d\ud83d\ude00"}`,
+		"{\"modelVersion\":\"\xff\"}",
+		`{"error":{"code":429,"message":"m","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"7s"}]}}`,
+		`{"error":null}`,
+		`{"Error":{"code":500}}`,
+		`{"candidates":[]} {}`,
+		`[]`, `null`, ``, `{`, `{"responseId":"x"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { wiretest.AgreesWithDecode(t, body, decodeResponse) })
+}
+
+var responseDecoders = []struct {
+	name   string
+	decode func([]byte) (generateResponse, error)
+}{{"scanner", decodeResponse}, {"reflection", func(body []byte) (generateResponse, error) {
+	var r generateResponse
+	err := wire.Decode(body, &r)
+	return r, err
+}}}
+
+// BenchmarkDecodeResponse decodes the answer above with the scanner and
+// with Decode, side by side in one run.
+//
+//	go test -run '^$' -bench 'DecodeResponse$' -benchmem ./gateway/providers/gemini/
+func BenchmarkDecodeResponse(b *testing.B) {
+	for _, d := range responseDecoders {
+		b.Run(d.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if r, err := d.decode([]byte(answer)); err != nil || r.UsageMetadata == nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeResponseCold is BenchmarkDecodeResponse with the caches
+// emptied before each decode (coldbench).
+//
+//	go test -run '^$' -bench DecodeResponseCold -benchtime 400x ./gateway/providers/gemini/
+func BenchmarkDecodeResponseCold(b *testing.B) {
+	for _, d := range responseDecoders {
+		b.Run(d.name, func(b *testing.B) {
+			coldbench.Run(b, func() bool {
+				r, err := d.decode([]byte(answer))
+				return err == nil && r.UsageMetadata != nil
+			})
+		})
+	}
+}
