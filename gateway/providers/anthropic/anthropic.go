@@ -100,7 +100,8 @@ func (a *Adapter) body(req *llm.Request, stream bool) messagesRequest {
 
 func (a *Adapter) post(ctx context.Context, req *llm.Request, stream bool) (*http.Response, string, error) {
 	h := wire.Header("x-api-key", a.cfg.APIKey, "anthropic-version", Version)
-	resp, err := wire.Post(ctx, a.cfg.Client, a.cfg.Name, a.url, h, a.body(req, stream))
+	body := a.body(req, stream)
+	resp, err := wire.PostJSON(ctx, a.cfg.Client, a.cfg.Name, a.url, h, appendRequest(make([]byte, 0, 512), &body))
 	if err != nil {
 		return nil, "", err
 	}

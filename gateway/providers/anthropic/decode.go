@@ -1,6 +1,8 @@
 package anthropic
 
 import (
+	"strconv"
+
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
 	"github.com/brownout-dev/brownout/internal/jsonscan"
 )
@@ -213,4 +215,60 @@ func scanEvent(data []byte) (event, bool) {
 		}
 	}
 	return e, s.End() == nil
+}
+
+// appendRequest appends r as json.Marshal encodes it, the same object
+// (FuzzAppendRequest), without reflection, as the answer is read without
+// it.
+func appendRequest(b []byte, r *messagesRequest) []byte {
+	b = append(b, `{"model":`...)
+	b = jsonscan.AppendQuoted(b, r.Model)
+	b = append(b, `,"max_tokens":`...)
+	b = strconv.AppendInt(b, int64(r.MaxTokens), 10)
+	if r.System != "" {
+		b = append(b, `,"system":`...)
+		b = jsonscan.AppendQuoted(b, r.System)
+	}
+	b = append(b, `,"messages":`...)
+	if r.Messages == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, m := range r.Messages {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"role":`...)
+			b = jsonscan.AppendQuoted(b, m.Role)
+			b = append(b, `,"content":`...)
+			b = jsonscan.AppendQuoted(b, m.Content)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if r.Temperature != nil {
+		b = append(b, `,"temperature":`...)
+		b = strconv.AppendFloat(b, *r.Temperature, 'g', -1, 64)
+	}
+	if len(r.StopSequences) > 0 {
+		b = append(b, `,"stop_sequences":[`...)
+		for i, s := range r.StopSequences {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonscan.AppendQuoted(b, s)
+		}
+		b = append(b, ']')
+	}
+	if r.Stream {
+		b = append(b, `,"stream":true`...)
+	}
+	if t := r.Thinking; t != nil {
+		b = append(b, `,"thinking":{"type":`...)
+		b = jsonscan.AppendQuoted(b, t.Type)
+		b = append(b, `,"budget_tokens":`...)
+		b = strconv.AppendInt(b, int64(t.BudgetTokens), 10)
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }

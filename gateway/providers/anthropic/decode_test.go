@@ -1,12 +1,15 @@
 package anthropic
 
 import (
+	"encoding/json"
+	"math"
 	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wiretest"
 	"github.com/brownout-dev/brownout/internal/coldbench"
@@ -199,4 +202,61 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzAppendRequest holds appendRequest to json.Marshal of the same
+// messagesRequest: for any request, the two encode the same JSON object.
+// The seeds run in every `go test`.
+func FuzzAppendRequest(f *testing.F) {
+	f.Add("claude-sonnet-4-5", "user", "What is the capital of France?", "", "", 0, 0.0, false, false, 0, true)
+	f.Add("m", "assistant", "a \"quoted\" <tag> & \\ \n\t\u2028 é 😀 \x00 \xff", "Be brief.\n\nAnswer in French.", "\n\n", 64, 0.2, true, true, 1024, true)
+	f.Add("", "", "", "", "STOP", 1, 1e-7, true, false, -1, false)
+	f.Add("m", "user", "", "s", "", -1, 2.0, false, true, 0, false)
+	f.Fuzz(func(t *testing.T, model, role, content, system, stop string, maxTokens int, temperature float64, setTemperature, stream bool, budget int, messages bool) {
+		r := messagesRequest{Model: model, MaxTokens: maxTokens, System: system, Stream: stream}
+		if messages {
+			r.Messages = []message{{Role: role, Content: content}, {Role: "user", Content: stop}}
+		}
+		if setTemperature && !math.IsNaN(temperature) && !math.IsInf(temperature, 0) {
+			r.Temperature = &temperature
+		}
+		if stop != "" {
+			r.StopSequences = []string{stop, content}
+		}
+		if budget != 0 {
+			r.Thinking = &thinking{Type: "enabled", BudgetTokens: budget}
+		}
+		want, err := json.Marshal(r)
+		require.NoError(t, err)
+		got := appendRequest(nil, &r)
+		var w, g any
+		require.NoError(t, json.Unmarshal(want, &w))
+		require.NoError(t, json.Unmarshal(got, &g), "%s", got)
+		assert.Equal(t, w, g)
+	})
+}
+
+// BenchmarkAppendRequest encodes a request's body with appendRequest and
+// with json.Marshal, side by side in one run.
+//
+//	go test -run '^$' -bench AppendRequest -benchmem ./gateway/providers/anthropic/
+func BenchmarkAppendRequest(b *testing.B) {
+	temperature := 0.2
+	a := New(Config{ThinkingBudget: map[string]int{"claude-sonnet-4-5": 1024}})
+	r := a.body(&llm.Request{Model: "claude-sonnet-4-5", MaxTokens: 64, Temperature: &temperature, Messages: []llm.Message{
+		{Role: "system", Content: "Answer in one word."}, {Role: "user", Content: "What is the capital of France?"}}}, false)
+	b.Run("appender", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			_ = appendRequest(make([]byte, 0, 512), &r) // as post sizes it
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := json.Marshal(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -1,6 +1,8 @@
 package gemini
 
 import (
+	"strconv"
+
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
 	"github.com/brownout-dev/brownout/internal/jsonscan"
 )
@@ -139,4 +141,90 @@ func scanUsage(s *jsonscan.Scanner) *usageMetadata {
 		}
 	}
 	return u
+}
+
+// appendRequest appends r as json.Marshal encodes it, the same object
+// (FuzzAppendRequest), without reflection, as the answer is read without
+// it.
+func appendRequest(b []byte, r *generateRequest) []byte {
+	b = append(b, `{"contents":`...)
+	if r.Contents == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range r.Contents {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendContent(b, &r.Contents[i])
+		}
+		b = append(b, ']')
+	}
+	if r.SystemInstruction != nil {
+		b = append(b, `,"systemInstruction":`...)
+		b = appendContent(b, r.SystemInstruction)
+	}
+	if c := r.GenerationConfig; c != nil {
+		b = append(b, `,"generationConfig":{`...)
+		n := len(b)
+		if c.MaxOutputTokens != 0 {
+			b = append(b, `"maxOutputTokens":`...)
+			b = strconv.AppendInt(b, int64(c.MaxOutputTokens), 10)
+		}
+		if c.Temperature != nil {
+			b = comma(b, n)
+			b = append(b, `"temperature":`...)
+			b = strconv.AppendFloat(b, *c.Temperature, 'g', -1, 64)
+		}
+		if len(c.StopSequences) > 0 {
+			b = comma(b, n)
+			b = append(b, `"stopSequences":[`...)
+			for i, s := range c.StopSequences {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = jsonscan.AppendQuoted(b, s)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendContent appends c as json.Marshal encodes it.
+func appendContent(b []byte, c *content) []byte {
+	b = append(b, '{')
+	if c.Role != "" {
+		b = append(b, `"role":`...)
+		b = jsonscan.AppendQuoted(b, c.Role)
+		b = append(b, ',')
+	}
+	b = append(b, `"parts":`...)
+	if c.Parts == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, p := range c.Parts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"text":`...)
+			b = jsonscan.AppendQuoted(b, p.Text)
+			if p.Thought {
+				b = append(b, `,"thought":true`...)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// comma appends a comma unless b is at n, the start of an object's members.
+func comma(b []byte, n int) []byte {
+	if len(b) > n {
+		b = append(b, ',')
+	}
+	return b
 }

@@ -97,7 +97,8 @@ func (a *Adapter) post(ctx context.Context, req *llm.Request, stream bool) (*htt
 	if stream {
 		u = a.base + url.PathEscape(req.Model) + ":streamGenerateContent?alt=sse"
 	}
-	resp, err := wire.Post(ctx, a.cfg.Client, a.cfg.Name, u, wire.Header("x-goog-api-key", a.cfg.APIKey), body(req))
+	b := body(req)
+	resp, err := wire.PostJSON(ctx, a.cfg.Client, a.cfg.Name, u, wire.Header("x-goog-api-key", a.cfg.APIKey), appendRequest(make([]byte, 0, 512), &b))
 	if err != nil {
 		return nil, err
 	}

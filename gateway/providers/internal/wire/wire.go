@@ -6,7 +6,6 @@ package wire
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,17 +26,9 @@ const MaxBody = 16 << 20
 // MaxMessage bounds the vendor message kept in an error.
 const MaxMessage = 512
 
-// Post sends body as JSON to url. A failure to get a response is a
-// transport error; the caller reads and closes resp.Body.
-func Post(ctx context.Context, c *http.Client, provider, url string, header http.Header, body any) (*http.Response, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("%s: encode request: %w", provider, err)
-	}
-	return PostJSON(ctx, c, provider, url, header, b)
-}
-
-// PostJSON is Post of a body already encoded.
+// PostJSON sends b, a JSON body each adapter encodes without reflection,
+// to url. A failure to get a response is a transport error; the caller
+// reads and closes resp.Body.
 func PostJSON(ctx context.Context, c *http.Client, provider, url string, header http.Header, b []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
 	if err != nil {
