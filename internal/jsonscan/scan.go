@@ -270,6 +270,16 @@ func (s *Scanner) IntOrNull() int64 {
 	return s.Int()
 }
 
+// IntOrNil reads an integer as Int does, or null as nil: what a
+// reflection decoder leaves in a pointer field.
+func (s *Scanner) IntOrNil() *int64 {
+	if s.Null() {
+		return nil
+	}
+	n := s.Int()
+	return &n
+}
+
 // Float reads a number as a float64; null, or a number out of its range,
 // is declined.
 func (s *Scanner) Float() float64 {

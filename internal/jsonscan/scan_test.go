@@ -75,9 +75,9 @@ func FuzzScannerChecksSyntax(f *testing.F) {
 	})
 }
 
-// TestOrNull: StringOrNull and IntOrNull read null as the empty value a
-// reflection decoder leaves, a value as String and Int read it, and
-// decline any other kind.
+// TestOrNull: StringOrNull, IntOrNull and IntOrNil read null as the
+// empty value a reflection decoder leaves, a value as String and Int read
+// it, and decline any other kind.
 func TestOrNull(t *testing.T) {
 	read := func(body string) (string, int64, bool) {
 		s := jsonscan.NewScanner([]byte(body))
@@ -93,7 +93,20 @@ func TestOrNull(t *testing.T) {
 				s.Skip("s", "n")
 			}
 		}
-		return str, n, s.End() == nil
+		taken := s.End() == nil
+		// IntOrNil reads n as IntOrNull does, nil for 0 from null.
+		s = jsonscan.NewScanner([]byte(body))
+		for s.Field() {
+			if s.Name() != "n" {
+				s.Skip("n")
+				continue
+			}
+			p := s.IntOrNil()
+			if (p == nil) != strings.Contains(body, `"n":null`) || p != nil && *p != n {
+				t.Errorf("%s: IntOrNil read %v; IntOrNull %d", body, p, n)
+			}
+		}
+		return str, n, taken && s.End() == nil
 	}
 	for _, c := range []struct {
 		body string

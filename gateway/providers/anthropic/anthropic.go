@@ -55,20 +55,15 @@ func New(cfg Config) *Adapter {
 	return &Adapter{cfg: cfg, url: strings.TrimSuffix(cfg.BaseURL, "/") + "/v1/messages"}
 }
 
-type message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
 type messagesRequest struct {
-	Model         string    `json:"model"`
-	MaxTokens     int       `json:"max_tokens"`
-	System        string    `json:"system,omitempty"`
-	Messages      []message `json:"messages"`
-	Temperature   *float64  `json:"temperature,omitempty"`
-	StopSequences []string  `json:"stop_sequences,omitempty"`
-	Stream        bool      `json:"stream,omitempty"`
-	Thinking      *thinking `json:"thinking,omitempty"`
+	Model         string        `json:"model"`
+	MaxTokens     int           `json:"max_tokens"`
+	System        string        `json:"system,omitempty"`
+	Messages      []llm.Message `json:"messages"`
+	Temperature   *float64      `json:"temperature,omitempty"`
+	StopSequences []string      `json:"stop_sequences,omitempty"`
+	Stream        bool          `json:"stream,omitempty"`
+	Thinking      *thinking     `json:"thinking,omitempty"`
 }
 
 type thinking struct {
@@ -88,7 +83,7 @@ func (a *Adapter) body(req *llm.Request, stream bool) messagesRequest {
 			system = append(system, m.Content)
 			continue
 		}
-		b.Messages = append(b.Messages, message{Role: m.Role, Content: m.Content})
+		b.Messages = append(b.Messages, m)
 	}
 	b.System = strings.Join(system, "\n\n")
 	if budget := a.cfg.ThinkingBudget[req.Model]; budget > 0 {

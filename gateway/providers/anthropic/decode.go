@@ -82,10 +82,10 @@ func scanUsage(s *jsonscan.Scanner) *usage {
 		switch s.Name() {
 		case "input_tokens":
 			s.Once(0)
-			u.InputTokens = countOrNil(s)
+			u.InputTokens = s.IntOrNil()
 		case "output_tokens":
 			s.Once(1)
-			u.OutputTokens = countOrNil(s)
+			u.OutputTokens = s.IntOrNil()
 		case "cache_creation_input_tokens":
 			s.Once(2)
 			u.CacheCreationInputTokens = s.IntOrNull()
@@ -128,16 +128,6 @@ func scanUsage(s *jsonscan.Scanner) *usage {
 		}
 	}
 	return u
-}
-
-// countOrNil reads a count that must be there to be billed: nil for
-// null, as Decode reads a pointer (normalise refuses it).
-func countOrNil(s *jsonscan.Scanner) *int64 {
-	if s.Null() {
-		return nil
-	}
-	n := s.Int()
-	return &n
 }
 
 // decodeEvent decodes one event of a stream, as decodeMessage does a
@@ -230,22 +220,7 @@ func appendRequest(b []byte, r *messagesRequest) []byte {
 		b = jsonscan.AppendQuoted(b, r.System)
 	}
 	b = append(b, `,"messages":`...)
-	if r.Messages == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, m := range r.Messages {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"role":`...)
-			b = jsonscan.AppendQuoted(b, m.Role)
-			b = append(b, `,"content":`...)
-			b = jsonscan.AppendQuoted(b, m.Content)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = wire.AppendMessages(b, r.Messages)
 	if r.Temperature != nil {
 		b = append(b, `,"temperature":`...)
 		b = strconv.AppendFloat(b, *r.Temperature, 'g', -1, 64)

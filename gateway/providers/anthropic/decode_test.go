@@ -10,9 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/gateway/llm"
-	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wiretest"
-	"github.com/brownout-dev/brownout/internal/coldbench"
 	"github.com/brownout-dev/brownout/internal/testmain"
 )
 
@@ -138,30 +136,12 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { wiretest.AgreesWithDecode(t, data, decodeEvent) })
 }
 
-var messageDecoders = []struct {
-	name   string
-	decode func([]byte) (messageResponse, error)
-}{{"scanner", decodeMessage}, {"reflection", func(body []byte) (messageResponse, error) {
-	var m messageResponse
-	err := wire.Decode(body, &m)
-	return m, err
-}}}
-
 // BenchmarkDecodeMessage decodes the message above with the scanner and
 // with Decode, side by side in one run.
 //
 //	go test -run '^$' -bench 'DecodeMessage$' -benchmem ./gateway/providers/anthropic/
 func BenchmarkDecodeMessage(b *testing.B) {
-	for _, d := range messageDecoders {
-		b.Run(d.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for range b.N {
-				if m, err := d.decode([]byte(answer)); err != nil || m.Usage == nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	wiretest.BenchDecode(b, []byte(answer), decodeMessage, hasUsage)
 }
 
 // BenchmarkDecodeMessageCold is BenchmarkDecodeMessage with the caches
@@ -169,39 +149,17 @@ func BenchmarkDecodeMessage(b *testing.B) {
 //
 //	go test -run '^$' -bench DecodeMessageCold -benchtime 400x ./gateway/providers/anthropic/
 func BenchmarkDecodeMessageCold(b *testing.B) {
-	for _, d := range messageDecoders {
-		b.Run(d.name, func(b *testing.B) {
-			coldbench.Run(b, func() bool {
-				m, err := d.decode([]byte(answer))
-				return err == nil && m.Usage != nil
-			})
-		})
-	}
+	wiretest.BenchDecodeCold(b, []byte(answer), decodeMessage, hasUsage)
 }
+
+func hasUsage(m messageResponse) bool { return m.Usage != nil }
 
 // BenchmarkDecodeEvent decodes the event a stream sends most, a text
 // delta, with the scanner and with Decode, side by side in one run.
 //
 //	go test -run '^$' -bench DecodeEvent -benchmem ./gateway/providers/anthropic/
 func BenchmarkDecodeEvent(b *testing.B) {
-	data := []byte(events[7])
-	for _, d := range []struct {
-		name   string
-		decode func([]byte) (event, error)
-	}{{"scanner", decodeEvent}, {"reflection", func(data []byte) (event, error) {
-		var e event
-		err := wire.Decode(data, &e)
-		return e, err
-	}}} {
-		b.Run(d.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for range b.N {
-				if e, err := d.decode(data); err != nil || e.Delta == nil || e.Delta.Text != "Paris" {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	wiretest.BenchDecode(b, []byte(events[7]), decodeEvent, func(e event) bool { return e.Delta != nil && e.Delta.Text == "Paris" })
 }
 
 // FuzzAppendRequest holds appendRequest to json.Marshal of the same
@@ -215,7 +173,7 @@ func FuzzAppendRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, model, role, content, system, stop string, maxTokens int, temperature float64, setTemperature, stream bool, budget int, messages bool) {
 		r := messagesRequest{Model: model, MaxTokens: maxTokens, System: system, Stream: stream}
 		if messages {
-			r.Messages = []message{{Role: role, Content: content}, {Role: "user", Content: stop}}
+			r.Messages = []llm.Message{{Role: role, Content: content}, {Role: "user", Content: stop}}
 		}
 		if setTemperature && !math.IsNaN(temperature) && !math.IsInf(temperature, 0) {
 			r.Temperature = &temperature

@@ -123,10 +123,7 @@ func scanUsage(s *jsonscan.Scanner) *usageMetadata {
 		switch s.Name() {
 		case "promptTokenCount":
 			s.Once(0)
-			if !s.Null() {
-				n := s.Int()
-				u.PromptTokenCount = &n
-			}
+			u.PromptTokenCount = s.IntOrNil()
 		case "candidatesTokenCount":
 			s.Once(1)
 			u.CandidatesTokenCount = s.IntOrNull()

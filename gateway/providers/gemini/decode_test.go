@@ -11,9 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wiretest"
-	"github.com/brownout-dev/brownout/internal/coldbench"
 	"github.com/brownout-dev/brownout/internal/testmain"
 )
 
@@ -94,30 +92,12 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) { wiretest.AgreesWithDecode(t, body, decodeResponse) })
 }
 
-var responseDecoders = []struct {
-	name   string
-	decode func([]byte) (generateResponse, error)
-}{{"scanner", decodeResponse}, {"reflection", func(body []byte) (generateResponse, error) {
-	var r generateResponse
-	err := wire.Decode(body, &r)
-	return r, err
-}}}
-
 // BenchmarkDecodeResponse decodes the answer above with the scanner and
 // with Decode, side by side in one run.
 //
 //	go test -run '^$' -bench 'DecodeResponse$' -benchmem ./gateway/providers/gemini/
 func BenchmarkDecodeResponse(b *testing.B) {
-	for _, d := range responseDecoders {
-		b.Run(d.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for range b.N {
-				if r, err := d.decode([]byte(answer)); err != nil || r.UsageMetadata == nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	wiretest.BenchDecode(b, []byte(answer), decodeResponse, hasUsage)
 }
 
 // BenchmarkDecodeResponseCold is BenchmarkDecodeResponse with the caches
@@ -125,15 +105,10 @@ func BenchmarkDecodeResponse(b *testing.B) {
 //
 //	go test -run '^$' -bench DecodeResponseCold -benchtime 400x ./gateway/providers/gemini/
 func BenchmarkDecodeResponseCold(b *testing.B) {
-	for _, d := range responseDecoders {
-		b.Run(d.name, func(b *testing.B) {
-			coldbench.Run(b, func() bool {
-				r, err := d.decode([]byte(answer))
-				return err == nil && r.UsageMetadata != nil
-			})
-		})
-	}
+	wiretest.BenchDecodeCold(b, []byte(answer), decodeResponse, hasUsage)
 }
+
+func hasUsage(r generateResponse) bool { return r.UsageMetadata != nil }
 
 // FuzzAppendRequest holds appendRequest to json.Marshal of the request
 // body builds: for any request, the two encode the same JSON object. The

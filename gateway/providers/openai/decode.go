@@ -215,22 +215,7 @@ func appendRequest(b []byte, req *llm.Request, stream bool) []byte {
 	b = append(b, `{"model":`...)
 	b = jsonscan.AppendQuoted(b, req.Model)
 	b = append(b, `,"messages":`...)
-	if req.Messages == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, m := range req.Messages {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"role":`...)
-			b = jsonscan.AppendQuoted(b, m.Role)
-			b = append(b, `,"content":`...)
-			b = jsonscan.AppendQuoted(b, m.Content)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = wire.AppendMessages(b, req.Messages)
 	if req.MaxTokens != 0 {
 		b = append(b, `,"max_completion_tokens":`...)
 		b = strconv.AppendInt(b, int64(req.MaxTokens), 10)

@@ -12,7 +12,6 @@ import (
 	"github.com/brownout-dev/brownout/gateway/llm"
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wire"
 	"github.com/brownout-dev/brownout/gateway/providers/internal/wiretest"
-	"github.com/brownout-dev/brownout/internal/coldbench"
 	"github.com/brownout-dev/brownout/internal/testmain"
 )
 
@@ -137,39 +136,20 @@ func TestScannerTakesTheCommonChunks(t *testing.T) {
 //
 //	go test -run '^$' -bench 'DecodeCompletion$' -benchmem ./gateway/providers/openai/
 func BenchmarkDecodeCompletion(b *testing.B) {
-	for _, d := range completionDecoders {
-		b.Run(d.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for range b.N {
-				if c, err := d.decode([]byte(answer)); err != nil || c.Usage == nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	wiretest.BenchDecode(b, []byte(answer), decodeCompletion, hasUsage)
 }
 
-var completionDecoders = []struct {
-	name   string
-	decode func([]byte) (completion, error)
-}{{"scanner", decodeCompletion}, {"reflection", decodeByReflection}}
-
 // BenchmarkDecodeCompletionCold is BenchmarkDecodeCompletion with the
-// caches emptied before each decode (32 MiB written), as the gateway finds
-// them when a request comes a millisecond after the last. Its ns/op is
-// the median of the cold decodes alone.
+// caches emptied before each decode, as the gateway finds them when a
+// request comes a millisecond after the last. Its ns/op is the median of
+// the cold decodes alone.
 //
 //	go test -run '^$' -bench DecodeCompletionCold -benchtime 400x ./gateway/providers/openai/
 func BenchmarkDecodeCompletionCold(b *testing.B) {
-	for _, d := range completionDecoders {
-		b.Run(d.name, func(b *testing.B) {
-			coldbench.Run(b, func() bool {
-				c, err := d.decode([]byte(answer))
-				return err == nil && c.Usage != nil
-			})
-		})
-	}
+	wiretest.BenchDecodeCold(b, []byte(answer), decodeCompletion, hasUsage)
 }
+
+func hasUsage(c completion) bool { return c.Usage != nil }
 
 // chatRequest is the request body as the adapter sent it by reflection:
 // what appendRequest is held to.

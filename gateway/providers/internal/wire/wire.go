@@ -18,6 +18,7 @@ import (
 	jsonexp "github.com/go-json-experiment/json/v1"
 
 	"github.com/brownout-dev/brownout/gateway/llm"
+	"github.com/brownout-dev/brownout/internal/jsonscan"
 )
 
 // MaxBody bounds a non-streamed response body.
@@ -61,6 +62,27 @@ func scrub(err error) error {
 // half encoding/json's time with a third of its allocations. An error's
 // words differ from encoding/json's; they are only ever wrapped.
 func Decode(data []byte, v any) error { return jsonexp.Unmarshal(data, v) }
+
+// AppendMessages appends msgs as json.Marshal encodes them (null for
+// none): the messages of the OpenAI and Anthropic adapters' requests,
+// written without reflection.
+func AppendMessages(b []byte, msgs []llm.Message) []byte {
+	if msgs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, m := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"role":`...)
+		b = jsonscan.AppendQuoted(b, m.Role)
+		b = append(b, `,"content":`...)
+		b = jsonscan.AppendQuoted(b, m.Content)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
 
 // ScanOrDecode decodes data with scan, a reader of the common body on a
 // jsonscan.Scanner, or with Decode where scan declines it (false): the
