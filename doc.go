@@ -42,6 +42,11 @@
 //   - internal/pgtest: a containerized Postgres for tests.
 //   - internal/backoff, internal/sse, internal/strictyaml: the one jittered
 //     backoff and sleep, the SSE reader and writer, the strict YAML decoder.
+//   - internal/jsonscan: the scanner the request path and every adapter read
+//     the bodies of a call with, no reflection, declining to encoding/json's
+//     semantics what it does not take whole; internal/coldbench: timing code
+//     with the caches emptied first, as a request a millisecond after the
+//     last finds them.
 //
 // # From a request to a ledger row
 //
