@@ -226,14 +226,8 @@ func appendRequest(b []byte, r *messagesRequest) []byte {
 		b = strconv.AppendFloat(b, *r.Temperature, 'g', -1, 64)
 	}
 	if len(r.StopSequences) > 0 {
-		b = append(b, `,"stop_sequences":[`...)
-		for i, s := range r.StopSequences {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonscan.AppendQuoted(b, s)
-		}
-		b = append(b, ']')
+		b = append(b, `,"stop_sequences":`...)
+		b = wire.AppendStrings(b, r.StopSequences)
 	}
 	if r.Stream {
 		b = append(b, `,"stream":true`...)

@@ -175,14 +175,8 @@ func appendRequest(b []byte, r *generateRequest) []byte {
 		}
 		if len(c.StopSequences) > 0 {
 			b = comma(b, n)
-			b = append(b, `"stopSequences":[`...)
-			for i, s := range c.StopSequences {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = jsonscan.AppendQuoted(b, s)
-			}
-			b = append(b, ']')
+			b = append(b, `"stopSequences":`...)
+			b = wire.AppendStrings(b, c.StopSequences)
 		}
 		b = append(b, '}')
 	}

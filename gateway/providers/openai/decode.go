@@ -225,14 +225,8 @@ func appendRequest(b []byte, req *llm.Request, stream bool) []byte {
 		b = strconv.AppendFloat(b, *req.Temperature, 'g', -1, 64)
 	}
 	if len(req.Stop) > 0 {
-		b = append(b, `,"stop":[`...)
-		for i, s := range req.Stop {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonscan.AppendQuoted(b, s)
-		}
-		b = append(b, ']')
+		b = append(b, `,"stop":`...)
+		b = wire.AppendStrings(b, req.Stop)
 	}
 	if stream {
 		// Always ask for the usage chunk: the gateway meters every stream.

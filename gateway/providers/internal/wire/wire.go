@@ -84,6 +84,19 @@ func AppendMessages(b []byte, msgs []llm.Message) []byte {
 	return append(b, ']')
 }
 
+// AppendStrings appends ss as json.Marshal encodes a non-nil []string:
+// the stop sequences of every adapter's request.
+func AppendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonscan.AppendQuoted(b, s)
+	}
+	return append(b, ']')
+}
+
 // ScanOrDecode decodes data with scan, a reader of the common body on a
 // jsonscan.Scanner, or with Decode where scan declines it (false): the
 // adapters' decoders of the bodies every call reads, each held to Decode
