@@ -449,14 +449,16 @@ func killChild(dir string) int {
 // records flat out (faster than any disk writes) and its store is down.
 // The next writer on its spool directory recovers every acknowledged
 // attempt except those not yet group-committed: the loss is reported, and
-// bounded twice. In attempts, by construction: the queue (1024 with a spool
-// directory) and one group (at most BatchSize, 1000). In time: GroupCommit
-// plus what an fsync and the scheduler take on a loaded machine; a -race
-// child on two busy cores has been seen at 120 ms, a plain one at 6 ms.
+// bounded by construction: at most the queue (1024 with a spool directory)
+// and one group (at most BatchSize, 1000), and only the latest attempts
+// acknowledged, never one with that many acknowledged after it. How long
+// before the kill the oldest lost one was acknowledged is logged, not held
+// to a bound: it is GroupCommit plus what an fsync and the scheduler take,
+// 6 ms in a plain child and 120 to 300 ms in a -race child on two loaded
+// cores; TestWriterWritesAheadWithinGroupCommit holds the writer to
+// GroupCommit in virtual time.
 func TestWriterLossOnSIGKILL(t *testing.T) {
-	const groupCommit = 10 * time.Millisecond // the default
-	const slack = 250 * time.Millisecond      // fsync and scheduling on a loaded 2-core machine under -race
-	const maxLost = 1024 + 1000               // the default queue with a spool directory, and one batch
+	const maxLost = 1024 + 1000 // the default queue with a spool directory, and one batch
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "BROWNOUT_LEDGER_KILL_SPOOL="+dir)
@@ -493,17 +495,24 @@ func TestWriterLossOnSIGKILL(t *testing.T) {
 		require.NoError(t, dec.Decode(&a))
 		have[fmt.Sprint(a.RequestID, "/", a.Attempt)] = true
 	}
-	lost, oldest := 0, time.Duration(0)
+	lost, oldest, newest := 0, time.Duration(0), 0
+	first := -1 // the index of the oldest attempt lost
 	for i, at := range acked {
+		newest = max(newest, i)
 		if a := attempt(i); !have[fmt.Sprint(a.RequestID, "/", a.Attempt)] {
 			lost++
 			oldest = max(oldest, last.Sub(at))
+			if first < 0 || i < first {
+				first = i
+			}
 		}
 	}
 	t.Logf("SIGKILL after %d acknowledged attempts: %d lost (%.3f%%), the oldest acknowledged %s before the last acknowledgement; %d recovered from the spool",
 		len(acked), lost, 100*float64(lost)/float64(len(acked)), oldest, store.Len())
 	assert.LessOrEqual(t, lost, maxLost, "more attempts were lost than the queue and one group hold")
-	assert.LessOrEqual(t, oldest, groupCommit+slack, "an attempt older than the group commit was lost")
+	if first >= 0 {
+		assert.Less(t, newest-first, maxLost, "attempt %d was lost with %d acknowledged after it: older than the queue and one group", first, newest-first)
+	}
 	assertSpoolEmpty(t, dir)
 }
 
