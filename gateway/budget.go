@@ -112,7 +112,8 @@ func (g *Gateway) hold(req *Request) (*reservation, error) {
 	if req.ID == "" {
 		req.ID = NewRequestID()
 	}
-	if _, ok := g.routes[req.Route]; !ok {
+	worst, ok := g.worst[req.Route] // one for every route (New)
+	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, req.Route)
 	}
 	b, ok := g.budgets[req.Tenant]
@@ -126,9 +127,9 @@ func (g *Gateway) hold(req *Request) (*reservation, error) {
 	for _, m := range req.LLM.Messages {
 		input += int64(len(m.Content)) + 8
 	}
-	worst := g.worst[req.Route].Cost(input, int64(req.LLM.MaxTokens), ledger.CostScale)
-	return &reservation{tenant: req.Tenant, window: g.now().UTC().Truncate(b.Window), amount: worst,
-		input: input, limit: b.Limit, every: b.Window, sliced: b.Slice.IsPositive()}, nil
+	return &reservation{tenant: req.Tenant, window: g.now().UTC().Truncate(b.Window),
+		amount: worst.Cost(input, int64(req.LLM.MaxTokens), ledger.CostScale),
+		input:  input, limit: b.Limit, every: b.Window, sliced: b.Slice.IsPositive()}, nil
 }
 
 // take takes the reservation hold worked out (nil: nothing to take) on its

@@ -179,14 +179,18 @@ func New(opts Options) (*Gateway, error) {
 	g.retry = opts.Retry.withDefaults()
 	g.budgets, g.budgetStore = opts.Budgets, opts.BudgetStore
 	g.worst, g.fixed = make(map[string]pricing.Worst, len(g.routes)), map[Target]pricing.Fixed{}
+	price := func(t Target) pricing.Price {
+		p, _ := g.prices.Lookup(t.Provider, t.Model) // checked above
+		g.fixed[t] = pricing.NewFixed(p)
+		return p
+	}
 	for alias, targets := range g.routes {
 		prices := make([]pricing.Price, len(targets))
-		for i, t := range append(slices.Clone(targets), g.longer[alias]...) {
-			p, _ := g.prices.Lookup(t.Provider, t.Model) // checked above
-			if i < len(prices) {
-				prices[i] = p
-			}
-			g.fixed[t] = pricing.NewFixed(p)
+		for i, t := range targets {
+			prices[i] = price(t)
+		}
+		for _, t := range g.longer[alias] {
+			price(t) // metered when a context-length fallback runs; reserved by extend
 		}
 		g.worst[alias] = pricing.NewWorst(prices...)
 	}
