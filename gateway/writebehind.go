@@ -70,7 +70,7 @@ type WriteBehind struct {
 	q      chan deferredWrite
 	done   chan struct{}
 
-	batches, written, lost, leaseLost atomic.Uint64
+	batches, written, lost, leaseLost, unknown atomic.Uint64
 }
 
 // deferredWrite is one statement queued on a WriteBehind, or a barrier
@@ -110,6 +110,11 @@ type WriteBehindStats struct {
 	Written   uint64 // statements the database took
 	Lost      uint64 // statements given up after their retries (logged)
 	LeaseLost uint64 // completions and releases of a lease already lost (logged)
+	// Unknown counts writes whose outcome is unknown (logged): settlements
+	// whose round trip failed after they were sent, not sent again, and
+	// completions and releases sent again after such a round trip that
+	// found their claim gone.
+	Unknown uint64
 }
 
 // NewWriteBehind starts a WriteBehind over pool; Close stops it.
@@ -140,7 +145,8 @@ func NewWriteBehind(pool *pgxpool.Pool, s WriteBehindSettings) *WriteBehind {
 
 // Stats returns the counts so far.
 func (w *WriteBehind) Stats() WriteBehindStats {
-	return WriteBehindStats{Batches: w.batches.Load(), Written: w.written.Load(), Lost: w.lost.Load(), LeaseLost: w.leaseLost.Load()}
+	return WriteBehindStats{Batches: w.batches.Load(), Written: w.written.Load(), Lost: w.lost.Load(), LeaseLost: w.leaseLost.Load(),
+		Unknown: w.unknown.Load()}
 }
 
 // queue adds a write to the next batch, waiting for room when the queue is
@@ -222,7 +228,15 @@ func (w *WriteBehind) loop() {
 
 // write sends a batch's statements as one; when that fails (one statement
 // refused rolls back the batch, or the database is away) each is tried
-// alone, with retries, so one bad write never costs the others.
+// alone, with retries, so one bad write never costs the others. A failure
+// after the batch went out whose outcome is unknown (the connection lost
+// or the round trip timed out: the batch may have committed) sends no
+// settlement of it again, as a second would subtract its reservation and
+// add its spend twice, and a reservation subtracted twice lets another
+// request overshoot: if the batch did not commit, the reservation stays
+// held until its window closes, which can only refuse early. Completions
+// and releases, which only their lease's holder can write once, are sent
+// again.
 func (w *WriteBehind) write(batch []deferredWrite) {
 	// The batch's writes, the settlements of one tenant's window summed in
 	// one; alone is each write as it was queued, for the one-at-a-time pass.
@@ -247,17 +261,9 @@ func (w *WriteBehind) write(batch []deferredWrite) {
 		}
 		alone = append(alone, d)
 	}
-	if len(writes) > 0 && w.send(writes) != nil {
-		for _, d := range alone {
-			err := w.send([]deferredWrite{d})
-			for n := 1; err != nil && n <= w.settings.Retries; n++ {
-				backoff.Sleep(context.Background(), w.jitter.Next(n))
-				err = w.send([]deferredWrite{d})
-			}
-			if err != nil {
-				w.lost.Add(1)
-				w.log.Error("gateway: write-behind: given up", "write", d.what, "tenant", d.tenant, "error", err)
-			}
+	if len(writes) > 0 {
+		if err := w.send(writes, false); err != nil {
+			w.oneByOne(alone, err)
 		}
 	}
 	for _, d := range batch {
@@ -267,8 +273,60 @@ func (w *WriteBehind) write(batch []deferredWrite) {
 	}
 }
 
+// oneByOne sends each of writes alone, with retries, after their batch
+// failed with batchErr.
+func (w *WriteBehind) oneByOne(writes []deferredWrite, batchErr error) {
+	for _, d := range writes {
+		err, sentBefore := batchErr, outcomeUnknown(batchErr) // d may be in the database already
+		for n := 0; err != nil && n <= w.settings.Retries; n++ {
+			if sentBefore && d.settle != nil {
+				w.unknown.Add(1)
+				w.log.Error("gateway: write-behind: budget settle: the round trip that carried it failed after it was sent, "+
+					"so it may have committed; not sent again, which would count it twice (if it did not commit, its "+
+					"reservation stays held until its window closes)", "tenant", d.tenant, "error", err)
+				err = nil
+				break
+			}
+			if n > 0 {
+				backoff.Sleep(context.Background(), w.jitter.Next(n))
+			}
+			if err = w.send([]deferredWrite{d}, sentBefore); err != nil {
+				sentBefore = sentBefore || outcomeUnknown(err)
+			}
+		}
+		if err != nil {
+			w.lost.Add(1)
+			w.log.Error("gateway: write-behind: given up", "write", d.what, "tenant", d.tenant, "error", err)
+		}
+	}
+}
+
+// outcomeUnknown reports whether a round trip that failed with err may
+// have committed: it failed after it had a connection to send on, and not
+// by the server refusing a statement (an ERROR rolls the batch back).
+// pgconn.SafeToRetry is no guide here: pgx reports a batch whose
+// connection was lost after it went out as "conn closed", which it calls
+// safe to retry (TestWriteBehindNeverSettlesTwice).
+func outcomeUnknown(err error) bool {
+	if errors.Is(err, errNotSent) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Severity != "ERROR" // FATAL and PANIC end the session, perhaps after a commit
+	}
+	return true
+}
+
+// errNotSent wraps the failure to get a connection for a round trip:
+// nothing was sent.
+var errNotSent = errors.New("no connection to send on")
+
 // send runs writes as one pipelined batch: one round trip, one transaction.
-func (w *WriteBehind) send(writes []deferredWrite) error {
+// sentBefore says they were in a round trip whose outcome is unknown: a
+// completion or release that finds its claim gone is then likely to have
+// been written by it, and is counted as unknown, not as a lost lease.
+func (w *WriteBehind) send(writes []deferredWrite, sentBefore bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.settings.Timeout)
 	defer cancel()
 	var b pgx.Batch
@@ -279,13 +337,24 @@ func (w *WriteBehind) send(writes []deferredWrite) error {
 			return nil
 		})
 	}
+	conn, err := w.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNotSent, err)
+	}
+	defer conn.Release()
 	w.batches.Add(1)
-	if err := w.pool.SendBatch(ctx, &b).Close(); err != nil {
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
 		return err
 	}
 	w.written.Add(uint64(len(writes)))
 	for i, d := range writes {
-		if lost[i] {
+		switch {
+		case !lost[i]:
+		case sentBefore:
+			w.unknown.Add(1)
+			w.log.Warn("gateway: write-behind: "+d.what+": no claim in flight; the round trip that failed before "+
+				"had likely written it, or the lease was lost", "tenant", d.tenant)
+		default:
 			w.leaseLost.Add(1)
 			w.log.Error("gateway: write-behind: "+d.what, "tenant", d.tenant, "error", ErrLeaseLost)
 		}

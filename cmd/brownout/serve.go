@@ -123,7 +123,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				func() float64 { return float64(behind.Stats().Lost) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_lease_lost_total",
 				Help: "Idempotency completions and releases of a lease another request had taken over."},
-				func() float64 { return float64(behind.Stats().LeaseLost) }))
+				func() float64 { return float64(behind.Stats().LeaseLost) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_unknown_total",
+				Help: "Write-behind writes whose outcome is unknown (logged): budget settlements whose round trip failed after they were sent, not sent again so as never to count one twice (a reservation then waits for its window if it did not commit), and completions and releases sent again that found their claim gone."},
+				func() float64 { return float64(behind.Stats().Unknown) }))
 	}
 	opts := cfg.Options(built)
 	opts.Ledger, opts.Metrics, opts.Logger, opts.BudgetStore = writer, metrics, log, budgets
