@@ -64,9 +64,11 @@
 // attempt number). The gateway hands it to ledger.Writer.Record, which only
 // validates and enqueues: the request path never waits for the database. The
 // writer's goroutine batches attempts by size or time and inserts each batch
-// in one statement with ON CONFLICT DO NOTHING, so a retried batch, a
-// replayed spool or a client retry with the same Idempotency-Key never
-// counts twice. When Postgres is unreachable the writer appends batches to an
+// in one statement that keeps the first record of a key, so a retried
+// batch, a replayed spool or a client retry with the same Idempotency-Key
+// never counts twice; the one update it makes is an attempt's finished row
+// replacing the unfinished one recorded before its call (with a database),
+// which is what a gateway killed during the call leaves. When Postgres is unreachable the writer appends batches to an
 // fsync'd, checksummed spool on local disk and replays it when Postgres is
 // back; Close flushes everything. Costs are exact decimals from the price
 // table to a NUMERIC(20,12) column: no float64 anywhere on the way.

@@ -97,7 +97,13 @@ type Options struct {
 	ContextLengthFallbacks map[string][]Target
 	Prices                 *pricing.Table
 	Ledger                 Recorder
-	Metrics                *Metrics // nil: no metrics
+	// Unfinished records every attempt's row before its upstream call too,
+	// as ledger.OutcomeUnfinished at the estimate of its prompt, so that a
+	// crash of the process during the call leaves what the vendor may bill
+	// in a ledger that outlives it; the attempt's finished row replaces it.
+	// `brownout serve` sets it with a database.
+	Unfinished bool
+	Metrics    *Metrics // nil: no metrics
 	// Breakers are the breaker settings by provider name; the "" entry is
 	// the default of providers not named.
 	Breakers map[string]BreakerSettings
@@ -112,18 +118,19 @@ type Options struct {
 
 // Gateway routes, calls, prices and meters. It is safe for concurrent use.
 type Gateway struct {
-	providers map[string]llm.Provider
-	routes    map[string][]Target
-	longer    map[string][]Target // the routes' context-length fallbacks
-	prices    *pricing.Table
-	ledger    Recorder
-	metrics   *Metrics
-	log       *slog.Logger
-	now       func() time.Time
-	retry     RetrySettings
-	breakers  *breakers
-	jitter    *backoff.Jitter
-	cooldowns cooldowns
+	providers  map[string]llm.Provider
+	routes     map[string][]Target
+	longer     map[string][]Target // the routes' context-length fallbacks
+	prices     *pricing.Table
+	ledger     Recorder
+	unfinished bool
+	metrics    *Metrics
+	log        *slog.Logger
+	now        func() time.Time
+	retry      RetrySettings
+	breakers   *breakers
+	jitter     *backoff.Jitter
+	cooldowns  cooldowns
 
 	budgets     map[string]Budget
 	budgetStore BudgetStore
@@ -168,7 +175,7 @@ func New(opts Options) (*Gateway, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	g := &Gateway{providers: opts.Providers, routes: opts.Routes, longer: opts.ContextLengthFallbacks, prices: opts.Prices, ledger: opts.Ledger,
+	g := &Gateway{providers: opts.Providers, routes: opts.Routes, longer: opts.ContextLengthFallbacks, prices: opts.Prices, ledger: opts.Ledger, unfinished: opts.Unfinished,
 		metrics: opts.Metrics, log: opts.Logger, now: opts.Now}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -275,6 +282,7 @@ func (g *Gateway) attempts(ctx context.Context, req *Request, resv *reservation,
 		actx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
 		rec := attemptRecord{target: t, n: n, started: g.now(), call: call}
+		g.open(req, rec)
 		resp, err := g.providers[t.Provider].Complete(actx, call)
 		if err != nil && actx.Err() != nil && ctx.Err() == nil {
 			// Its own timeout, not the client's or the deadline: named, as

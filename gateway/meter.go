@@ -70,6 +70,26 @@ func (g *Gateway) meter(ctx context.Context, req *Request, r attemptRecord) deci
 	return cost
 }
 
+// open records attempt r of req, about to be called, as unfinished (with
+// Options.Unfinished): the row a crash of this process during the call
+// leaves, the estimate of its prompt, which the vendor may bill from the
+// moment it has the call. meter's row replaces it in the ledger. It counts
+// in no metric: the finished row does.
+func (g *Gateway) open(req *Request, r attemptRecord) {
+	if !g.unfinished {
+		return
+	}
+	usage := llm.Usage{Input: g.estimatePrompt(r.target, r.call)}
+	a := row(req, r.target, r.n, r.started, r.started)
+	a.Outcome, a.UsageSource, a.Tokens = ledger.OutcomeUnfinished, ledger.UsageEstimated, usage
+	a.Cost = g.fixed[r.target].Cost(usage, ledger.CostScale)
+	a.ErrorClass, a.ErrorMessage = string(ledger.OutcomeUnfinished), "the gateway stopped before the attempt ended: its prompt's estimate"
+	if err := g.ledger.Record(a); err != nil {
+		g.log.Error("gateway: ledger refused an attempt", "request_id", a.RequestID, "attempt", a.Attempt, "outcome", a.Outcome, "error", err)
+		g.metrics.ledgerRefused(err)
+	}
+}
+
 // usage is what attempt r used as far as the gateway can know, and how it
 // knows. A vendor's usage is taken as reported; an error answer bills
 // nothing; a connection never made reached no vendor. Anything else may

@@ -72,6 +72,7 @@ func (g *Gateway) stream(ctx context.Context, req *Request, resv *reservation) (
 		sctx, cancel := context.WithCancelCause(client)
 		timer := time.AfterFunc(limits.FirstTokenTimeout, func() { cancel(timeoutErr(t, "first_token_timeout", limits.FirstTokenTimeout)) })
 		started := g.now()
+		g.open(req, attemptRecord{target: t, n: n, started: started, call: call})
 		up, err := g.providers[t.Provider].Stream(sctx, call)
 		if err != nil {
 			timer.Stop()
@@ -202,6 +203,7 @@ func (s *Stream) continueOnNext(err error) (spliced bool, ended error) {
 	sctx, cancel := context.WithCancelCause(s.ctx)
 	timer := time.AfterFunc(limits.FirstTokenTimeout, func() { cancel(timeoutErr(t, "first_token_timeout", limits.FirstTokenTimeout)) })
 	started, n := s.g.now(), s.n+1
+	s.g.open(s.req, attemptRecord{target: t, n: n, started: started, call: &call})
 	up, cerr := s.g.providers[t.Provider].Stream(sctx, &call)
 	var c llm.Chunk
 	if cerr == nil {

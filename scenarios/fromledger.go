@@ -142,8 +142,11 @@ func FromLedger(r io.Reader, name string, settings *Scenario) (*Scenario, error)
 		perMin := make([]shares, last+1)
 		counts := make([][4]int, last+1) // all, server, throttled, transport
 		for _, a := range attempts {
+			// Neither the gateway's refusals, nor the client's doing, nor an
+			// attempt its gateway never finished (a crash, or one in flight
+			// when the ledger was read) says how the vendor behaved.
 			if a.Provider != p || a.Outcome == ledger.OutcomeRejectedBreaker || a.Outcome == ledger.OutcomeRejectedBudget ||
-				a.Outcome == ledger.OutcomeCancelled || a.Outcome == ledger.OutcomeClientError {
+				a.Outcome == ledger.OutcomeCancelled || a.Outcome == ledger.OutcomeClientError || a.Outcome == ledger.OutcomeUnfinished {
 				continue
 			}
 			c := &counts[minute(a.StartedAt)]

@@ -63,6 +63,9 @@ func startGatewayProcess(t *testing.T, args ...string) *gatewayProcess {
 // the lease runs out unrenewed, and runs the request; a third copy
 // replays B's answer. A's reservation stays held (its window releases it);
 // B's is settled at the vendor's invoice; the budget is never overshot.
+// A's attempt, which the vendor may bill, is in the ledger from before its
+// call, at the estimate of its prompt. (Seen red without the early row: the
+// ledger had B's attempt only.)
 func TestTwoGatewaysSurviveAKill(t *testing.T) {
 	fake, err := fakeprovider.NewUnstartedServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
 		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
@@ -130,13 +133,22 @@ idempotency:
 	case err := <-toA:
 		t.Fatalf("gateway A answered before the vendor was called: %v", err)
 	}
-	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
-	_ = a.cmd.Wait()
-	assert.Error(t, <-toA, "A's client lost its connection")
-
 	db, err := pgx.Connect(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer db.Close(context.Background())
+	// A's attempt reaches the ledger while the vendor works on it: the row
+	// a crash leaves (the writer's flush, within a second; a bound, so that
+	// a gateway that never writes it fails rather than hangs).
+	unfinished := func() (n int) {
+		require.NoError(t, db.QueryRow(context.Background(), `SELECT count(*) FROM ledger_attempts WHERE outcome = 'unfinished'`).Scan(&n))
+		return n
+	}
+	for wait := time.Now().Add(10 * time.Second); unfinished() == 0 && time.Now().Before(wait); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
+	_ = a.cmd.Wait()
+	assert.Error(t, <-toA, "A's client lost its connection")
 	budget := func() (spent, reserved decimal.Decimal) {
 		require.NoError(t, db.QueryRow(context.Background(), `SELECT spent::text, reserved::text FROM budget_windows WHERE tenant = 'acme'`).
 			Scan(&spent, &reserved))
@@ -172,4 +184,20 @@ idempotency:
 	assert.Equal(t, heldByA.String(), reserved.String(), "A's reservation is held, B's settled")
 	assert.Equal(t, fake.Invoice().Totals.Cost.String(), spent.String(), "B's spend is the vendor's invoice")
 	assert.True(t, spent.Add(reserved).LessThanOrEqual(decimal.RequireFromString("0.05")))
+
+	// The ledger has both calls the vendor may bill: A's at the estimate of
+	// its prompt, recorded before its call (by hand: 40 characters at 4 a
+	// token and 4 tokens for the message, 14 tokens at $0.15 per million),
+	// and B's at the invoice.
+	var outcome, source, cost string
+	var input int64
+	require.NoError(t, db.QueryRow(context.Background(), `SELECT outcome, usage_source, input_tokens, cost::text FROM ledger_attempts
+		WHERE outcome <> 'ok'`).Scan(&outcome, &source, &input, &cost))
+	assert.Equal(t, []any{"unfinished", "estimated", int64(14)}, []any{outcome, source, input}, "A's attempt, left unfinished")
+	assert.Equal(t, "0.000002100000", cost)
+	var rows int
+	var total decimal.Decimal
+	require.NoError(t, db.QueryRow(context.Background(), `SELECT count(*), sum(cost)::text FROM ledger_attempts`).Scan(&rows, &total))
+	assert.Equal(t, 2, rows, "A's attempt and B's")
+	assert.Equal(t, fake.Invoice().Totals.Cost.Add(decimal.RequireFromString("0.0000021")).String(), total.String())
 }

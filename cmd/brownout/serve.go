@@ -130,6 +130,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	opts := cfg.Options(built)
 	opts.Ledger, opts.Metrics, opts.Logger, opts.BudgetStore = writer, metrics, log, budgets
+	// An attempt's row goes to the ledger before its call too, so that a
+	// crash during the call leaves what the vendor may bill; in memory the
+	// crash takes the ledger with it.
+	opts.Unfinished = *dbURL != ""
 	gw, err := gateway.New(opts)
 	if err != nil {
 		_ = writer.Close(context.Background())

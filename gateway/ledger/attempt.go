@@ -27,12 +27,18 @@ const (
 	OutcomeCancelled       Outcome = "cancelled"
 	OutcomeRejectedBreaker Outcome = "rejected_breaker"
 	OutcomeRejectedBudget  Outcome = "rejected_budget"
+	// OutcomeUnfinished is the row of an attempt recorded before its
+	// upstream call: the estimate of its prompt (UsageEstimated), which the
+	// vendor may bill from the moment it has the call. The attempt's
+	// finished row replaces it; one left unfinished is an attempt whose
+	// gateway stopped before it ended (a crash), metered at that estimate.
+	OutcomeUnfinished Outcome = "unfinished"
 )
 
 // Outcomes lists every valid Outcome, in a stable order.
 var Outcomes = []Outcome{
 	OutcomeOK, OutcomeClientError, OutcomeThrottled, OutcomeServerError,
-	OutcomeTransportError, OutcomeCancelled, OutcomeRejectedBreaker, OutcomeRejectedBudget,
+	OutcomeTransportError, OutcomeCancelled, OutcomeRejectedBreaker, OutcomeRejectedBudget, OutcomeUnfinished,
 }
 
 // Valid reports whether o is one of Outcomes.
@@ -102,7 +108,8 @@ func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 
 // Attempt is one upstream attempt of one gateway request: the unit of
 // metering. (RequestID, Attempt) is its identity; recording the same identity
-// twice keeps the first record and counts it once.
+// twice keeps the first record and counts it once, except that a finished
+// record replaces an unfinished one (OutcomeUnfinished).
 //
 // The JSON form is the ledger's export format (one Attempt per line); its
 // field names are stable.

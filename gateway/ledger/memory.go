@@ -43,15 +43,42 @@ func (m *MemoryStore) Insert(ctx context.Context, batch []Attempt) (int, error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	for _, a := range batch {
+	for _, a := range firstOfEach(batch) {
 		k := key{a.RequestID, a.Attempt}
-		if _, ok := m.attempts[k]; ok {
+		if had, ok := m.attempts[k]; ok && !replaces(a, had) {
 			continue
 		}
 		m.attempts[k] = a
 		n++
 	}
 	return n, nil
+}
+
+// replaces reports whether a record a replaces the one kept, had: a
+// finished record replaces an unfinished one; nothing else replaces
+// anything.
+func replaces(a, had Attempt) bool {
+	return had.Outcome == OutcomeUnfinished && a.Outcome != OutcomeUnfinished
+}
+
+// firstOfEach is batch with one record per identity, in the order of their
+// first appearance: the first finished record of each, or its first
+// unfinished one if it has none finished.
+func firstOfEach(batch []Attempt) []Attempt {
+	at := make(map[key]int, len(batch)) // index in out
+	out := batch[:0:0]
+	for _, a := range batch {
+		k := key{a.RequestID, a.Attempt}
+		i, ok := at[k]
+		switch {
+		case !ok:
+			at[k] = len(out)
+			out = append(out, a)
+		case replaces(a, out[i]):
+			out[i] = a
+		}
+	}
+	return out
 }
 
 // Len returns the number of attempts stored.

@@ -33,9 +33,10 @@ const attemptColumns = `request_id, attempt, idempotency_key, tenant, route, pro
 	cache_write_1h_tokens`
 
 // insertSQL inserts a whole batch in one statement from column arrays: one
-// round trip, and ON CONFLICT DO NOTHING makes it idempotent, also for
-// duplicates inside the batch.
-const insertSQL = `INSERT INTO ledger_attempts (` + attemptColumns + `)
+// round trip. It is idempotent: a conflicting record replaces the row only
+// when it is finished and the row unfinished (the batch has one record per
+// identity: ON CONFLICT DO UPDATE may not meet a row twice).
+var insertSQL = `INSERT INTO ledger_attempts (` + attemptColumns + `)
 SELECT request_id, attempt, idempotency_key, tenant, route, provider, model, outcome,
 	http_status, error_class, error_message, input_tokens, output_tokens, reasoning_tokens,
 	cache_read_tokens, cache_write_tokens, cost::numeric(20,12), started_at, finished_at, provider_request_id, client_request_id, usage_source,
@@ -44,7 +45,11 @@ FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[
 	$9::int[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],
 	$15::bigint[], $16::bigint[], $17::text[], $18::timestamptz[], $19::timestamptz[], $20::text[], $21::text[], $22::text[], $23::bigint[])
 	AS t(` + attemptColumns + `)
-ON CONFLICT (request_id, attempt) DO NOTHING`
+ON CONFLICT (request_id, attempt) DO UPDATE SET (` + attemptColumns + `) = (` + excludedColumns + `), recorded_at = now()
+	WHERE ledger_attempts.outcome = 'unfinished' AND EXCLUDED.outcome <> 'unfinished'`
+
+// excludedColumns is attemptColumns, each of EXCLUDED.
+var excludedColumns = "EXCLUDED." + strings.Join(strings.Split(strings.Join(strings.Fields(attemptColumns), ""), ","), ", EXCLUDED.")
 
 // Insert implements Store.
 func (s *PostgresStore) Insert(ctx context.Context, batch []Attempt) (int, error) {
@@ -52,6 +57,7 @@ func (s *PostgresStore) Insert(ctx context.Context, batch []Attempt) (int, error
 	if err != nil {
 		return 0, err
 	}
+	batch = firstOfEach(batch)
 	if len(batch) == 0 {
 		return 0, nil
 	}

@@ -14,7 +14,10 @@ import (
 // the package's contract tests check against each of them:
 //
 //   - Insert is idempotent per (RequestID, Attempt): the first record of an
-//     identity is kept, later ones are ignored and not counted as inserted.
+//     identity is kept, later ones are ignored and not counted as inserted,
+//     except that a finished record replaces an unfinished one
+//     (OutcomeUnfinished), once, and is counted. Within a batch, a finished
+//     record of an identity wins over an unfinished one wherever it stands.
 //   - Insert validates the whole batch first and writes nothing when any
 //     attempt is invalid (the error wraps ErrInvalid).
 //   - A batch is written atomically: all of it or, on error, none of it.
@@ -22,7 +25,8 @@ import (
 // The gateway does not call Insert on its request path; it records through a
 // Writer, which batches, retries and spools in front of a Store.
 type Store interface {
-	// Insert writes the batch and reports how many attempts were new.
+	// Insert writes the batch and reports how many attempts were new
+	// (finished ones replacing unfinished ones included).
 	Insert(ctx context.Context, batch []Attempt) (inserted int, err error)
 	// Totals sums attempts matching q, grouped by q.GroupBy.
 	Totals(ctx context.Context, q Query) ([]Total, error)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/brownout-dev/brownout/gateway/ledger"
+	"github.com/brownout-dev/brownout/gateway/llm"
 )
 
 // stores runs the contract test f against each Store implementation.
@@ -49,6 +50,63 @@ func TestStoreInsertIsIdempotent(t *testing.T) {
 		total := grandTotal(t, s)
 		assert.Equal(t, int64(101), total.Attempts)
 		assert.True(t, total.Cost.Equal(sumCost(attempts(0, 101))), "cost = %s; want %s", total.Cost, sumCost(attempts(0, 101)))
+	})
+}
+
+// unfinished is attempt i's row as the gateway records it before the
+// upstream call: the prompt's estimate.
+func unfinished(i int) ledger.Attempt {
+	a := attempt(i)
+	a.Outcome, a.UsageSource, a.HTTPStatus, a.ProviderReqID = ledger.OutcomeUnfinished, ledger.UsageEstimated, 0, ""
+	a.Tokens = llm.Usage{Input: a.Tokens.Input}
+	a.Cost, a.FinishedAt = decimal.RequireFromString("0.000000000123"), a.StartedAt
+	return a
+}
+
+// TestStoreFinishedReplacesUnfinished: an attempt's finished row replaces
+// its unfinished one, once, in whatever batches and order they come (a
+// spool replayed late, a retried batch); an unfinished row never replaces
+// anything, and one alone stays, counted at its estimate. (Seen red with
+// the replacement left out of either store: the unfinished rows kept.)
+func TestStoreFinishedReplacesUnfinished(t *testing.T) {
+	stores(t, func(t *testing.T, newStore func(t *testing.T) ledger.Store) {
+		ctx := context.Background()
+		s := newStore(t)
+		insert := func(want int, batch ...ledger.Attempt) {
+			t.Helper()
+			n, err := s.Insert(ctx, batch)
+			require.NoError(t, err)
+			assert.Equal(t, want, n)
+		}
+		insert(4, unfinished(0), unfinished(1), unfinished(2), unfinished(3))
+		insert(1, attempt(0))                               // finished after unfinished
+		insert(0, unfinished(0), unfinished(1))             // an unfinished row replaces nothing
+		insert(1, unfinished(4), attempt(4))                // both in one batch
+		insert(1, attempt(5), unfinished(5))                // the other way round
+		insert(2, attempt(1), attempt(1), attempt(2))       // a duplicate in the batch: replaced once
+		insert(0, attempt(0), attempt(1), attempt(2))       // finished rows replace nothing
+		insert(0, unfinished(5), unfinished(4), attempt(4)) // nor does anything replace them
+
+		got := map[int]ledger.Outcome{}
+		cost := decimal.Zero
+		for i := range 6 {
+			want := attempt(i)
+			rows, err := s.RequestAttempts(ctx, want.RequestID)
+			require.NoError(t, err)
+			for _, r := range rows {
+				if r.Attempt == want.Attempt {
+					got[i] = r.Outcome
+					cost = cost.Add(r.Cost)
+				}
+			}
+		}
+		assert.Equal(t, map[int]ledger.Outcome{0: attempt(0).Outcome, 1: attempt(1).Outcome, 2: attempt(2).Outcome,
+			3: ledger.OutcomeUnfinished, 4: attempt(4).Outcome, 5: attempt(5).Outcome}, got)
+		want := sumCost([]ledger.Attempt{attempt(0), attempt(1), attempt(2), unfinished(3), attempt(4), attempt(5)})
+		assert.Equal(t, want.String(), cost.String())
+		total := grandTotal(t, s)
+		assert.Equal(t, int64(6), total.Attempts)
+		assert.Equal(t, want.String(), total.Cost.String())
 	})
 }
 
