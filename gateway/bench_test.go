@@ -552,6 +552,8 @@ func runOverhead(b *testing.B, store ledger.Store, x overheadExtras) overheadRow
 	g, err := gatewaytest.New(gatewaytest.Config{Loopback: true, Store: store, Ledger: w, BudgetStore: x.budgetStore, Idempotency: x.idem,
 		Fakes:   map[string]fakeprovider.Config{"openai": parisFake()},
 		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}, Tenants: []gateway.TenantConfig{tenant}},
+		// As serve: an attempt's row before its call too, with a database.
+		Options: func(o *gateway.Options) { o.Unfinished = x.pg != nil },
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -1097,6 +1099,7 @@ func BenchmarkSustainedDurable(b *testing.B) {
 				defer wb.Close(context.Background())
 				cfg.BudgetStore = gateway.NewPostgresBudgets(pool).WritingBehind(wb)
 				cfg.Idempotency = gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb)
+				cfg.Options = func(o *gateway.Options) { o.Unfinished = true } // as serve with a database
 			}
 			w, err := ledger.NewWriter(store, ledger.WriterConfig{SpoolDir: b.TempDir()})
 			if err != nil {
