@@ -19,7 +19,8 @@ import (
 const sentence = "The capital of France is Paris."
 
 // cutThenSpare is a gateway whose route streams from OpenAI, which fails
-// after its fourth event (the role chunk and three words), then spareVendor.
+// after its fourth event (the role chunk and three words), then spareVendor,
+// recording each attempt before its call (Options.Unfinished).
 func cutThenSpare(t *testing.T, spare fakeprovider.Vendor, spareFaults ...fakeprovider.Fault) *gatewaytest.Gateway {
 	answer := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: sentence, Tokens: 8}}}
 	spareModel := map[fakeprovider.Vendor]string{fakeprovider.Anthropic: "claude-haiku-4-5", fakeprovider.Gemini: "gemini-2.5-flash-lite"}[spare]
@@ -30,6 +31,10 @@ func cutThenSpare(t *testing.T, spare fakeprovider.Vendor, spareFaults ...fakepr
 			"spare": {Vendor: spare, Seed: 2, Models: map[string]fakeprovider.Model{spareModel: answer}, Faults: spareFaults},
 		},
 		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"primary/gpt-4o-mini", "spare/" + spareModel}}},
+		// Every attempt's row is recorded before its call too, so the
+		// outcomes below also say that each finished row, the
+		// continuation's included, replaced its unfinished one.
+		Options: func(o *gateway.Options) { o.Unfinished = true },
 	})
 	require.NoError(t, err)
 	t.Cleanup(g.Close)
