@@ -122,6 +122,10 @@ type WriterStats struct {
 	InsertErrors uint64 `json:"insert_errors"` // failed Insert calls
 	Unspooled    int    `json:"unspooled"`     // attempts neither stored nor spooled (spool failing)
 	DeadLetters  uint64 `json:"dead_letters"`  // attempts Record refused, kept as dead letters
+	// Superseded counts unfinished records (OutcomeUnfinished) dropped
+	// before they were written anywhere, because their attempt's finished
+	// record was taken in the same batch or group.
+	Superseded uint64 `json:"superseded"`
 }
 
 // Writer meters attempts asynchronously in front of a Store: Record validates
@@ -169,8 +173,8 @@ type Writer struct {
 	// groups carry attempts from commitLoop to insertLoop (with a SpoolDir).
 	groups chan group
 
-	unspooledN                                                                                                   atomic.Int64
-	recorded, inserted, duplicates, overflowed, committed, spooled, replayed, corrupt, insertErrors, deadLetters atomic.Uint64
+	unspooledN                                                                                                               atomic.Int64
+	recorded, inserted, duplicates, overflowed, committed, spooled, replayed, corrupt, insertErrors, deadLetters, superseded atomic.Uint64
 
 	dlMu           sync.Mutex
 	memDeadLetters []DeadLetter // without a SpoolDir
@@ -376,6 +380,7 @@ func (w *Writer) Stats() WriterStats {
 		InsertErrors: w.insertErrors.Load(),
 		Unspooled:    int(w.unspooledN.Load()),
 		DeadLetters:  w.deadLetters.Load(),
+		Superseded:   w.superseded.Load(),
 	}
 	st.SpoolPending = w.spool.pending()
 	return st
@@ -434,7 +439,7 @@ func (w *Writer) run() {
 	batch := make([]Attempt, 0, w.cfg.BatchSize)
 	flush := func() {
 		if len(batch) > 0 {
-			w.flushVolatile(batch)
+			w.flushVolatile(w.dropSuperseded(batch))
 			batch = batch[:0]
 		}
 	}
@@ -479,6 +484,26 @@ func (w *Writer) drain() iter.Seq[Attempt] {
 	}
 }
 
+// dropSuperseded returns batch without the unfinished records whose
+// attempt's finished record is in it too, which the store would replace
+// anyway (Store), and counts them. It reuses batch's array.
+func (w *Writer) dropSuperseded(batch []Attempt) []Attempt {
+	if !slices.ContainsFunc(batch, func(a Attempt) bool { return a.Outcome == OutcomeUnfinished }) {
+		return batch
+	}
+	finished := map[key]bool{}
+	for _, a := range batch {
+		if a.Outcome != OutcomeUnfinished {
+			finished[key{a.RequestID, a.Attempt}] = true
+		}
+	}
+	out := slices.DeleteFunc(batch, func(a Attempt) bool {
+		return a.Outcome == OutcomeUnfinished && finished[key{a.RequestID, a.Attempt}]
+	})
+	w.superseded.Add(uint64(len(batch) - len(out)))
+	return out
+}
+
 // groupBacklog is how many committed groups may wait for the inserter.
 const groupBacklog = 256
 
@@ -508,6 +533,9 @@ func (w *Writer) commitLoop() {
 		if len(pending) == 0 {
 			return
 		}
+		// A call that ended within the group needs no unfinished record
+		// on disk: its finished one is there.
+		pending = w.dropSuperseded(pending)
 		name, err := w.spool.append(pending, true)
 		if err != nil {
 			w.log.Error("ledger: write-ahead to the spool failed; sending the attempts straight to the store", "error", err, "attempts", len(pending))

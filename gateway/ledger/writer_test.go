@@ -85,6 +85,46 @@ func TestWriterDuplicatesCountOnce(t *testing.T) {
 	assertSpoolEmpty(t, dir)
 }
 
+// TestWriterDropsUnfinishedRecordsItCanSupersede: an attempt that ended
+// before its unfinished record was written (a short call, the common case)
+// costs one write, not two: the writer drops an unfinished record whose
+// finished one it takes in the same batch or group, before the spool or
+// the store, and the store ends with the same rows. An unfinished record
+// whose attempt has not ended is written. (Seen red without the drop: all
+// three records written ahead, none superseded.)
+func TestWriterDropsUnfinishedRecordsItCanSupersede(t *testing.T) {
+	for _, dir := range []string{"", "spool"} {
+		t.Run(map[string]string{"": "memory spool", "spool": "spool directory"}[dir], func(t *testing.T) {
+			store := ledger.NewMemoryStore()
+			cfg := ledger.WriterConfig{Logger: quietLogger(), GroupCommit: time.Hour, FlushInterval: time.Hour}
+			if dir != "" {
+				cfg.SpoolDir = t.TempDir()
+			}
+			w, err := ledger.NewWriter(store, cfg)
+			require.NoError(t, err)
+			for _, a := range []ledger.Attempt{unfinished(0), attempt(0), unfinished(1)} {
+				require.NoError(t, w.Record(a))
+			}
+			closeWriter(t, w)
+			st := w.Stats()
+			assert.Equal(t, uint64(1), st.Superseded, "attempt 0's unfinished record")
+			assert.Equal(t, uint64(2), st.Inserted)
+			if dir != "" {
+				assert.Equal(t, uint64(2), st.Committed, "written ahead: attempt 0's finished record and attempt 1's unfinished one")
+			}
+			got := map[int]ledger.Outcome{}
+			for i := range 2 {
+				rows, err := store.RequestAttempts(context.Background(), attempt(i).RequestID)
+				require.NoError(t, err)
+				for _, r := range rows {
+					got[r.Attempt] = r.Outcome
+				}
+			}
+			assert.Equal(t, map[int]ledger.Outcome{attempt(0).Attempt: attempt(0).Outcome, attempt(1).Attempt: ledger.OutcomeUnfinished}, got)
+		})
+	}
+}
+
 // TestWriterRidesOutPostgresOutage stops Postgres in the middle of 10,000
 // records and starts it again: every attempt arrives exactly once and the
 // cost sums to the last digit.
