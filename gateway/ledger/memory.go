@@ -54,33 +54,6 @@ func (m *MemoryStore) Insert(ctx context.Context, batch []Attempt) (int, error) 
 	return n, nil
 }
 
-// replaces reports whether a record a replaces the one kept, had: a
-// finished record replaces an unfinished one; nothing else replaces
-// anything.
-func replaces(a, had Attempt) bool {
-	return had.Outcome == OutcomeUnfinished && a.Outcome != OutcomeUnfinished
-}
-
-// firstOfEach is batch with one record per identity, in the order of their
-// first appearance: the first finished record of each, or its first
-// unfinished one if it has none finished.
-func firstOfEach(batch []Attempt) []Attempt {
-	at := make(map[key]int, len(batch)) // index in out
-	out := batch[:0:0]
-	for _, a := range batch {
-		k := key{a.RequestID, a.Attempt}
-		i, ok := at[k]
-		switch {
-		case !ok:
-			at[k] = len(out)
-			out = append(out, a)
-		case replaces(a, out[i]):
-			out[i] = a
-		}
-	}
-	return out
-}
-
 // Len returns the number of attempts stored.
 func (m *MemoryStore) Len() int {
 	m.mu.RLock()
