@@ -16,6 +16,8 @@
 //	                                          timeouts (first token, idle, whole call), context-length fallbacks
 //	        cool-down          retry.go       a target that answered 429 is skipped until its Retry-After
 //	        breaker Allow      breaker.go     one gobreaker two-step breaker per provider (or provider+model)
+//	          open             meter.go       with a database, the attempt's row before the call
+//	                                          (unfinished, the prompt's estimate: what a crash leaves)
 //	          adapter call     providers/     the vendor's wire format
 //	        meter              meter.go       every attempt and every rejection: one ledger row
 //	    Stream.Next            stream.go      idle timeout; a stream that dies mid-way continues on a
@@ -27,7 +29,8 @@
 // With keys and budgets in Postgres a request waits for one round trip
 // before the upstream call and none after it: the settlement and the key's
 // completion are written behind, in batches, one commit per batch
-// (writebehind.go). The pool they share holds its every connection open
+// (writebehind.go); a batch whose outcome is unknown (its answer lost) has
+// its settlements never sent again, so none is counted twice. The pool they share holds its every connection open
 // from the start (pool.go), so no request waits for a new one.
 //
 // Idempotency is HTTP middleware, not a wrapper of Complete: it needs the
