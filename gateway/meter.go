@@ -84,10 +84,7 @@ func (g *Gateway) open(req *Request, r attemptRecord) {
 	a.Outcome, a.UsageSource, a.Tokens = ledger.OutcomeUnfinished, ledger.UsageEstimated, usage
 	a.Cost = g.fixed[r.target].Cost(usage, ledger.CostScale)
 	a.ErrorClass, a.ErrorMessage = string(ledger.OutcomeUnfinished), "the gateway stopped before the attempt ended: its prompt's estimate"
-	if err := g.ledger.Record(a); err != nil {
-		g.log.Error("gateway: ledger refused an attempt", "request_id", a.RequestID, "attempt", a.Attempt, "outcome", a.Outcome, "error", err)
-		g.metrics.ledgerRefused(err)
-	}
+	g.toLedger(a)
 }
 
 // usage is what attempt r used as far as the gateway can know, and how it
@@ -148,13 +145,18 @@ func row(req *Request, t Target, n int, started, finished time.Time) ledger.Atte
 
 // record hands a to the ledger and counts it in the metrics.
 func (g *Gateway) record(a ledger.Attempt) {
+	g.toLedger(a)
+	g.metrics.attempt(Target{Provider: a.Provider, Model: a.Model}, a.Outcome, a.UsageSource, a.Tokens, a.Cost, a.FinishedAt.Sub(a.StartedAt))
+}
+
+// toLedger hands a to the ledger; a refusal is logged and counted.
+func (g *Gateway) toLedger(a ledger.Attempt) {
 	if err := g.ledger.Record(a); err != nil {
 		// The ledger's Writer keeps it as a dead letter; the metric is what
 		// an alert watches.
 		g.log.Error("gateway: ledger refused an attempt", "request_id", a.RequestID, "attempt", a.Attempt, "outcome", a.Outcome, "error", err)
 		g.metrics.ledgerRefused(err)
 	}
-	g.metrics.attempt(Target{Provider: a.Provider, Model: a.Model}, a.Outcome, a.UsageSource, a.Tokens, a.Cost, a.FinishedAt.Sub(a.StartedAt))
 }
 
 // outcomeOf is the ledger outcome of a failed attempt's error class.
