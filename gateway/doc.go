@@ -29,8 +29,9 @@
 // With keys and budgets in Postgres a request waits for one round trip
 // before the upstream call and none after it: the settlement and the key's
 // completion are written behind, in batches, one commit per batch
-// (writebehind.go); a batch whose outcome is unknown (its answer lost) has
-// its settlements never sent again, so none is counted twice. The pool they share holds its every connection open
+// (writebehind.go); a batch whose answer is lost is resolved (a row of its
+// own, fenced by the writer) and sent again only if it did not commit, so
+// no settlement is counted twice. The pool they share holds its every connection open
 // from the start (pool.go), so no request waits for a new one.
 //
 // Idempotency is HTTP middleware, not a wrapper of Complete: it needs the

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -70,8 +71,19 @@ type WriteBehind struct {
 	q      chan deferredWrite
 	done   chan struct{}
 
-	batches, written, lost, leaseLost, unknown atomic.Uint64
+	batches, written, lost, leaseLost, unknown, resolved atomic.Uint64
+
+	purged time.Time // the last purge of write_behind_batches; the loop's own
 }
+
+// batchRetention is how long a round trip's row in write_behind_batches is
+// kept: far longer than a failed round trip takes to be resolved (its
+// retries, each within Timeout), after which no one reads it.
+const batchRetention = time.Hour
+
+// purgeEvery is how often a round trip deletes the rows past
+// batchRetention.
+const purgeEvery = time.Minute
 
 // deferredWrite is one statement queued on a WriteBehind, or a barrier
 // (flushed non-nil) that Flush waits on.
@@ -110,10 +122,14 @@ type WriteBehindStats struct {
 	Written   uint64 // statements the database took
 	Lost      uint64 // statements given up after their retries (logged)
 	LeaseLost uint64 // completions and releases of a lease already lost (logged)
-	// Unknown counts writes whose outcome is unknown (logged): settlements
-	// whose round trip failed after they were sent, not sent again, and
-	// completions and releases sent again after such a round trip that
-	// found their claim gone.
+	// Resolved counts round trips that failed after they went out and were
+	// then found to have committed, or fenced so they never will (logged).
+	Resolved uint64
+	// Unknown counts writes whose outcome could not be found out, their
+	// round trip having failed after it went out and its resolution failing
+	// too, the database being away (logged): settlements, then not sent
+	// again, and completions and releases, sent again, that found their
+	// claim gone.
 	Unknown uint64
 }
 
@@ -146,7 +162,7 @@ func NewWriteBehind(pool *pgxpool.Pool, s WriteBehindSettings) *WriteBehind {
 // Stats returns the counts so far.
 func (w *WriteBehind) Stats() WriteBehindStats {
 	return WriteBehindStats{Batches: w.batches.Load(), Written: w.written.Load(), Lost: w.lost.Load(), LeaseLost: w.leaseLost.Load(),
-		Unknown: w.unknown.Load()}
+		Resolved: w.resolved.Load(), Unknown: w.unknown.Load()}
 }
 
 // queue adds a write to the next batch, waiting for room when the queue is
@@ -228,15 +244,16 @@ func (w *WriteBehind) loop() {
 
 // write sends a batch's statements as one; when that fails (one statement
 // refused rolls back the batch, or the database is away) each is tried
-// alone, with retries, so one bad write never costs the others. A failure
-// after the batch went out whose outcome is unknown (the connection lost
-// or the round trip timed out: the batch may have committed) sends no
-// settlement of it again, as a second would subtract its reservation and
-// add its spend twice, and a reservation subtracted twice lets another
-// request overshoot: if the batch did not commit, the reservation stays
-// held until its window closes, which can only refuse early. Completions
-// and releases, which only their lease's holder can write once, are sent
-// again.
+// alone, with retries, so one bad write never costs the others. A round
+// trip that failed after it went out is resolved first (deliver): one that
+// committed is not sent again. Only when that cannot be found out either
+// (the database away through every try) is a settlement of it not sent
+// again, as a second would subtract its reservation and add its spend
+// twice, and a reservation subtracted twice lets another request
+// overshoot: if the batch did not commit, the reservation stays held until
+// its window closes, which can only refuse early. Completions and
+// releases, which only their lease's holder can write once, are sent again
+// in any case.
 func (w *WriteBehind) write(batch []deferredWrite) {
 	// The batch's writes, the settlements of one tenant's window summed in
 	// one; alone is each write as it was queued, for the one-at-a-time pass.
@@ -262,8 +279,8 @@ func (w *WriteBehind) write(batch []deferredWrite) {
 		alone = append(alone, d)
 	}
 	if len(writes) > 0 {
-		if err := w.send(writes, false); err != nil {
-			w.oneByOne(alone, err)
+		if unknown, err := w.deliver(writes, false); err != nil {
+			w.oneByOne(alone, err, unknown)
 		}
 	}
 	for _, d := range batch {
@@ -274,25 +291,25 @@ func (w *WriteBehind) write(batch []deferredWrite) {
 }
 
 // oneByOne sends each of writes alone, with retries, after their batch
-// failed with batchErr.
-func (w *WriteBehind) oneByOne(writes []deferredWrite, batchErr error) {
+// failed with batchErr; unknown says the batch may have committed.
+func (w *WriteBehind) oneByOne(writes []deferredWrite, batchErr error, unknown bool) {
 	for _, d := range writes {
-		err, sentBefore := batchErr, outcomeUnknown(batchErr) // d may be in the database already
+		err, sentBefore := batchErr, unknown // d may be in the database already
 		for n := 0; err != nil && n <= w.settings.Retries; n++ {
 			if sentBefore && d.settle != nil {
 				w.unknown.Add(1)
 				w.log.Error("gateway: write-behind: budget settle: the round trip that carried it failed after it was sent, "+
-					"so it may have committed; not sent again, which would count it twice (if it did not commit, its "+
-					"reservation stays held until its window closes)", "tenant", d.tenant, "error", err)
+					"and whether it committed could not be found out; not sent again, which would count it twice (if it "+
+					"did not commit, its reservation stays held until its window closes)", "tenant", d.tenant, "error", err)
 				err = nil
 				break
 			}
 			if n > 0 {
 				backoff.Sleep(context.Background(), w.jitter.Next(n))
 			}
-			if err = w.send([]deferredWrite{d}, sentBefore); err != nil {
-				sentBefore = sentBefore || outcomeUnknown(err)
-			}
+			var u bool
+			u, err = w.deliver([]deferredWrite{d}, sentBefore)
+			sentBefore = sentBefore || u
 		}
 		if err != nil {
 			w.lost.Add(1)
@@ -322,14 +339,80 @@ func outcomeUnknown(err error) bool {
 // nothing was sent.
 var errNotSent = errors.New("no connection to send on")
 
-// send runs writes as one pipelined batch: one round trip, one transaction.
-// sentBefore says they were in a round trip whose outcome is unknown: a
-// completion or release that finds its claim gone is then likely to have
-// been written by it, and is counted as unknown, not as a lost lease.
-func (w *WriteBehind) send(writes []deferredWrite, sentBefore bool) error {
+// deliver sends writes as one round trip (send) and, when it fails after
+// it went out, resolves it. It returns nil when the writes are in the
+// database; otherwise the round trip's error, and unknown when they may be
+// in it nonetheless, the resolution having failed too.
+func (w *WriteBehind) deliver(writes []deferredWrite, sentBefore bool) (unknown bool, err error) {
+	id := uuid.New()
+	err = w.send(id, writes, sentBefore)
+	if err == nil || !outcomeUnknown(err) {
+		return false, err
+	}
+	committed, rerr := w.resolve(id)
+	if rerr != nil {
+		w.log.Error("gateway: write-behind: a round trip failed after it went out, and whether it committed could not "+
+			"be found out", "writes", len(writes), "error", err, "resolving", rerr)
+		return true, err
+	}
+	w.resolved.Add(1)
+	if committed {
+		// Each statement's answer was lost with the round trip's: a
+		// completion that found its lease lost goes uncounted.
+		w.written.Add(uint64(len(writes)))
+		w.log.Warn("gateway: write-behind: a round trip failed after it went out, and had committed: not sent again",
+			"writes", len(writes), "error", err)
+		return false, nil
+	}
+	w.log.Warn("gateway: write-behind: a round trip failed after it went out, and did not commit: sent again",
+		"writes", len(writes), "error", err)
+	return false, err
+}
+
+// resolve finds out whether the round trip that wrote id committed, with
+// retries. It inserts id as fenced: the insert waits for the round trip
+// if the database is still running it, and once the fenced row is in, the
+// round trip's own insert of id can only fail, so it never commits. The
+// row then there says which happened: a fenced one that the round trip did
+// not commit (this insert's, or an earlier try's whose answer was lost
+// too), an unfenced one that it did.
+func (w *WriteBehind) resolve(id uuid.UUID) (committed bool, err error) {
+	for n := 0; n <= w.settings.Retries; n++ {
+		if n > 0 {
+			backoff.Sleep(context.Background(), w.jitter.Next(n))
+		}
+		var fenced bool
+		var b pgx.Batch
+		b.Queue(`INSERT INTO write_behind_batches (id, fenced) VALUES ($1, true) ON CONFLICT (id) DO NOTHING`, id)
+		b.Queue(`SELECT fenced FROM write_behind_batches WHERE id = $1`, id).QueryRow(func(r pgx.Row) error {
+			return r.Scan(&fenced)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), w.settings.Timeout)
+		err = w.pool.SendBatch(ctx, &b).Close()
+		cancel()
+		if err == nil {
+			return !fenced, nil
+		}
+	}
+	return false, err
+}
+
+// send runs writes as one pipelined batch: one round trip, one transaction,
+// which inserts id into write_behind_batches first (resolve) and, once
+// every purgeEvery, deletes the rows past batchRetention. sentBefore says
+// the writes were in a round trip whose outcome is unknown: a completion
+// or release that finds its claim gone is then likely to have been written
+// by it, and is counted as unknown, not as a lost lease.
+func (w *WriteBehind) send(id uuid.UUID, writes []deferredWrite, sentBefore bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.settings.Timeout)
 	defer cancel()
 	var b pgx.Batch
+	b.Queue(`INSERT INTO write_behind_batches (id) VALUES ($1)`, id)
+	purge := time.Since(w.purged) >= purgeEvery
+	if purge {
+		b.Queue(`DELETE FROM write_behind_batches WHERE written_at < now() - $1::bigint * interval '1 second'`,
+			int64(batchRetention/time.Second))
+	}
 	lost := make([]bool, len(writes))
 	for i, d := range writes {
 		b.Queue(d.sql, d.args...).Exec(func(tag pgconn.CommandTag) error {
@@ -345,6 +428,9 @@ func (w *WriteBehind) send(writes []deferredWrite, sentBefore bool) error {
 	w.batches.Add(1)
 	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
 		return err
+	}
+	if purge {
+		w.purged = time.Now()
 	}
 	w.written.Add(uint64(len(writes)))
 	for i, d := range writes {
