@@ -118,7 +118,7 @@ func (st *settlement) write() deferredWrite {
 
 // WriteBehindStats count a WriteBehind's work since it started.
 type WriteBehindStats struct {
-	Batches   uint64 // round trips
+	Batches   uint64 // round trips carrying writes
 	Written   uint64 // statements the database took
 	Lost      uint64 // statements given up after their retries (logged)
 	LeaseLost uint64 // completions and releases of a lease already lost (logged)
@@ -283,6 +283,9 @@ func (w *WriteBehind) write(batch []deferredWrite) {
 			w.oneByOne(alone, err, unknown)
 		}
 	}
+	if time.Since(w.purged) >= purgeEvery {
+		w.purge()
+	}
 	for _, d := range batch {
 		if d.flushed != nil {
 			close(d.flushed)
@@ -369,6 +372,18 @@ func (w *WriteBehind) deliver(writes []deferredWrite, sentBefore bool) (unknown 
 	return false, err
 }
 
+// purge deletes the rows of write_behind_batches past batchRetention, in
+// a round trip of its own, so a purge that fails never costs a write.
+func (w *WriteBehind) purge() {
+	w.purged = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), w.settings.Timeout)
+	defer cancel()
+	if _, err := w.pool.Exec(ctx, `DELETE FROM write_behind_batches WHERE written_at < now() - $1::bigint * interval '1 second'`,
+		int64(batchRetention/time.Second)); err != nil {
+		w.log.Warn("gateway: write-behind: deleting old rows of write_behind_batches", "error", err)
+	}
+}
+
 // resolve finds out whether the round trip that wrote id committed, with
 // retries. It inserts id as fenced: the insert waits for the round trip
 // if the database is still running it, and once the fenced row is in, the
@@ -398,8 +413,7 @@ func (w *WriteBehind) resolve(id uuid.UUID) (committed bool, err error) {
 }
 
 // send runs writes as one pipelined batch: one round trip, one transaction,
-// which inserts id into write_behind_batches first (resolve) and, once
-// every purgeEvery, deletes the rows past batchRetention. sentBefore says
+// which inserts id into write_behind_batches first (resolve). sentBefore says
 // the writes were in a round trip whose outcome is unknown: a completion
 // or release that finds its claim gone is then likely to have been written
 // by it, and is counted as unknown, not as a lost lease.
@@ -408,11 +422,6 @@ func (w *WriteBehind) send(id uuid.UUID, writes []deferredWrite, sentBefore bool
 	defer cancel()
 	var b pgx.Batch
 	b.Queue(`INSERT INTO write_behind_batches (id) VALUES ($1)`, id)
-	purge := time.Since(w.purged) >= purgeEvery
-	if purge {
-		b.Queue(`DELETE FROM write_behind_batches WHERE written_at < now() - $1::bigint * interval '1 second'`,
-			int64(batchRetention/time.Second))
-	}
 	lost := make([]bool, len(writes))
 	for i, d := range writes {
 		b.Queue(d.sql, d.args...).Exec(func(tag pgconn.CommandTag) error {
@@ -428,9 +437,6 @@ func (w *WriteBehind) send(id uuid.UUID, writes []deferredWrite, sentBefore bool
 	w.batches.Add(1)
 	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
 		return err
-	}
-	if purge {
-		w.purged = time.Now()
 	}
 	w.written.Add(uint64(len(writes)))
 	for i, d := range writes {

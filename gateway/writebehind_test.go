@@ -271,6 +271,32 @@ func TestWriteBehindDeletesItsOldRoundTrips(t *testing.T) {
 	assert.Equal(t, 4, rows(`true`))
 }
 
+// TestWriteBehindWritesWhenItCannotPurge: the deletion of old rows is a
+// round trip of its own, so a database that refuses it (here, a trigger
+// that fails every DELETE on the table) costs no write. (Seen red with the
+// deletion in the writes' batch: the settlement refused with it, and lost.)
+func TestWriteBehindWritesWhenItCannotPurge(t *testing.T) {
+	pool := pgtest.NewPool(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `CREATE FUNCTION no_deletes() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'no deletes here'; END $$;
+		CREATE TRIGGER no_deletes BEFORE DELETE ON write_behind_batches FOR EACH STATEMENT EXECUTE FUNCTION no_deletes()`)
+	require.NoError(t, err)
+	wb := gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Linger: time.Hour, Retries: 1, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { _ = wb.Close(ctx) })
+	budgets := gateway.NewPostgresBudgets(pool).WritingBehind(wb)
+	window := time.Now().UTC().Truncate(time.Hour)
+	ok, err := budgets.Reserve(ctx, "acme", window, decimal.RequireFromString("0.3"), decimal.RequireFromString("1"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, budgets.Settle(ctx, "acme", window, decimal.RequireFromString("0.3"), decimal.RequireFromString("0.2")))
+	require.NoError(t, wb.Flush(ctx))
+	spent, reserved := postgresSpent(t, pool)("acme", window)
+	assert.Equal(t, "0.2", spent.String())
+	assert.True(t, reserved.IsZero(), "%s still reserved", reserved)
+	assert.Zero(t, wb.Stats().Lost)
+}
+
 // cut is what a cutConn does to the round trip that carries its marker.
 type cut int
 
