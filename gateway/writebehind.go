@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 	"github.com/shopspring/decimal"
 
 	"github.com/brownout-dev/brownout/internal/backoff"
@@ -35,7 +36,8 @@ type WriteBehindSettings struct {
 	// close together share a round trip and a commit.
 	Linger time.Duration
 	// Retries is how many times a write that failed is tried again, alone,
-	// with jittered backoff, before it is given up (default 3).
+	// with jittered backoff, before it is given up (default 3). A database
+	// out of reach spends none of them: the writer waits for it.
 	Retries int
 	// Timeout bounds one batch's round trip (default 5s).
 	Timeout time.Duration
@@ -60,6 +62,22 @@ type WriteBehindSettings struct {
 // with its process (a crash) is what a crash before it would leave: the
 // key's lease runs out and a duplicate takes it over, and the reservation
 // is held until its window closes.
+//
+// While the database is out of reach (a restart, a failover, a partition),
+// the writer waits for it, however long, trying again with jittered
+// backoff of up to a second, and writes what is queued once it is back;
+// writes queue meanwhile (QueueSize), and Close gives up on them when its
+// ctx ends.
+//
+// Each round trip writes exactly once. A budget settlement is not
+// idempotent (sent twice, it subtracts its reservation and adds its spend
+// twice), and a round trip that fails after it went out (its connection
+// lost, a timeout) may have committed. So every round trip also inserts a
+// row of its own (migration 0009's write_behind_batches), and a failed one
+// is resolved: the writer inserts the same id, fenced, which waits for the
+// round trip if the database is still running it and, once in, keeps it
+// from ever committing; the row then there says whether it committed, and
+// only what did not is sent again.
 type WriteBehind struct {
 	pool     *pgxpool.Pool
 	settings WriteBehindSettings
@@ -71,9 +89,13 @@ type WriteBehind struct {
 	q      chan deferredWrite
 	done   chan struct{}
 
-	batches, written, lost, leaseLost, unknown, resolved atomic.Uint64
+	batches, written, lost, leaseLost, unknown, resolved, waits atomic.Uint64
 
 	purged time.Time // the last purge of write_behind_batches; the loop's own
+	away   time.Time // since when the database has been out of reach; the loop's own
+
+	quit   context.Context // ends when Close gives up: every wait and round trip stops
+	giveUp context.CancelFunc
 }
 
 // batchRetention is how long a round trip's row in write_behind_batches is
@@ -122,14 +144,17 @@ type WriteBehindStats struct {
 	Written   uint64 // statements the database took
 	Lost      uint64 // statements given up after their retries (logged)
 	LeaseLost uint64 // completions and releases of a lease already lost (logged)
+	// Waits counts the waits for a database out of reach (the first of
+	// each outage logged).
+	Waits uint64
 	// Resolved counts round trips that failed after they went out and were
 	// then found to have committed, or fenced so they never will (logged).
 	Resolved uint64
 	// Unknown counts writes whose outcome could not be found out, their
-	// round trip having failed after it went out and its resolution failing
-	// too, the database being away (logged): settlements, then not sent
-	// again, and completions and releases, sent again, that found their
-	// claim gone.
+	// round trip having failed after it went out and its resolution too
+	// (the database refusing it every try, or Close giving up) (logged):
+	// settlements, then not sent again, and completions and releases, sent
+	// again, that found their claim gone.
 	Unknown uint64
 }
 
@@ -152,6 +177,7 @@ func NewWriteBehind(pool *pgxpool.Pool, s WriteBehindSettings) *WriteBehind {
 	}
 	w := &WriteBehind{pool: pool, settings: s, log: s.Logger, jitter: backoff.NewJitter(20*time.Millisecond, time.Second, 1),
 		q: make(chan deferredWrite, s.QueueSize), done: make(chan struct{})}
+	w.quit, w.giveUp = context.WithCancel(context.Background())
 	if w.log == nil {
 		w.log = slog.Default()
 	}
@@ -162,7 +188,7 @@ func NewWriteBehind(pool *pgxpool.Pool, s WriteBehindSettings) *WriteBehind {
 // Stats returns the counts so far.
 func (w *WriteBehind) Stats() WriteBehindStats {
 	return WriteBehindStats{Batches: w.batches.Load(), Written: w.written.Load(), Lost: w.lost.Load(), LeaseLost: w.leaseLost.Load(),
-		Resolved: w.resolved.Load(), Unknown: w.unknown.Load()}
+		Waits: w.waits.Load(), Resolved: w.resolved.Load(), Unknown: w.unknown.Load()}
 }
 
 // queue adds a write to the next batch, waiting for room when the queue is
@@ -197,8 +223,9 @@ func (w *WriteBehind) Flush(ctx context.Context) error {
 }
 
 // Close writes what is queued and stops; writes queued after it fail with
-// ErrWriteBehindClosed. It returns ctx's error if the queue has not drained
-// by then. Safe to call more than once.
+// ErrWriteBehindClosed. If the queue has not drained when ctx ends (the
+// database out of reach), it gives up on what is left, counted as lost,
+// and returns ctx's error. Safe to call more than once.
 func (w *WriteBehind) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.closed {
@@ -210,7 +237,9 @@ func (w *WriteBehind) Close(ctx context.Context) error {
 	case <-w.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("gateway: write-behind: %d writes still queued: %w", len(w.q), ctx.Err())
+		n := len(w.q)
+		w.giveUp()
+		return fmt.Errorf("gateway: write-behind: gave up on %d writes still queued and the batch in hand: %w", n, ctx.Err())
 	}
 }
 
@@ -308,7 +337,7 @@ func (w *WriteBehind) oneByOne(writes []deferredWrite, batchErr error, unknown b
 				break
 			}
 			if n > 0 {
-				backoff.Sleep(context.Background(), w.jitter.Next(n))
+				backoff.Sleep(w.quit, w.jitter.Next(n))
 			}
 			var u bool
 			u, err = w.deliver([]deferredWrite{d}, sentBefore)
@@ -348,7 +377,11 @@ var errNotSent = errors.New("no connection to send on")
 // in it nonetheless, the resolution having failed too.
 func (w *WriteBehind) deliver(writes []deferredWrite, sentBefore bool) (unknown bool, err error) {
 	id := uuid.New()
-	err = w.send(id, writes, sentBefore)
+	for n := 1; ; n++ {
+		if err = w.send(id, writes, sentBefore); !unreachable(err) || !w.waitFor(n, err) {
+			break
+		}
+	}
 	if err == nil || !outcomeUnknown(err) {
 		return false, err
 	}
@@ -376,7 +409,7 @@ func (w *WriteBehind) deliver(writes []deferredWrite, sentBefore bool) (unknown 
 // a round trip of its own, so a purge that fails never costs a write.
 func (w *WriteBehind) purge() {
 	w.purged = time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), w.settings.Timeout)
+	ctx, cancel := context.WithTimeout(w.quit, w.settings.Timeout)
 	defer cancel()
 	if _, err := w.pool.Exec(ctx, `DELETE FROM write_behind_batches WHERE written_at < now() - $1::bigint * interval '1 second'`,
 		int64(batchRetention/time.Second)); err != nil {
@@ -384,32 +417,65 @@ func (w *WriteBehind) purge() {
 	}
 }
 
-// resolve finds out whether the round trip that wrote id committed, with
-// retries. It inserts id as fenced: the insert waits for the round trip
+// unreachable reports whether a round trip failed for want of a
+// connection (the database out of reach), which the writer waits out; a
+// closed pool is not waited for.
+func unreachable(err error) bool {
+	return errors.Is(err, errNotSent) && !errors.Is(err, puddle.ErrClosedPool)
+}
+
+// waitFor waits before try n+1 of a round trip that failed with err while
+// the database is out of reach (or its outcome unknown), and reports
+// whether to try again: false once Close has given up.
+func (w *WriteBehind) waitFor(n int, err error) bool {
+	w.waits.Add(1)
+	if w.away.IsZero() {
+		w.away = time.Now()
+		w.log.Warn("gateway: write-behind: the database is out of reach; writes wait for it", "error", err)
+	}
+	return backoff.Sleep(w.quit, w.jitter.Next(min(n, 10)))
+}
+
+// resolve finds out whether the round trip that wrote id committed,
+// waiting out a database out of reach, and trying again Retries times a
+// resolution the database refuses. It inserts id as fenced: the insert waits for the round trip
 // if the database is still running it, and once the fenced row is in, the
 // round trip's own insert of id can only fail, so it never commits. The
 // row then there says which happened: a fenced one that the round trip did
 // not commit (this insert's, or an earlier try's whose answer was lost
 // too), an unfenced one that it did.
 func (w *WriteBehind) resolve(id uuid.UUID) (committed bool, err error) {
-	for n := 0; n <= w.settings.Retries; n++ {
-		if n > 0 {
-			backoff.Sleep(context.Background(), w.jitter.Next(n))
-		}
+	for n, refused := 1, 0; ; n++ {
 		var fenced bool
 		var b pgx.Batch
 		b.Queue(`INSERT INTO write_behind_batches (id, fenced) VALUES ($1, true) ON CONFLICT (id) DO NOTHING`, id)
 		b.Queue(`SELECT fenced FROM write_behind_batches WHERE id = $1`, id).QueryRow(func(r pgx.Row) error {
 			return r.Scan(&fenced)
 		})
-		ctx, cancel := context.WithTimeout(context.Background(), w.settings.Timeout)
+		ctx, cancel := context.WithTimeout(w.quit, w.settings.Timeout)
 		err = w.pool.SendBatch(ctx, &b).Close()
 		cancel()
 		if err == nil {
+			w.back()
 			return !fenced, nil
 		}
+		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Severity == "ERROR" {
+			if refused++; refused > w.settings.Retries {
+				return false, err
+			}
+		}
+		if errors.Is(err, puddle.ErrClosedPool) || !w.waitFor(n, err) {
+			return false, err
+		}
 	}
-	return false, err
+}
+
+// back notes a round trip that reached the database.
+func (w *WriteBehind) back() {
+	if !w.away.IsZero() {
+		w.log.Info("gateway: write-behind: the database is back", "after", time.Since(w.away))
+		w.away = time.Time{}
+	}
 }
 
 // send runs writes as one pipelined batch: one round trip, one transaction,
@@ -418,7 +484,7 @@ func (w *WriteBehind) resolve(id uuid.UUID) (committed bool, err error) {
 // or release that finds its claim gone is then likely to have been written
 // by it, and is counted as unknown, not as a lost lease.
 func (w *WriteBehind) send(id uuid.UUID, writes []deferredWrite, sentBefore bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), w.settings.Timeout)
+	ctx, cancel := context.WithTimeout(w.quit, w.settings.Timeout)
 	defer cancel()
 	var b pgx.Batch
 	b.Queue(`INSERT INTO write_behind_batches (id) VALUES ($1)`, id)
@@ -435,7 +501,9 @@ func (w *WriteBehind) send(id uuid.UUID, writes []deferredWrite, sentBefore bool
 	}
 	defer conn.Release()
 	w.batches.Add(1)
-	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+	err = conn.SendBatch(ctx, &b).Close()
+	w.back()
+	if err != nil {
 		return err
 	}
 	w.written.Add(uint64(len(writes)))

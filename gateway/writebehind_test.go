@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -297,6 +298,117 @@ func TestWriteBehindWritesWhenItCannotPurge(t *testing.T) {
 	assert.Zero(t, wb.Stats().Lost)
 }
 
+// TestWriteBehindWaitsOutADatabaseOutOfReach: the database drops the
+// writer's connections and refuses new ones while the completions and
+// settlements of requests are queued behind (a restart, a failover), for
+// longer than the writer's retries last; the writer waits for it, and once
+// it is back every write lands once: every key done, every reservation
+// released, the spend the sum of the bills. (Seen red with the writer
+// giving up after its retries, as it did: 0.5 still reserved, 0.01275 of
+// 0.0505 spent, the keys of the requests finished during the outage still
+// in flight.)
+func TestWriteBehindWaitsOutADatabaseOutOfReach(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	pool := pgtest.Pool(t, url)
+	cfg, err := pgx.ParseConfig(url)
+	require.NoError(t, err)
+	admin, err := pgx.Connect(ctx, pgtest.Shared(t).Admin())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = admin.Close(ctx) })
+	reachable := func(yes bool) {
+		_, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", cfg.Database, yes))
+		require.NoError(t, err)
+		if !yes {
+			_, err = admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, cfg.Database)
+			require.NoError(t, err)
+		}
+	}
+	wb := gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { _ = wb.Close(ctx) })
+	idem := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb)
+	budgets := gateway.NewPostgresBudgets(pool).WritingBehind(wb)
+	window := time.Now().UTC().Truncate(time.Hour)
+	each := decimal.RequireFromString("0.01")
+
+	const n = 100
+	leases := make([]*gateway.Lease, n)
+	for i := range n {
+		ok, err := budgets.Reserve(ctx, "acme", window, each, decimal.RequireFromString("10"))
+		require.NoError(t, err)
+		require.True(t, ok)
+		leases[i], _, err = idem.Begin(ctx, "acme", fmt.Sprintf("k%03d", i), []byte("h"))
+		require.NoError(t, err)
+	}
+	// Request i's bill is (i+1) x 0.00001: 5,050 x 0.00001 in all.
+	finish := func(i int) {
+		require.NoError(t, idem.Complete(ctx, leases[i], gateway.StoredResponse{Status: 200, ContentType: "text/plain", Body: []byte("ok")}))
+		require.NoError(t, budgets.Settle(ctx, "acme", window, each, decimal.New(int64(i+1), -5)))
+	}
+	for i := range n / 2 {
+		finish(i)
+	}
+	require.NoError(t, wb.Flush(ctx))
+	reachable(false)
+	for i := n / 2; i < n; i++ {
+		finish(i)
+	}
+	// Each write is tried 1 + Retries (3) times, each try of a batch
+	// waiting up to 4 times: 24 waits is past what a writer that gives up
+	// would spend on a write.
+	require.Eventually(t, func() bool { return wb.Stats().Waits >= 24 }, 2*time.Minute, 10*time.Millisecond,
+		"the writer waiting for the database")
+	reachable(true)
+	flushed, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	require.NoError(t, wb.Flush(flushed))
+
+	spent, reserved := postgresSpent(t, pool)("acme", window)
+	assert.Equal(t, "0.0505", spent.String(), "every bill, once")
+	assert.True(t, reserved.IsZero(), "%s still reserved", reserved)
+	for i := range n {
+		assert.Equal(t, "done", keyState(t, pool, fmt.Sprintf("k%03d", i)), "key %d", i)
+	}
+	st := wb.Stats()
+	assert.Zero(t, st.Lost, "writes given up")
+	assert.Zero(t, st.Unknown, "writes whose outcome was not found out")
+	assert.Zero(t, st.LeaseLost)
+}
+
+// TestWriteBehindCloseGivesUpOnADatabaseOutOfReach: the writer waits for
+// a database out of reach however long, so Close is what ends the wait:
+// when its ctx ends it gives up on the writes left, counted as lost, and
+// the writer stops.
+func TestWriteBehindCloseGivesUpOnADatabaseOutOfReach(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig("postgres://brownout@127.0.0.1:5432/brownout")
+	require.NoError(t, err)
+	cfg.ConnConfig.DialFunc = func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no route to the database")
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	wb := gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Logger: slog.New(slog.DiscardHandler)})
+	budgets := gateway.NewPostgresBudgets(pool).WritingBehind(wb)
+	window := time.Now().UTC().Truncate(time.Hour)
+	for range 3 {
+		require.NoError(t, budgets.Settle(context.Background(), "acme", window, decimal.RequireFromString("0.1"), decimal.Zero))
+	}
+	require.Eventually(t, func() bool { return wb.Stats().Waits >= 10 }, time.Minute, 10*time.Millisecond,
+		"the writer waiting for the database")
+	assert.Zero(t, wb.Stats().Lost, "nothing given up while it waits")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = wb.Close(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "gave up")
+	require.Eventually(t, func() bool { return wb.Stats().Lost == 3 }, time.Minute, 10*time.Millisecond,
+		"the three settlements given up")
+	require.NoError(t, wb.Close(context.Background()), "the writer has stopped")
+	assert.ErrorIs(t, budgets.Settle(context.Background(), "acme", window, decimal.Zero, decimal.Zero), gateway.ErrWriteBehindClosed)
+}
+
 // cut is what a cutConn does to the round trip that carries its marker.
 type cut int
 
@@ -324,9 +436,6 @@ type cutter struct {
 	how     cut
 	armed   atomic.Bool
 	stalled atomic.Bool // a cutStall happened: cancels are lost
-	// refuse, when set, is asked at each new connection's first message
-	// (a cancel's aside) whether the database refuses it.
-	refuse func() bool
 }
 
 func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -340,7 +449,6 @@ func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, erro
 type cutConn struct {
 	net.Conn
 	c       *cutter
-	started bool
 	cutting atomic.Bool
 }
 
@@ -348,12 +456,7 @@ type cutConn struct {
 func isCancel(p []byte) bool { return len(p) >= 12 && binary.BigEndian.Uint32(p[4:8]) == 80877102 }
 
 func (c *cutConn) Write(p []byte) (int, error) {
-	first := !c.started
-	c.started = true
 	switch {
-	case first && !isCancel(p) && c.c.refuse != nil && c.c.refuse():
-		_ = c.Conn.Close()
-		return 0, io.ErrClosedPipe
 	case c.cutting.Load() && c.c.how == cutStall:
 		return len(p), nil // lost on the way
 	case c.c.stalled.Load() && isCancel(p):
@@ -541,22 +644,22 @@ func TestWriteBehindWaitsForARoundTripStillInFlight(t *testing.T) {
 }
 
 // TestWriteBehindNeverSettlesTwiceWhenItCannotTell: when whether a batch
-// committed cannot be found out either (the database away for every try),
-// a settlement of it is not sent again, and if the batch committed, the
-// tenant's window is as it should be; the key's completion, which only its
-// lease's holder can write once, is sent again and finds it written,
-// counted as unknown, not as a lost lease.
+// committed cannot be found out either (the database refusing the
+// resolution, here with a trigger, every try), a settlement of it is not
+// sent again, and if the batch committed, the tenant's window is as it
+// should be; the key's completion, which only its lease's holder can write
+// once, is sent again and finds it written, counted as unknown, not as a
+// lost lease.
 func TestWriteBehindNeverSettlesTwiceWhenItCannotTell(t *testing.T) {
 	f := newCutFixture(t, cutAnswer)
-	// After the cut, the three tries of the resolution find the database
-	// refusing connections.
-	var connects atomic.Int32
-	f.cut.refuse = func() bool { return !f.cut.armed.Load() && connects.Add(1) <= 3 }
+	_, err := f.pool.Exec(context.Background(), `CREATE FUNCTION no_fences() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'no fences here'; END $$;
+		CREATE TRIGGER no_fences BEFORE INSERT ON write_behind_batches FOR EACH ROW WHEN (NEW.fenced) EXECUTE FUNCTION no_fences()`)
+	require.NoError(t, err)
 	f.cut.armed.Store(true)
 	f.finish(t)
 	require.NoError(t, f.wb.Flush(context.Background()))
 	f.settledOnce(t)
-	assert.Equal(t, int32(4), connects.Load(), "three connections refused, then the completion's taken")
 	st := f.wb.Stats()
 	assert.Equal(t, uint64(2), st.Unknown, "the settlement, not sent again, and the completion, found written")
 	assert.Zero(t, st.Resolved)

@@ -124,11 +124,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_lease_lost_total",
 				Help: "Idempotency completions and releases of a lease another request had taken over."},
 				func() float64 { return float64(behind.Stats().LeaseLost) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_waits_total",
+				Help: "Waits of the write-behind for a database out of reach (a restart, a failover): its writes wait, however long, until the database is back or the gateway shuts down (the first of each outage logged)."},
+				func() float64 { return float64(behind.Stats().Waits) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_resolved_total",
 				Help: "Write-behind round trips that failed after they went out (a connection lost, a timeout) and were found to have committed, or fenced so they never will, before anything was sent again (logged)."},
 				func() float64 { return float64(behind.Stats().Resolved) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_unknown_total",
-				Help: "Write-behind writes whose outcome could not be found out, the database away through every try (logged): budget settlements, not sent again so as never to count one twice (a reservation then waits for its window if it did not commit), and completions and releases sent again that found their claim gone."},
+				Help: "Write-behind writes whose outcome could not be found out, the database refusing to say every try or the gateway shutting down first (logged): budget settlements, not sent again so as never to count one twice (a reservation then waits for its window if it did not commit), and completions and releases sent again that found their claim gone."},
 				func() float64 { return float64(behind.Stats().Unknown) }))
 	}
 	opts := cfg.Options(built)

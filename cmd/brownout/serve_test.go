@@ -65,6 +65,7 @@ ledger:
 	body, _ := io.ReadAll(metrics.Body)
 	metrics.Body.Close()
 	assert.Contains(t, string(body), "\nbrownout_write_behind_lost_total 0\n", "the writes behind the responses are counted")
+	assert.Contains(t, string(body), "\nbrownout_write_behind_waits_total 0\n", "and the waits for a database out of reach")
 	assert.Contains(t, string(body), "\nbrownout_write_behind_resolved_total 0\n", "and the failed round trips resolved")
 	assert.Contains(t, string(body), "\nbrownout_write_behind_unknown_total 0\n", "and those whose outcome is unknown")
 
