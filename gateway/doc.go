@@ -31,7 +31,8 @@
 // completion are written behind, in batches, one commit per batch
 // (writebehind.go); a batch whose answer is lost is resolved (a row of its
 // own, fenced by the writer) and sent again only if it did not commit, so
-// no settlement is counted twice. The pool they share holds its every connection open
+// no settlement is counted twice, and a database out of reach is waited
+// for, however long, not given up on. The pool they share holds its every connection open
 // from the start (pool.go), so no request waits for a new one.
 //
 // Idempotency is HTTP middleware, not a wrapper of Complete: it needs the

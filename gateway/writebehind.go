@@ -276,8 +276,8 @@ func (w *WriteBehind) loop() {
 // alone, with retries, so one bad write never costs the others. A round
 // trip that failed after it went out is resolved first (deliver): one that
 // committed is not sent again. Only when that cannot be found out either
-// (the database away through every try) is a settlement of it not sent
-// again, as a second would subtract its reservation and add its spend
+// (the database refusing the resolution every try, or Close giving up) is
+// a settlement of it not sent again, as a second would subtract its reservation and add its spend
 // twice, and a reservation subtracted twice lets another request
 // overshoot: if the batch did not commit, the reservation stays held until
 // its window closes, which can only refuse early. Completions and
@@ -437,9 +437,10 @@ func (w *WriteBehind) waitFor(n int, err error) bool {
 }
 
 // resolve finds out whether the round trip that wrote id committed,
-// waiting out a database out of reach, and trying again Retries times a
-// resolution the database refuses. It inserts id as fenced: the insert waits for the round trip
-// if the database is still running it, and once the fenced row is in, the
+// waiting out a database out of reach (or a round trip of its own lost),
+// and trying again Retries times a resolution the database refuses. It
+// inserts id as fenced: the insert waits for the round trip if the
+// database is still running it, and once the fenced row is in, the
 // round trip's own insert of id can only fail, so it never commits. The
 // row then there says which happened: a fenced one that the round trip did
 // not commit (this insert's, or an earlier try's whose answer was lost
@@ -459,7 +460,7 @@ func (w *WriteBehind) resolve(id uuid.UUID) (committed bool, err error) {
 			w.back()
 			return !fenced, nil
 		}
-		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Severity == "ERROR" {
+		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Severity == "ERROR" || errors.Is(err, pgx.ErrNoRows) {
 			if refused++; refused > w.settings.Retries {
 				return false, err
 			}
