@@ -207,18 +207,24 @@ func TestWriteBehindKeepsTheGoodWritesOfABadBatch(t *testing.T) {
 	assert.Equal(t, uint64(2), st.Written)
 }
 
+// budgetsBehind is a fresh ledger database, a WriteBehind on it with s
+// (closed when the test ends), budgets that settle through it, and the
+// hour's budget window.
+func budgetsBehind(t *testing.T, s gateway.WriteBehindSettings) (*pgxpool.Pool, *gateway.WriteBehind, *gateway.PostgresBudgets, time.Time) {
+	pool := pgtest.NewPool(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	wb := gateway.NewWriteBehind(pool, s)
+	t.Cleanup(func() { _ = wb.Close(context.Background()) })
+	return pool, wb, gateway.NewPostgresBudgets(pool).WritingBehind(wb), time.Now().UTC().Truncate(time.Hour)
+}
+
 // TestWriteBehindSumsATenantsSettlements: the settlements of one tenant's
 // window in a batch go as one UPDATE of their sums (a hot tenant's budget
 // row gets one new version and one lock per batch, not one per request);
 // the row ends where five UPDATEs would have left it. (Seen red without
 // the sums: five statements.)
 func TestWriteBehindSumsATenantsSettlements(t *testing.T) {
-	pool := pgtest.NewPool(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 	ctx := context.Background()
-	wb := gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Linger: time.Hour})
-	t.Cleanup(func() { _ = wb.Close(ctx) })
-	budgets := gateway.NewPostgresBudgets(pool).WritingBehind(wb)
-	window := time.Now().UTC().Truncate(time.Hour)
+	pool, wb, budgets, window := budgetsBehind(t, gateway.WriteBehindSettings{Linger: time.Hour})
 	each := decimal.RequireFromString("0.1")
 	for range 5 {
 		ok, err := budgets.Reserve(ctx, "acme", window, each, decimal.RequireFromString("1"))
@@ -241,12 +247,8 @@ func TestWriteBehindSumsATenantsSettlements(t *testing.T) {
 // so the table holds an hour of round trips, not all of them. (Seen red
 // without the deletion: the row of two hours ago still there.)
 func TestWriteBehindDeletesItsOldRoundTrips(t *testing.T) {
-	pool := pgtest.NewPool(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 	ctx := context.Background()
-	wb := gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Linger: time.Hour})
-	t.Cleanup(func() { _ = wb.Close(ctx) })
-	budgets := gateway.NewPostgresBudgets(pool).WritingBehind(wb)
-	window := time.Now().UTC().Truncate(time.Hour)
+	pool, wb, budgets, window := budgetsBehind(t, gateway.WriteBehindSettings{Linger: time.Hour})
 	age := func(ago string) {
 		_, err := pool.Exec(ctx, `INSERT INTO write_behind_batches (id, written_at) VALUES (gen_random_uuid(), now() - $1::interval)`, ago)
 		require.NoError(t, err)
@@ -277,16 +279,12 @@ func TestWriteBehindDeletesItsOldRoundTrips(t *testing.T) {
 // that fails every DELETE on the table) costs no write. (Seen red with the
 // deletion in the writes' batch: the settlement refused with it, and lost.)
 func TestWriteBehindWritesWhenItCannotPurge(t *testing.T) {
-	pool := pgtest.NewPool(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 	ctx := context.Background()
+	pool, wb, budgets, window := budgetsBehind(t, gateway.WriteBehindSettings{Linger: time.Hour, Retries: 1, Logger: slog.New(slog.DiscardHandler)})
 	_, err := pool.Exec(ctx, `CREATE FUNCTION no_deletes() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN RAISE EXCEPTION 'no deletes here'; END $$;
 		CREATE TRIGGER no_deletes BEFORE DELETE ON write_behind_batches FOR EACH STATEMENT EXECUTE FUNCTION no_deletes()`)
 	require.NoError(t, err)
-	wb := gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Linger: time.Hour, Retries: 1, Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(func() { _ = wb.Close(ctx) })
-	budgets := gateway.NewPostgresBudgets(pool).WritingBehind(wb)
-	window := time.Now().UTC().Truncate(time.Hour)
 	ok, err := budgets.Reserve(ctx, "acme", window, decimal.RequireFromString("0.3"), decimal.RequireFromString("1"))
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -552,6 +550,20 @@ func (f *cutFixture) finish(t *testing.T) {
 // settledOnce checks the request's writes are in the database once: the
 // bill counted once, the other request's reservation whole, a reservation
 // past the limit refused, and the key done.
+// cutAndFlush cuts the next round trip carrying the request's writes (it
+// must be the one the writer sends them in), finishes the request, waits
+// for its writes, checks they are in once (settledOnce), and returns the
+// writer's stats.
+func (f *cutFixture) cutAndFlush(t *testing.T) gateway.WriteBehindStats {
+	t.Helper()
+	f.cut.armed.Store(true)
+	f.finish(t)
+	require.NoError(t, f.wb.Flush(context.Background()))
+	require.False(t, f.cut.armed.Load(), "the batch went out on the cut connection")
+	f.settledOnce(t)
+	return f.wb.Stats()
+}
+
 func (f *cutFixture) settledOnce(t *testing.T) {
 	t.Helper()
 	spent, reserved := postgresSpent(t, f.pool)("acme", f.window)
@@ -571,13 +583,7 @@ func (f *cutFixture) settledOnce(t *testing.T) {
 // request's reservation of 0.5 down to 0.2, and a reservation of 0.4 over
 // the limit of 1 taken.)
 func TestWriteBehindNeverSettlesTwice(t *testing.T) {
-	f := newCutFixture(t, cutAnswer)
-	f.cut.armed.Store(true)
-	f.finish(t)
-	require.NoError(t, f.wb.Flush(context.Background()))
-	require.False(t, f.cut.armed.Load(), "the batch went out on the cut connection")
-	f.settledOnce(t)
-	st := f.wb.Stats()
+	st := newCutFixture(t, cutAnswer).cutAndFlush(t)
 	assert.Equal(t, gateway.WriteBehindStats{Batches: 1, Written: 2, Resolved: 1}, st,
 		"one round trip, found committed after its answer was lost")
 }
@@ -588,13 +594,7 @@ func TestWriteBehindNeverSettlesTwice(t *testing.T) {
 // reservation is released, not held until its window closes. (Seen red
 // without the resolution: 0.8 still reserved, nothing spent, 0.3 refused.)
 func TestWriteBehindSendsAgainWhatDidNotCommit(t *testing.T) {
-	f := newCutFixture(t, cutRequest)
-	f.cut.armed.Store(true)
-	f.finish(t)
-	require.NoError(t, f.wb.Flush(context.Background()))
-	require.False(t, f.cut.armed.Load(), "the batch was cut")
-	f.settledOnce(t)
-	st := f.wb.Stats()
+	st := newCutFixture(t, cutRequest).cutAndFlush(t)
 	assert.Equal(t, gateway.WriteBehindStats{Batches: 3, Written: 2, Resolved: 1}, st,
 		"the round trip lost, found not committed, then each write alone")
 }
@@ -656,11 +656,7 @@ func TestWriteBehindNeverSettlesTwiceWhenItCannotTell(t *testing.T) {
 		BEGIN RAISE EXCEPTION 'no fences here'; END $$;
 		CREATE TRIGGER no_fences BEFORE INSERT ON write_behind_batches FOR EACH ROW WHEN (NEW.fenced) EXECUTE FUNCTION no_fences()`)
 	require.NoError(t, err)
-	f.cut.armed.Store(true)
-	f.finish(t)
-	require.NoError(t, f.wb.Flush(context.Background()))
-	f.settledOnce(t)
-	st := f.wb.Stats()
+	st := f.cutAndFlush(t)
 	assert.Equal(t, uint64(2), st.Unknown, "the settlement, not sent again, and the completion, found written")
 	assert.Zero(t, st.Resolved)
 	assert.Zero(t, st.LeaseLost)

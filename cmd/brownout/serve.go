@@ -117,22 +117,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := gateway.NewMetrics(reg, func() float64 { return float64(writer.Stats().Queued) })
 	if behind != nil {
-		reg.MustRegister(
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_lost_total",
-				Help: "Idempotency completions and releases and budget settlements given up after their retries (logged): a key then waits for its lease, a reservation for its window."},
-				func() float64 { return float64(behind.Stats().Lost) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_lease_lost_total",
-				Help: "Idempotency completions and releases of a lease another request had taken over."},
-				func() float64 { return float64(behind.Stats().LeaseLost) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_waits_total",
-				Help: "Waits of the write-behind for a database out of reach (a restart, a failover): its writes wait, however long, until the database is back or the gateway shuts down (the first of each outage logged)."},
-				func() float64 { return float64(behind.Stats().Waits) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_resolved_total",
-				Help: "Write-behind round trips that failed after they went out (a connection lost, a timeout) and were found to have committed, or fenced so they never will, before anything was sent again (logged)."},
-				func() float64 { return float64(behind.Stats().Resolved) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brownout_write_behind_unknown_total",
-				Help: "Write-behind writes whose outcome could not be found out, the database refusing to say every try or the gateway shutting down first (logged): budget settlements, not sent again so as never to count one twice (a reservation then waits for its window if it did not commit), and completions and releases sent again that found their claim gone."},
-				func() float64 { return float64(behind.Stats().Unknown) }))
+		for _, c := range []struct {
+			name, help string
+			count      func(gateway.WriteBehindStats) uint64
+		}{
+			{"brownout_write_behind_lost_total", "Idempotency completions and releases and budget settlements given up (logged): refused by the database through their retries, or left when shutting down gave up waiting for it; a key then waits for its lease, a reservation for its window.",
+				func(s gateway.WriteBehindStats) uint64 { return s.Lost }},
+			{"brownout_write_behind_lease_lost_total", "Idempotency completions and releases of a lease another request had taken over.",
+				func(s gateway.WriteBehindStats) uint64 { return s.LeaseLost }},
+			{"brownout_write_behind_waits_total", "Waits of the write-behind for a database out of reach (a restart, a failover): its writes wait, however long, until the database is back or the gateway shuts down (the first of each outage logged).",
+				func(s gateway.WriteBehindStats) uint64 { return s.Waits }},
+			{"brownout_write_behind_resolved_total", "Write-behind round trips that failed after they went out (a connection lost, a timeout) and were found to have committed, or fenced so they never will, before anything was sent again (logged).",
+				func(s gateway.WriteBehindStats) uint64 { return s.Resolved }},
+			{"brownout_write_behind_unknown_total", "Write-behind writes whose outcome could not be found out, the database refusing to say every try or the gateway shutting down first (logged): budget settlements, not sent again so as never to count one twice (a reservation then waits for its window if it did not commit), and completions and releases sent again that found their claim gone.",
+				func(s gateway.WriteBehindStats) uint64 { return s.Unknown }},
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+				func() float64 { return float64(c.count(behind.Stats())) }))
+		}
 	}
 	opts := cfg.Options(built)
 	opts.Ledger, opts.Metrics, opts.Logger, opts.BudgetStore = writer, metrics, log, budgets
