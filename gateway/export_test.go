@@ -38,3 +38,7 @@ func BusyRow(tenant string, window time.Time) (done func()) {
 func EarlyRelease() bool { return !durableCommitRefused.Load() }
 
 func ResetEarlyRelease() { durableCommitRefused.Store(false) }
+
+// SetBatchRetention makes wb keep the rows of its round trips for d, not
+// batchRetention; call it before the first write.
+func SetBatchRetention(wb *WriteBehind, d time.Duration) { wb.retention = d }

@@ -91,16 +91,20 @@ type WriteBehind struct {
 
 	batches, written, lost, leaseLost, unknown, resolved, waits atomic.Uint64
 
-	purged time.Time // the last purge of write_behind_batches; the loop's own
-	away   time.Time // since when the database has been out of reach; the loop's own
+	retention time.Duration // batchRetention, but in tests
+	purged    time.Time     // the last purge of write_behind_batches; the loop's own
+	away      time.Time     // since when the database has been out of reach; the loop's own
 
 	quit   context.Context // ends when Close gives up: every wait and round trip stops
 	giveUp context.CancelFunc
 }
 
 // batchRetention is how long a round trip's row in write_behind_batches is
-// kept: far longer than a failed round trip takes to be resolved (its
-// retries, each within Timeout), after which no one reads it.
+// kept (every gateway on the database deletes them): far longer than a
+// failed round trip usually takes to be resolved. A resolution that comes
+// later than half of it (the database out of this gateway's reach that
+// long) may find the row deleted, so it cannot tell that the round trip
+// did not commit: its outcome is unknown.
 const batchRetention = time.Hour
 
 // purgeEvery is how often a round trip deletes the rows past
@@ -142,7 +146,7 @@ func (st *settlement) write() deferredWrite {
 type WriteBehindStats struct {
 	Batches   uint64 // round trips carrying writes
 	Written   uint64 // statements the database took
-	Lost      uint64 // statements given up after their retries (logged)
+	Lost      uint64 // writes given up: refused through their retries, or left when Close gave up (logged)
 	LeaseLost uint64 // completions and releases of a lease already lost (logged)
 	// Waits counts the waits for a database out of reach (the first of
 	// each outage logged).
@@ -176,7 +180,7 @@ func NewWriteBehind(pool *pgxpool.Pool, s WriteBehindSettings) *WriteBehind {
 		s.Timeout = 5 * time.Second
 	}
 	w := &WriteBehind{pool: pool, settings: s, log: s.Logger, jitter: backoff.NewJitter(20*time.Millisecond, time.Second, 1),
-		q: make(chan deferredWrite, s.QueueSize), done: make(chan struct{})}
+		q: make(chan deferredWrite, s.QueueSize), done: make(chan struct{}), retention: batchRetention}
 	w.quit, w.giveUp = context.WithCancel(context.Background())
 	if w.log == nil {
 		w.log = slog.Default()
@@ -276,10 +280,10 @@ func (w *WriteBehind) loop() {
 // alone, with retries, so one bad write never costs the others. A round
 // trip that failed after it went out is resolved first (deliver): one that
 // committed is not sent again. Only when that cannot be found out either
-// (the database refusing the resolution every try, or Close giving up) is
-// a settlement of it not sent again, as a second would subtract its reservation and add its spend
-// twice, and a reservation subtracted twice lets another request
-// overshoot: if the batch did not commit, the reservation stays held until
+// (the database refusing the resolution every try, Close giving up, or
+// half of batchRetention gone by) is a settlement of it not sent again, as
+// a second would subtract its reservation and add its spend twice, and a
+// reservation subtracted twice lets another request overshoot: if the batch did not commit, the reservation stays held until
 // its window closes, which can only refuse early. Completions and
 // releases, which only their lease's holder can write once, are sent again
 // in any case.
@@ -377,7 +381,9 @@ var errNotSent = errors.New("no connection to send on")
 // in it nonetheless, the resolution having failed too.
 func (w *WriteBehind) deliver(writes []deferredWrite, sentBefore bool) (unknown bool, err error) {
 	id := uuid.New()
+	var sent time.Time
 	for n := 1; ; n++ {
+		sent = time.Now()
 		if err = w.send(id, writes, sentBefore); !unreachable(err) || !w.waitFor(n, err) {
 			break
 		}
@@ -386,6 +392,9 @@ func (w *WriteBehind) deliver(writes []deferredWrite, sentBefore bool) (unknown 
 		return false, err
 	}
 	committed, rerr := w.resolve(id)
+	if rerr == nil && !committed && time.Since(sent) >= w.retention/2 {
+		rerr = fmt.Errorf("resolved %s after the round trip, when its row may have been deleted", time.Since(sent).Round(time.Second))
+	}
 	if rerr != nil {
 		w.log.Error("gateway: write-behind: a round trip failed after it went out, and whether it committed could not "+
 			"be found out", "writes", len(writes), "error", err, "resolving", rerr)
@@ -412,7 +421,7 @@ func (w *WriteBehind) purge() {
 	ctx, cancel := context.WithTimeout(w.quit, w.settings.Timeout)
 	defer cancel()
 	if _, err := w.pool.Exec(ctx, `DELETE FROM write_behind_batches WHERE written_at < now() - $1::bigint * interval '1 second'`,
-		int64(batchRetention/time.Second)); err != nil {
+		int64(w.retention/time.Second)); err != nil {
 		w.log.Warn("gateway: write-behind: deleting old rows of write_behind_batches", "error", err)
 	}
 }
