@@ -565,6 +565,66 @@ func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 	assert.Equal(t, decimal.NewFromInt(int64(reserved)).String(), got.String(), "every reservation is counted on the row")
 }
 
+// TestAReservationOutlivesItsClientsCancel: a client that goes away while
+// its request's reservation is on its way to Postgres leaves nothing held.
+// The reservation's commit is held (pgtest.HoldCommits) when the client
+// cancels; a round trip cut then would have committed with no one to
+// settle it (Postgres commits a transaction whose wait for durability is
+// cancelled), leaving the reservation held until its window closed. The
+// gateway lets the round trip finish, learns it reserved, and settles it.
+// (Seen red with the round trip on the client's context: the request's
+// worst case, $0.000848, still reserved.)
+func TestAReservationOutlivesItsClientsCancel(t *testing.T) {
+	srv := pgtest.Start(t)
+	pool := pgtest.Pool(t, srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
+	watch := pgtest.Pool(t, srv.Admin())
+	var db string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db))
+	limit := pricing.MustRate("1")
+	store := ledger.NewMemoryStore()
+	g, err := gatewaytest.New(gatewaytest.Config{Store: store,
+		Fakes: map[string]fakeprovider.Config{"a": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"m": {
+			Answers: []fakeprovider.Answer{{Text: "Paris"}}}}}},
+		Gateway: gateway.Config{Routes: map[string][]string{"chat": {"a/m"}},
+			Prices: gateway.PricesConfig{Models: map[string]pricing.Price{"m": {Input: pricing.MustRate("1"), Output: pricing.MustRate("10")}}},
+			// A tenant no other test reserves for: a reservation of its
+			// window in flight elsewhere in the process would change how
+			// this one commits.
+			Tenants: []gateway.TenantConfig{{Name: "gone-client", APIKeySHA256: fmt.Sprintf("%x", gateway.HashKey("k")),
+				BudgetUSD: &limit, BudgetWindow: time.Hour}}},
+		BudgetStore: gateway.NewPostgresBudgets(pool)})
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+
+	release := srv.HoldCommits(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.Complete(ctx, &gateway.Request{Tenant: "gone-client", Route: "chat", LLM: llm.Request{MaxTokens: 80,
+			Messages: []llm.Message{{Role: "user", Content: "What is the capital of France? One word."}}}})
+		done <- err
+	}()
+	require.Eventually(t, func() bool {
+		var durable int
+		require.NoError(t, watch.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = $1 AND wait_event = 'SyncRep'`, db).Scan(&durable))
+		return durable == 1
+	}, time.Minute, 5*time.Millisecond, "the reservation waiting for durability")
+	cancel() // the client goes away
+	release()
+	require.ErrorIs(t, <-done, context.Canceled, "the request ends with its client")
+
+	var spent, reserved decimal.Decimal
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT spent::text, reserved::text FROM budget_windows
+		WHERE tenant = 'gone-client'`).Scan(&spent, &reserved))
+	assert.True(t, reserved.IsZero(), "%s still reserved", reserved)
+	g.Close() // the ledger flushed
+	metered, err := store.Totals(context.Background(), ledger.Query{Tenant: "gone-client"})
+	require.NoError(t, err)
+	require.Len(t, metered, 1)
+	assert.Equal(t, metered[0].Cost.String(), spent.String(), "the budget spent what the ledger metered")
+}
+
 // TestARefusedDurableCommitEndsEarlyRelease: where EXECUTE on
 // pg_logical_emit_message is revoked, the busy reservation that meets the
 // refusal fails with an error that says so (its own reservation committed,

@@ -88,7 +88,11 @@ func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, has
 		var claimed bool
 		var err error
 		if r == nil {
-			err = p.pool.QueryRow(ctx, claimSQL, tenant, key, hash, lease, retention, l.Token).Scan(&claimed)
+			// Not cut short by the caller (uncut): a claim that committed
+			// unseen would hold the key until its lease ran out.
+			claimCtx, cancel := uncut(ctx)
+			err = p.pool.QueryRow(claimCtx, claimSQL, tenant, key, hash, lease, retention, l.Token).Scan(&claimed)
+			cancel()
 			if errors.Is(err, pgx.ErrNoRows) {
 				err = nil
 			}

@@ -408,3 +408,47 @@ func TestAnswerBeforeTheBudgetSettles(t *testing.T) {
 	assert.True(t, reserved.IsZero(), "the reservation was settled; %s still held", reserved)
 	assert.True(t, spent.IsPositive(), "the answer's cost was spent")
 }
+
+// TestAClaimOutlivesItsClientsCancel: a client that goes away while its
+// Idempotency-Key's claim is on its way to Postgres does not leave the key
+// held by no one until the lease runs out. The claim's commit is held
+// (pgtest.HoldCommits) when the client cancels; a round trip cut then
+// would have committed the claim unseen. The claim runs to its end and
+// hands back the lease, which the caller releases, as the handler does:
+// the key is free at once. (Seen red with the claim on the client's
+// context: the claim failed with the cancel and the key stayed in flight.)
+func TestAClaimOutlivesItsClientsCancel(t *testing.T) {
+	srv := pgtest.Start(t)
+	pool := pgtest.Pool(t, srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
+	watch := pgtest.Pool(t, srv.Admin())
+	var db string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db))
+	keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
+
+	release := srv.HoldCommits(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	type claim struct {
+		lease *gateway.Lease
+		err   error
+	}
+	done := make(chan claim, 1)
+	go func() {
+		l, _, err := keys.Begin(ctx, "acme", "order-1", []byte("h"))
+		done <- claim{l, err}
+	}()
+	require.Eventually(t, func() bool {
+		var durable int
+		require.NoError(t, watch.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = $1 AND wait_event = 'SyncRep'`, db).Scan(&durable))
+		return durable == 1
+	}, time.Minute, 5*time.Millisecond, "the claim waiting for durability")
+	cancel() // the client goes away
+	release()
+	c := <-done
+	require.NoError(t, c.err, "the claim's outcome reached its caller")
+	require.NotNil(t, c.lease)
+	require.NoError(t, keys.Release(context.Background(), c.lease))
+	var held int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys WHERE key = 'order-1'`).Scan(&held))
+	assert.Zero(t, held, "the key is free")
+}
