@@ -565,6 +565,36 @@ func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 	assert.Equal(t, decimal.NewFromInt(int64(reserved)).String(), got.String(), "every reservation is counted on the row")
 }
 
+// heldCommits is a fresh ledger database on a Postgres of the test's own,
+// and a func that holds every commit that waits for durability
+// (pgtest.HoldCommits) until its release.
+func heldCommits(t *testing.T) (*pgxpool.Pool, func() commitsHeld) {
+	srv := pgtest.Start(t)
+	pool := pgtest.Pool(t, srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
+	watch := pgtest.Pool(t, srv.Admin())
+	var db string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db))
+	return pool, func() commitsHeld {
+		release := srv.HoldCommits(t)
+		return commitsHeld{now: release, await: func(what string) {
+			t.Helper()
+			require.Eventually(t, func() bool {
+				var durable int
+				require.NoError(t, watch.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+					WHERE datname = $1 AND wait_event = 'SyncRep'`, db).Scan(&durable))
+				return durable == 1
+			}, time.Minute, 5*time.Millisecond, "%s waiting for durability", what)
+		}}
+	}
+}
+
+// commitsHeld is commits held: await waits until one (what) waits for
+// durability, now releases them all.
+type commitsHeld struct {
+	await func(what string)
+	now   func()
+}
+
 // TestAReservationOutlivesItsClientsCancel: a client that goes away while
 // its request's reservation is on its way to Postgres leaves nothing held.
 // The reservation's commit is held (pgtest.HoldCommits) when the client
@@ -575,11 +605,7 @@ func TestReservationsHoldTheirRowForNoDiskWrite(t *testing.T) {
 // (Seen red with the round trip on the client's context: the request's
 // worst case, $0.000848, still reserved.)
 func TestAReservationOutlivesItsClientsCancel(t *testing.T) {
-	srv := pgtest.Start(t)
-	pool := pgtest.Pool(t, srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
-	watch := pgtest.Pool(t, srv.Admin())
-	var db string
-	require.NoError(t, pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db))
+	pool, holdCommits := heldCommits(t)
 	limit := pricing.MustRate("1")
 	store := ledger.NewMemoryStore()
 	g, err := gatewaytest.New(gatewaytest.Config{Store: store,
@@ -596,7 +622,7 @@ func TestAReservationOutlivesItsClientsCancel(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(g.Close)
 
-	release := srv.HoldCommits(t)
+	release := holdCommits()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -604,14 +630,9 @@ func TestAReservationOutlivesItsClientsCancel(t *testing.T) {
 			Messages: []llm.Message{{Role: "user", Content: "What is the capital of France? One word."}}}})
 		done <- err
 	}()
-	require.Eventually(t, func() bool {
-		var durable int
-		require.NoError(t, watch.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = $1 AND wait_event = 'SyncRep'`, db).Scan(&durable))
-		return durable == 1
-	}, time.Minute, 5*time.Millisecond, "the reservation waiting for durability")
+	release.await("the reservation")
 	cancel() // the client goes away
-	release()
+	release.now()
 	require.ErrorIs(t, <-done, context.Canceled, "the request ends with its client")
 
 	var spent, reserved decimal.Decimal

@@ -418,14 +418,10 @@ func TestAnswerBeforeTheBudgetSettles(t *testing.T) {
 // the key is free at once. (Seen red with the claim on the client's
 // context: the claim failed with the cancel and the key stayed in flight.)
 func TestAClaimOutlivesItsClientsCancel(t *testing.T) {
-	srv := pgtest.Start(t)
-	pool := pgtest.Pool(t, srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
-	watch := pgtest.Pool(t, srv.Admin())
-	var db string
-	require.NoError(t, pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db))
+	pool, holdCommits := heldCommits(t)
 	keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
 
-	release := srv.HoldCommits(t)
+	release := holdCommits()
 	ctx, cancel := context.WithCancel(context.Background())
 	type claim struct {
 		lease *gateway.Lease
@@ -436,14 +432,9 @@ func TestAClaimOutlivesItsClientsCancel(t *testing.T) {
 		l, _, err := keys.Begin(ctx, "acme", "order-1", []byte("h"))
 		done <- claim{l, err}
 	}()
-	require.Eventually(t, func() bool {
-		var durable int
-		require.NoError(t, watch.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = $1 AND wait_event = 'SyncRep'`, db).Scan(&durable))
-		return durable == 1
-	}, time.Minute, 5*time.Millisecond, "the claim waiting for durability")
+	release.await("the claim")
 	cancel() // the client goes away
-	release()
+	release.now()
 	c := <-done
 	require.NoError(t, c.err, "the claim's outcome reached its caller")
 	require.NotNil(t, c.lease)

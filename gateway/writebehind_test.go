@@ -309,19 +309,6 @@ func TestWriteBehindWaitsOutADatabaseOutOfReach(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 	pool := pgtest.Pool(t, url)
-	cfg, err := pgx.ParseConfig(url)
-	require.NoError(t, err)
-	admin, err := pgx.Connect(ctx, pgtest.Shared(t).Admin())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = admin.Close(ctx) })
-	reachable := func(yes bool) {
-		_, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", cfg.Database, yes))
-		require.NoError(t, err)
-		if !yes {
-			_, err = admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, cfg.Database)
-			require.NoError(t, err)
-		}
-	}
 	wb := gateway.NewWriteBehind(pool, gateway.WriteBehindSettings{Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { _ = wb.Close(ctx) })
 	idem := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WritingBehind(wb)
@@ -347,7 +334,7 @@ func TestWriteBehindWaitsOutADatabaseOutOfReach(t *testing.T) {
 		finish(i)
 	}
 	require.NoError(t, wb.Flush(ctx))
-	reachable(false)
+	restore := pgtest.Shared(t).CutOff(t, url)
 	for i := n / 2; i < n; i++ {
 		finish(i)
 	}
@@ -356,7 +343,7 @@ func TestWriteBehindWaitsOutADatabaseOutOfReach(t *testing.T) {
 	// would spend on a write.
 	require.Eventually(t, func() bool { return wb.Stats().Waits >= 24 }, 2*time.Minute, 10*time.Millisecond,
 		"the writer waiting for the database")
-	reachable(true)
+	restore()
 	flushed, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	require.NoError(t, wb.Flush(flushed))

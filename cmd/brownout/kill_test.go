@@ -108,8 +108,7 @@ func TestTwoGatewaysSurviveAKill(t *testing.T) {
 	defer close(hold)
 
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "serve.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`
+	cfg := serveConfig(t, dir, `
 providers:
   openai: {vendor: openai, base_url: "`+vendor.URL+`", api_key_env: KILL_TEST_OPENAI_KEY}
 routes:
@@ -118,9 +117,7 @@ tenants:
   - {name: acme, api_key_env: KILL_TEST_TENANT_KEY, budget_usd: "0.05", budget_window: 24000h}
 idempotency:
   lease: 1s
-`), 0o600))
-	t.Setenv("KILL_TEST_OPENAI_KEY", "provider-key")
-	t.Setenv("KILL_TEST_TENANT_KEY", "tenant-key")
+`, map[string]string{"KILL_TEST_OPENAI_KEY": "provider-key", "KILL_TEST_TENANT_KEY": "tenant-key"})
 	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 	a := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "a"))
 	b := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "b"))
@@ -253,32 +250,16 @@ func TestTwoGatewaysRideOutADatabaseOutage(t *testing.T) {
 	defer vendor.Close()
 
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "serve.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`
+	cfg := serveConfig(t, dir, `
 providers:
   openai: {vendor: openai, base_url: "`+vendor.URL+`", api_key_env: OUTAGE_TEST_OPENAI_KEY}
 routes:
   chat: [openai/gpt-4o-mini]
 tenants:
   - {name: acme, api_key_env: OUTAGE_TEST_TENANT_KEY, budget_usd: "1", budget_window: 24000h}
-`), 0o600))
-	t.Setenv("OUTAGE_TEST_OPENAI_KEY", "provider-key")
-	t.Setenv("OUTAGE_TEST_TENANT_KEY", "tenant-key")
+`, map[string]string{"OUTAGE_TEST_OPENAI_KEY": "provider-key", "OUTAGE_TEST_TENANT_KEY": "tenant-key"})
 	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
-	dbCfg, err := pgx.ParseConfig(dbURL)
-	require.NoError(t, err)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, pgtest.Shared(t).Admin())
-	require.NoError(t, err)
-	defer admin.Close(ctx)
-	reachable := func(yes bool) {
-		_, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", dbCfg.Database, yes))
-		require.NoError(t, err)
-		if !yes {
-			_, err = admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, dbCfg.Database)
-			require.NoError(t, err)
-		}
-	}
 	gateways := []*gatewayProcess{
 		startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--spool-dir", filepath.Join(dir, "a")),
 		startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--spool-dir", filepath.Join(dir, "b")),
@@ -306,7 +287,7 @@ tenants:
 	for range requests {
 		<-arrived // each claimed its key and reserved its budget
 	}
-	reachable(false)
+	restore := pgtest.Shared(t).CutOff(t, dbURL)
 	close(answer)
 	for range requests {
 		require.NoError(t, <-answered, "the client's answer does not wait for the database")
@@ -316,7 +297,7 @@ tenants:
 		require.Eventually(t, func() bool { return g.counter(t, "brownout_write_behind_waits_total") >= 24 },
 			2*time.Minute, 20*time.Millisecond, "%s waiting for the database", g.addr)
 	}
-	reachable(true)
+	restore()
 	for _, g := range gateways {
 		require.NoError(t, g.cmd.Process.Signal(syscall.SIGTERM))
 		require.NoError(t, g.cmd.Wait(), "%s stops cleanly, its writes flushed", g.addr)

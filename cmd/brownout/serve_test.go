@@ -27,6 +27,18 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// serveConfig writes yaml as serve.yaml in dir and sets env (the keys the
+// config names by api_key_env) for the test; it returns the file's path.
+func serveConfig(t *testing.T, dir, yaml string, env map[string]string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "serve.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(yaml), 0o600))
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	return cfg
+}
+
 // TestServeInFrontOfFakes runs `brownout serve` with a Postgres ledger in
 // front of a fake, calls it with the openai-go SDK, stops it as SIGTERM
 // would, and finds the attempt in the ledger: the shutdown flushed it.
@@ -36,8 +48,7 @@ func TestServeInFrontOfFakes(t *testing.T) {
 	}})
 	defer fake.Close()
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "serve.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`
+	cfg := serveConfig(t, dir, `
 providers:
   gem: {vendor: gemini, base_url: "`+fake.URL+`", api_key_env: SERVE_TEST_GEMINI_KEY}
 routes:
@@ -46,9 +57,7 @@ tenants:
   - {name: acme, api_key_env: SERVE_TEST_TENANT_KEY}
 ledger:
   spool_dir: `+filepath.Join(dir, "spool")+`
-`), 0o600))
-	t.Setenv("SERVE_TEST_GEMINI_KEY", "provider-key")
-	t.Setenv("SERVE_TEST_TENANT_KEY", "tenant-key")
+`, map[string]string{"SERVE_TEST_GEMINI_KEY": "provider-key", "SERVE_TEST_TENANT_KEY": "tenant-key"})
 	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 
 	srv := startServe(t, []string{"serve", "--config", cfg, "--database-url", dbURL}, io.Discard)
@@ -111,8 +120,7 @@ func TestServeDrainsThenCutsLongStreams(t *testing.T) {
 	}})
 	defer fake.Close()
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "serve.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`
+	cfg := serveConfig(t, dir, `
 providers:
   oa: {vendor: openai, base_url: "`+fake.URL+`", api_key_env: SERVE_TEST_OPENAI_KEY}
 routes:
@@ -120,9 +128,7 @@ routes:
   long: [oa/o4-mini]
 tenants:
   - {name: acme, api_key_env: SERVE_TEST_TENANT_KEY}
-`), 0o600))
-	t.Setenv("SERVE_TEST_OPENAI_KEY", "provider-key")
-	t.Setenv("SERVE_TEST_TENANT_KEY", "tenant-key")
+`, map[string]string{"SERVE_TEST_OPENAI_KEY": "provider-key", "SERVE_TEST_TENANT_KEY": "tenant-key"})
 	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 
 	var logs gatewaytest.LogBuffer
@@ -216,17 +222,14 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 		"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}},
 	}})
 	defer fake.Close()
-	cfg := filepath.Join(t.TempDir(), "serve.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`
+	cfg := serveConfig(t, t.TempDir(), `
 providers:
   oa: {vendor: openai, base_url: "`+fake.URL+`", api_key_env: SERVE_TEST_OPENAI_KEY}
 routes:
   chat: [oa/gpt-4o-mini]
 tenants:
   - {name: acme, api_key_env: SERVE_TEST_TENANT_KEY}
-`), 0o600))
-	t.Setenv("SERVE_TEST_OPENAI_KEY", "provider-key")
-	t.Setenv("SERVE_TEST_TENANT_KEY", "tenant-key")
+`, map[string]string{"SERVE_TEST_OPENAI_KEY": "provider-key", "SERVE_TEST_TENANT_KEY": "tenant-key"})
 	get := func(url string) (int, string) {
 		resp, err := http.Get(url)
 		require.NoError(t, err)

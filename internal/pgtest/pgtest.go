@@ -260,6 +260,37 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
+// CutOff makes the database at connString, one of this server's, drop
+// every connection and refuse new ones, as a restart or a failover does,
+// until the returned func is called (or the test ends).
+func (s *Server) CutOff(t testing.TB, connString string) (restore func()) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(connString)
+	if err != nil {
+		t.Fatalf("pgtest: cut off: %v", err)
+	}
+	allow := func(yes bool) error {
+		return s.exec(context.Background(), fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", pgx.Identifier{cfg.Database}.Sanitize(), yes))
+	}
+	if err := allow(false); err != nil {
+		t.Fatalf("pgtest: cut off: %v", err)
+	}
+	if err := s.exec(context.Background(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "+
+		"'"+strings.ReplaceAll(cfg.Database, "'", "''")+"'"); err != nil {
+		t.Fatalf("pgtest: cut off: %v", err)
+	}
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if err := allow(true); err != nil {
+				t.Errorf("pgtest: restore: %v", err)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	return restore
+}
+
 // HoldCommits makes every commit that waits for durability wait until
 // release is called (or the test ends): the server is told its commits
 // must reach a synchronous standby that never connects. A transaction
