@@ -644,6 +644,7 @@ func TestAReservationOutlivesItsClientsCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, metered, 1)
 	assert.Equal(t, metered[0].Cost.String(), spent.String(), "the budget spent what the ledger metered")
+	assert.True(t, spent.IsZero(), "the attempt was not made once its client had left: %s", spent)
 }
 
 // TestARefusedDurableCommitEndsEarlyRelease: where EXECUTE on

@@ -282,8 +282,16 @@ func (g *Gateway) attempts(ctx context.Context, req *Request, resv *reservation,
 		actx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
 		rec := attemptRecord{target: t, n: n, started: g.now(), call: call}
-		g.open(req, rec)
-		resp, err := g.providers[t.Provider].Complete(actx, call)
+		var resp *llm.Response
+		err := ctx.Err()
+		if err != nil {
+			// The client left (or the deadline passed) before this attempt,
+			// during its reservation, say: it is not made, and bills nothing.
+			rec.unsent = true
+		} else {
+			g.open(req, rec)
+			resp, err = g.providers[t.Provider].Complete(actx, call)
+		}
 		if err != nil && actx.Err() != nil && ctx.Err() == nil {
 			// Its own timeout, not the client's or the deadline: named, as
 			// the error is built only when it happens.

@@ -30,6 +30,9 @@ type attemptRecord struct {
 	// opened is set once the vendor began a successful answer (a stream's
 	// 200): an error after it may come with billed work.
 	opened bool
+	// unsent is an attempt never made: its request's context had ended
+	// (the client gone, the deadline past) before it, so nothing is billed.
+	unsent bool
 }
 
 // meter records one upstream attempt of req in the ledger and the metrics,
@@ -89,7 +92,8 @@ func (g *Gateway) open(req *Request, r attemptRecord) {
 
 // usage is what attempt r used as far as the gateway can know, and how it
 // knows. A vendor's usage is taken as reported; an error answer bills
-// nothing; a connection never made reached no vendor. Anything else may
+// nothing; an attempt never made or a connection never made reached no
+// vendor. Anything else may
 // have been billed with its usage lost (a timeout, a disconnect, a
 // malformed body, a cut or cancelled stream): it is estimated, never zero.
 // Input comes from the prompt by the adapter's estimate unless the vendor
@@ -97,6 +101,9 @@ func (g *Gateway) open(req *Request, r attemptRecord) {
 func (g *Gateway) usage(r attemptRecord) (llm.Usage, ledger.UsageSource) {
 	if r.err == nil {
 		return r.usage, ledger.UsageReported
+	}
+	if r.unsent {
+		return llm.Usage{}, ledger.UsageNone
 	}
 	var pe *llm.ProviderError
 	if !r.opened && errors.As(r.err, &pe) && pe.Status >= 400 {

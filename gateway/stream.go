@@ -64,6 +64,13 @@ func (g *Gateway) stream(ctx context.Context, req *Request, resv *reservation) (
 	spent := decimal.Zero // attempts that failed before the stream started
 	client := ctx
 	err := g.run(ctx, req, resv, func(ctx context.Context, t Target, n int, call *llm.Request, done func(context.Context, error)) error {
+		if err := ctx.Err(); err != nil {
+			// The client left (or the deadline passed) before this attempt:
+			// it is not made, and bills nothing.
+			done(ctx, err)
+			spent = spent.Add(g.meter(ctx, req, attemptRecord{target: t, n: n, started: g.now(), call: call, err: err, unsent: true}))
+			return err
+		}
 		// The stream outlives the retry loop and its deadline: it lives on
 		// the client's context until Close, bounded by the first-token
 		// timeout until its first chunk, then by the idle timeout between

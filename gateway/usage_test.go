@@ -42,6 +42,7 @@ func TestEveryBilledAttemptHasUsage(t *testing.T) {
 		fault   fakeprovider.Fault
 		stream  bool
 		cancel  bool // the client closes the stream after its first chunk
+		gone    bool // the client left before the attempt (during its reservation, say)
 		outcome ledger.Outcome
 		source  ledger.UsageSource
 		input   int64 // 0 with source reported: nothing billed
@@ -64,6 +65,11 @@ func TestEveryBilledAttemptHasUsage(t *testing.T) {
 			outcome: ledger.OutcomeTransportError, source: ledger.UsageEstimated, input: 10, output: 3, cost: "0.00004", billed: true, joined: true},
 		{name: "stream the client closes", vendor: fakeprovider.Gemini, stream: true, cancel: true,
 			outcome: ledger.OutcomeCancelled, source: ledger.UsageEstimated, input: 10, output: 1, cost: "0.00002", billed: true, joined: true},
+		// No call is made: nothing reached a vendor, nothing is estimated.
+		{name: "a client gone before the call", vendor: fakeprovider.OpenAI, gone: true,
+			outcome: ledger.OutcomeCancelled, source: ledger.UsageNone, cost: "0"},
+		{name: "a client gone before the stream", vendor: fakeprovider.Gemini, stream: true, gone: true,
+			outcome: ledger.OutcomeCancelled, source: ledger.UsageNone, cost: "0"},
 		{name: "an error answer bills nothing", vendor: fakeprovider.OpenAI, fault: fakeprovider.Fault{Kind: fakeprovider.FaultServerError, Status: 503},
 			outcome: ledger.OutcomeServerError, source: ledger.UsageReported, cost: "0"},
 		{name: "a success", vendor: fakeprovider.Anthropic,
@@ -90,8 +96,14 @@ func TestEveryBilledAttemptHasUsage(t *testing.T) {
 				defer g.Close()
 				req := &gateway.Request{Tenant: gatewaytest.DefaultTenant, Route: "chat",
 					LLM: llm.Request{Messages: []llm.Message{{Role: "user", Content: prompt}}}}
+				ctx := context.Background()
+				if tt.gone {
+					gone, cancel := context.WithCancel(ctx)
+					cancel()
+					ctx = gone
+				}
 				if tt.stream {
-					s, err := g.Stream(context.Background(), req)
+					s, err := g.Stream(ctx, req)
 					if err == nil {
 						for {
 							_, err = s.Next()
@@ -106,7 +118,7 @@ func TestEveryBilledAttemptHasUsage(t *testing.T) {
 						require.False(t, errors.Is(err, io.EOF), "the stream must fail, not end")
 					}
 				} else {
-					_, err := g.Complete(context.Background(), req)
+					_, err := g.Complete(ctx, req)
 					assert.Equal(t, tt.outcome == ledger.OutcomeOK, err == nil, "%v", err)
 				}
 				synctest.Wait()
