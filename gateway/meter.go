@@ -93,9 +93,9 @@ func (g *Gateway) open(req *Request, r attemptRecord) {
 // usage is what attempt r used as far as the gateway can know, and how it
 // knows. A vendor's usage is taken as reported; an error answer bills
 // nothing; an attempt never made or a connection never made reached no
-// vendor. Anything else may
-// have been billed with its usage lost (a timeout, a disconnect, a
-// malformed body, a cut or cancelled stream): it is estimated, never zero.
+// vendor. Anything else may have been billed with its usage lost (a
+// timeout, a disconnect, a malformed body, a cut or cancelled stream): it
+// is estimated, never zero.
 // Input comes from the prompt by the adapter's estimate unless the vendor
 // had said it (Anthropic's message_start); output is what was received.
 func (g *Gateway) usage(r attemptRecord) (llm.Usage, ledger.UsageSource) {
