@@ -695,3 +695,81 @@ func TestARefusedDurableCommitEndsEarlyRelease(t *testing.T) {
 	require.NoError(t, admin.QueryRow(ctx, `SELECT reserved FROM budget_windows WHERE tenant = $1 AND window_start = $2`, tenant, window).Scan(&reserved))
 	assert.Equal(t, "3", reserved.String(), "the refused one's reservation committed, and is held")
 }
+
+// acquireWatch counts a pool's round trips (roundTrips) and says on
+// acquiring when a caller starts waiting for one of its connections.
+type acquireWatch struct {
+	roundTrips
+	waiting chan struct{}
+}
+
+func (a *acquireWatch) TraceAcquireStart(ctx context.Context, p *pgxpool.Pool, d pgxpool.TraceAcquireStartData) context.Context {
+	select {
+	case a.waiting <- struct{}{}:
+	default:
+	}
+	return a.roundTrips.TraceAcquireStart(ctx, p, d)
+}
+
+// TestAClientGoneWhileWaitingForAConnectionSendsNothing: a claim or a
+// reservation runs to its end once sent, whatever its client does
+// (TestAClaimOutlivesItsClientsCancel), but one whose client goes away
+// while it waits for a pooled connection has sent nothing, so it stops
+// there: under overload, with every connection busy and clients giving
+// up, requests no one waits for must not queue for the database, then
+// claim, reserve and give it all back. The pool has one connection, held
+// by the test. (Seen red with the wait for the connection uncut too: each
+// waited out the 10 s bound and failed with its deadline, not the cancel.)
+func TestAClientGoneWhileWaitingForAConnectionSendsNothing(t *testing.T) {
+	srv := pgtest.Start(t)
+	watch := &acquireWatch{waiting: make(chan struct{}, 1)}
+	pool := tracedPool(t, srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}), watch, 1)
+	keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
+	budgets := gateway.NewPostgresBudgets(pool)
+	window := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	amount, limit := decimal.RequireFromString("0.25"), decimal.RequireFromString("1")
+	for _, tc := range []struct {
+		name string
+		send func(context.Context) error
+	}{
+		{"a claim", func(ctx context.Context) error {
+			_, _, err := keys.Begin(ctx, "acme", "order-1", []byte("h"))
+			return err
+		}},
+		{"a reservation", func(ctx context.Context) error {
+			_, err := budgets.Reserve(ctx, "acme", window, amount, limit)
+			return err
+		}},
+		{"a reservation beside another in flight", func(ctx context.Context) error {
+			defer gateway.BusyRow("acme", window)()
+			_, err := budgets.Reserve(ctx, "acme", window, amount, limit)
+			return err
+		}},
+		{"a claim and its reservation", func(ctx context.Context) error {
+			_, _, err := gateway.ClaimReserving(ctx, keys, "acme", "order-2", window, amount, limit)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			held, err := pool.Acquire(context.Background()) // the pool's one connection
+			require.NoError(t, err)
+			<-watch.waiting // the test's own acquire
+			sent := watch.n.Load()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- tc.send(ctx) }()
+			<-watch.waiting // the request waits for the held connection
+			cancel()        // and its client goes away
+			err = <-done    // returned with the connection still held
+			held.Release()
+			require.ErrorIs(t, err, context.Canceled)
+			assert.Equal(t, sent, watch.n.Load(), "round trips sent for a client gone before its connection came")
+			var claimed, reservations int
+			require.NoError(t, pool.QueryRow(context.Background(), `SELECT
+				(SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM budget_windows WHERE reserved <> 0)`).Scan(&claimed, &reservations))
+			assert.Zero(t, claimed, "keys claimed")
+			assert.Zero(t, reservations, "budget windows with a reservation held")
+			<-watch.waiting // the check's own acquire
+		})
+	}
+}

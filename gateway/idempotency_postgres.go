@@ -88,11 +88,12 @@ func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, has
 		var claimed bool
 		var err error
 		if r == nil {
-			// Not cut short by the caller (uncut): a claim that committed
-			// unseen would hold the key until its lease ran out.
-			claimCtx, cancel := uncut(ctx)
-			err = p.pool.QueryRow(claimCtx, claimSQL, tenant, key, hash, lease, retention, l.Token).Scan(&claimed)
-			cancel()
+			// Not cut short by the caller once sent (uncutRoundTrip): a
+			// claim that committed unseen would hold the key until its
+			// lease ran out.
+			err = uncutRoundTrip(ctx, p.pool, func(ctx context.Context, c *pgxpool.Conn) error {
+				return c.QueryRow(ctx, claimSQL, tenant, key, hash, lease, retention, l.Token).Scan(&claimed)
+			})
 			if errors.Is(err, pgx.ErrNoRows) {
 				err = nil
 			}

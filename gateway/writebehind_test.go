@@ -50,10 +50,15 @@ func (g *gatedTrips) TraceBatchStart(ctx context.Context, c *pgx.Conn, d pgx.Tra
 	return g.roundTrips.TraceBatchStart(ctx, c, d)
 }
 
-func tracedPool(t *testing.T, url string, tracer pgx.QueryTracer) *pgxpool.Pool {
+// tracedPool is a pool on url whose round trips tracer sees, of at most
+// maxConns connections (0: pgxpool's default).
+func tracedPool(t *testing.T, url string, tracer pgx.QueryTracer, maxConns ...int32) *pgxpool.Pool {
 	cfg, err := pgxpool.ParseConfig(url)
 	require.NoError(t, err)
 	cfg.ConnConfig.Tracer = tracer
+	for _, n := range maxConns {
+		cfg.MaxConns = n
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
