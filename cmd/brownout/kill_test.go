@@ -325,3 +325,125 @@ tenants:
 	assert.Equal(t, requests, done, "every key done")
 	assert.Equal(t, int32(requests), calls.Load())
 }
+
+// TestTwoGatewaysSurviveAKillBetweenAnswerAndCompletion: two `brownout
+// serve` processes on one Postgres, and gateway A killed with SIGKILL after
+// its client has the answer but before the key's completion and the
+// budget's settlement, written behind, have landed. The test holds A's
+// write-behind round trip on a lock (its first statement inserts into
+// write_behind_batches, which the test has locked), kills A, and Postgres,
+// finding A's connection gone (client_connection_check_interval), rolls the
+// round trip back: nothing A would have written after the answer is
+// written. Then, as the issue's design says: the key stays claimed by a
+// dead process until its lease runs out, and a duplicate sent to B waits
+// on it, takes it over and runs the request again (the vendor bills twice,
+// and the ledger has both calls at the invoice); A's reservation stays
+// held until its window closes, B's is settled at its call's invoice line,
+// and the budget is never overshot. (Seen red with a claim that never
+// takes over a lease run out: B's duplicate waited until its client gave
+// up.)
+func TestTwoGatewaysSurviveAKillBetweenAnswerAndCompletion(t *testing.T) {
+	fake := fakeprovider.NewServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
+		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
+	defer fake.Close()
+	dir := t.TempDir()
+	cfg := serveConfig(t, dir, `
+providers:
+  openai: {vendor: openai, base_url: "`+fake.URL+`", api_key_env: KILL_AFTER_TEST_OPENAI_KEY}
+routes:
+  chat: [openai/gpt-4o-mini]
+tenants:
+  - {name: acme, api_key_env: KILL_AFTER_TEST_TENANT_KEY, budget_usd: "0.05", budget_window: 24000h}
+idempotency:
+  lease: 1s
+`, map[string]string{"KILL_AFTER_TEST_OPENAI_KEY": "provider-key", "KILL_AFTER_TEST_TENANT_KEY": "tenant-key"})
+	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	defer db.Close(ctx)
+	var name string
+	require.NoError(t, db.QueryRow(ctx, `SELECT current_database()`).Scan(&name))
+	// As a production server may be set: a query whose client is gone is
+	// stopped within 50ms, not left to finish.
+	_, err = db.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET client_connection_check_interval = '50ms'`)
+	require.NoError(t, err)
+	a := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "a"))
+	b := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "b"))
+
+	const body = `{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`
+	client := &http.Client{Timeout: 30 * time.Second} // a bound: a gateway that never takes the key over fails
+	post := func(base string) (int, http.Header, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer tenant-key")
+		req.Header.Set("Idempotency-Key", "order-1")
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		answer, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, resp.Header, answer
+	}
+	count := func(sql string, args ...any) (n int) {
+		t.Helper()
+		require.NoError(t, db.QueryRow(ctx, sql, args...).Scan(&n))
+		return n
+	}
+	const lockWaiters = `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`
+
+	hold, err := db.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = hold.Rollback(ctx) }()
+	_, err = hold.Exec(ctx, `LOCK TABLE write_behind_batches IN EXCLUSIVE MODE`)
+	require.NoError(t, err)
+
+	status, _, answer := post(a.addr)
+	require.Equal(t, 200, status, "A answers before its writes land: %s", answer)
+	// A's writes after the answer are on their way and held; its attempt's
+	// row, written by the ledger's own writer, is in.
+	require.Eventually(t, func() bool {
+		return count(lockWaiters, name) == 1 && count(`SELECT count(*) FROM ledger_attempts WHERE outcome = 'ok'`) == 1
+	}, 30*time.Second, 10*time.Millisecond, "A's completion waiting on the lock, its attempt in the ledger")
+	require.NoError(t, a.cmd.Process.Signal(syscall.SIGKILL))
+	_ = a.cmd.Wait()
+	require.Eventually(t, func() bool { return count(lockWaiters, name) == 0 }, 30*time.Second, 10*time.Millisecond,
+		"Postgres stops the round trip of a client gone")
+	require.NoError(t, hold.Rollback(ctx))
+
+	var state string
+	var spent, heldByA decimal.Decimal
+	require.NoError(t, db.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE tenant = 'acme' AND key = 'order-1'`).Scan(&state))
+	assert.Equal(t, "in_flight", state, "A's claim, its completion lost with it")
+	require.NoError(t, db.QueryRow(ctx, `SELECT spent::text, reserved::text FROM budget_windows WHERE tenant = 'acme'`).Scan(&spent, &heldByA))
+	assert.True(t, spent.IsZero(), "A's settlement lost with it: %s spent", spent)
+	// A's reservation by hand: 40 characters + 8 as input tokens at $0.15/M,
+	// 16 output tokens at $0.60/M.
+	assert.Equal(t, "0.0000168", heldByA.String(), "A's reservation, held")
+
+	status, h, again := post(b.addr)
+	require.Equal(t, 200, status, "%s", again)
+	assert.Empty(t, h.Get("Idempotent-Replayed"), "B ran the request again once A's lease ran out")
+	status, h, replayed := post(b.addr)
+	assert.Equal(t, 200, status)
+	assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
+	assert.Equal(t, string(again), string(replayed))
+
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, b.cmd.Wait(), "B stops cleanly, its writes flushed")
+	invoice := fake.Invoice()
+	require.Len(t, invoice.Lines, 2, "the vendor billed A's call and B's")
+	require.NoError(t, db.QueryRow(ctx, `SELECT state FROM idempotency_keys WHERE tenant = 'acme' AND key = 'order-1'`).Scan(&state))
+	assert.Equal(t, "done", state)
+	var reserved decimal.Decimal
+	require.NoError(t, db.QueryRow(ctx, `SELECT spent::text, reserved::text FROM budget_windows WHERE tenant = 'acme'`).Scan(&spent, &reserved))
+	assert.Equal(t, heldByA.String(), reserved.String(), "A's reservation held until its window closes, B's settled")
+	assert.Equal(t, invoice.Lines[1].Cost.String(), spent.String(), "B's spend is its call's invoice line")
+	assert.True(t, spent.Add(reserved).LessThanOrEqual(decimal.RequireFromString("0.05")))
+	var rows int
+	var total decimal.Decimal
+	require.NoError(t, db.QueryRow(ctx, `SELECT count(*), sum(cost)::text FROM ledger_attempts WHERE outcome = 'ok'`).Scan(&rows, &total))
+	assert.Equal(t, 2, rows, "both billed calls in the ledger")
+	assert.Equal(t, invoice.Totals.Cost.String(), total.String(), "at the invoice")
+	assert.Zero(t, count(`SELECT count(*) FROM ledger_attempts WHERE outcome <> 'ok'`), "no attempt left unfinished")
+}
