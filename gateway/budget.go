@@ -142,7 +142,7 @@ func (g *Gateway) take(ctx context.Context, req *Request, r *reservation) error 
 	if r.sliced {
 		ok, err := g.slices.reserveFromSlice(ctx, r, g.budgets[r.tenant])
 		if err != nil {
-			return fmt.Errorf("gateway: budget: %w", err)
+			return g.unavailable(ctx, req, err)
 		}
 		if ok {
 			r.onSlice = r.amount
@@ -151,12 +151,23 @@ func (g *Gateway) take(ctx context.Context, req *Request, r *reservation) error 
 	}
 	ok, err := g.budgetStore.Reserve(ctx, r.tenant, r.window, r.amount, r.limit)
 	if err != nil {
-		return fmt.Errorf("gateway: budget: %w", err)
+		return g.unavailable(ctx, req, err)
 	}
 	if !ok {
 		return g.refuse(req, r)
 	}
 	return nil
+}
+
+// unavailable is the error of a reservation the budget store failed:
+// errClientGone when req's client went away meanwhile, else
+// errBudgetUnavailable, logged with the store's error.
+func (g *Gateway) unavailable(ctx context.Context, req *Request, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", errClientGone, context.Cause(ctx))
+	}
+	g.log.Error("gateway: budget store unavailable", "request_id", req.ID, "tenant", req.Tenant, "error", err)
+	return fmt.Errorf("%w: %w", errBudgetUnavailable, err)
 }
 
 // refuse meters req's refusal by its tenant's budget, as a rejection at

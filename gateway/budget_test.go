@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -772,4 +773,58 @@ func TestAClientGoneWhileWaitingForAConnectionSendsNothing(t *testing.T) {
 			<-watch.waiting // the check's own acquire
 		})
 	}
+}
+
+// TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases: with keys and
+// budgets in a Postgres that drops its connections and refuses new ones (a
+// restart, a failover), a request is a 503 that names the store that
+// failed, budget_unavailable or idempotency_unavailable, in the gateway's
+// own words: the database's error, which names its user, its database and
+// its host, goes to the log with the request's id, never to the tenant.
+// Nothing reaches the vendor. (Seen red before: the budget's outage was a
+// 502 upstream_error, and the claim's 503 quoted pgx's "failed to connect
+// to `user=... database=...`: 127.0.0.1:...".)
+func TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases(t *testing.T) {
+	url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	db, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	pool := pgtest.Pool(t, url)
+	var logs gatewaytest.LogBuffer
+	fakes := startFakes(t, nil)
+	r := rigOn(t, fakes, ledger.NewMemoryStore(), nil, rigExtras{
+		idempotency: gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}),
+		budgetStore: gateway.NewPostgresBudgets(pool),
+		budgets:     map[string]gateway.Budget{"acme": {Limit: decimal.RequireFromString("1"), Window: budgetWindow}},
+		logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	restore := pgtest.Shared(t).CutOff(t, url)
+	defer restore()
+
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		code    string
+	}{
+		{"the budget's reservation", map[string]string{"X-Request-ID": "outage-1"}, "budget_unavailable"},
+		{"a key's claim and the reservation", map[string]string{"X-Request-ID": "outage-2", "Idempotency-Key": "k-1"}, "idempotency_unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := send(t, r.server.URL, tenantKey, budgetBody, tc.headers)
+			assert.Equal(t, 503, resp.StatusCode)
+			var e struct {
+				Error struct{ Type, Code, Message string }
+			}
+			require.NoError(t, json.Unmarshal(body, &e), "%s", body)
+			assert.Equal(t, "server_error", e.Error.Type)
+			assert.Equal(t, tc.code, e.Error.Code)
+			for _, leak := range []string{db.ConnConfig.Database, "user=" + db.ConnConfig.User, fmt.Sprintf("%s:%d", db.ConnConfig.Host, db.ConnConfig.Port)} {
+				assert.NotContains(t, string(body), leak, "the database's error reached the tenant")
+			}
+			id := resp.Header.Get("X-Brownout-Request-Id")
+			require.NotEmpty(t, id)
+			assert.Contains(t, logs.String(), "request_id="+id, "the store's error is in the log")
+		})
+	}
+	assert.Contains(t, logs.String(), db.ConnConfig.Database, "the log names the database, for the operator")
+	assert.Zero(t, fakes["openai"].Invoice().Totals.Requests, "nothing reached the vendor")
 }

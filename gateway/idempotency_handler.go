@@ -20,9 +20,19 @@ import (
 // errReplayed tells chat that claim answered the request from the store.
 var errReplayed = errors.New("gateway: replayed")
 
-// errIdempotencyUnavailable is a store that failed: a 503, never a silent
-// second execution.
-var errIdempotencyUnavailable = errors.New("gateway: idempotency store unavailable")
+// errIdempotencyUnavailable is a key store that failed: a 503, never a
+// silent second execution. errBudgetUnavailable is the same of a budget
+// store: never a call its budget did not cover. The client gets the
+// gateway's words only; the store's error, which can name the database's
+// host, user and database, goes to the log.
+var (
+	errIdempotencyUnavailable = errors.New("gateway: idempotency store unavailable")
+	errBudgetUnavailable      = errors.New("gateway: budget store unavailable")
+)
+
+// errClientGone is a request whose client went away before its upstream
+// call: nothing to answer, and nothing the store did wrong.
+var errClientGone = errors.New("gateway: the client went away")
 
 // checkIdempotencyKey holds a key to the ledger's limits for an identifier
 // (it is a column of every row): a key the ledger would refuse is a 400
@@ -204,9 +214,10 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, ha
 	case errors.Is(err, ErrIdempotencyMismatch):
 		return nil, nil, false, err
 	case err != nil && r.Context().Err() != nil:
-		return nil, nil, false, errReplayed // the client left while waiting; nothing to answer
+		return nil, nil, false, fmt.Errorf("%w: %w", errClientGone, context.Cause(r.Context()))
 	case err != nil:
-		return nil, nil, false, fmt.Errorf("%w: %v", errIdempotencyUnavailable, err)
+		h.g.log.Error("gateway: idempotency store unavailable", "request_id", req.ID, "tenant", req.Tenant, "error", err)
+		return nil, nil, false, fmt.Errorf("%w: %w", errIdempotencyUnavailable, err)
 	case stored != nil:
 		w.Header().Set("Content-Type", stored.ContentType)
 		w.Header().Set("Idempotent-Replayed", "true")

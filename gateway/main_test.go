@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -94,6 +95,7 @@ type rigExtras struct {
 	budgets     map[string]gateway.Budget
 	budgetStore gateway.BudgetStore
 	breakers    map[string]gateway.BreakerSettings
+	logger      *slog.Logger // nil: discarded
 }
 
 // rigOn builds a gateway, as a separate gateway process would, on fakes;
@@ -121,7 +123,7 @@ func rigOn(t testing.TB, fakes map[string]*fakeprovider.Server, store ledger.Sto
 	}
 	g, err := gatewaytest.New(gatewaytest.Config{Servers: fakes, Loopback: true, Gateway: gc,
 		Getenv: func(k string) string { return map[string]string{"TEST_TENANT_KEY": tenantKey}[k] },
-		Store:  store, Ledger: rec, BudgetStore: x.budgetStore, Idempotency: x.idempotency})
+		Store:  store, Ledger: rec, BudgetStore: x.budgetStore, Idempotency: x.idempotency, Logger: x.logger})
 	require.NoError(t, err)
 	t.Cleanup(g.Close)
 	r := &rig{fakes: fakes, store: store, gw: g.Gateway}

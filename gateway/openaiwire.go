@@ -498,8 +498,14 @@ func apiErrorClass(err error) apiError {
 			msg: "This Idempotency-Key was used with a different request; use a new key for a new request."}
 	case errors.As(err, new(responseNotKept)):
 		return apiError{status: 409, typ: "invalid_request_error", code: "idempotency_response_not_kept", msg: err.Error(), outcome: "client_error"}
+	case errors.Is(err, errClientGone):
+		return apiError{status: 499, typ: "request_cancelled", code: "client_closed_request", msg: "The client closed the request.", outcome: "cancelled"}
 	case errors.Is(err, errIdempotencyUnavailable):
-		return apiError{status: 503, typ: "server_error", code: "idempotency_unavailable", msg: err.Error(), outcome: "error"}
+		return apiError{status: 503, typ: "server_error", code: "idempotency_unavailable", outcome: "error",
+			msg: "The gateway's idempotency store is unavailable; nothing was sent upstream. Try again."}
+	case errors.Is(err, errBudgetUnavailable):
+		return apiError{status: 503, typ: "server_error", code: "budget_unavailable", outcome: "error",
+			msg: "The gateway's budget store is unavailable; nothing was sent upstream. Try again."}
 	}
 	var pe *llm.ProviderError
 	if !errors.As(err, &pe) {

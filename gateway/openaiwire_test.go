@@ -33,6 +33,8 @@ func TestAPIErrorTable(t *testing.T) {
 		{"budget", fmt.Errorf("%w: tenant", ErrBudgetExceeded), 429, "insufficient_quota", "budget_exceeded", "budget_exceeded", ""},
 		{"key reused", ErrIdempotencyMismatch, 422, "invalid_request_error", "idempotency_key_mismatch", "client_error", ""},
 		{"key store down", fmt.Errorf("%w: down", errIdempotencyUnavailable), 503, "server_error", "idempotency_unavailable", "error", ""},
+		{"budget store down", fmt.Errorf("%w: down", errBudgetUnavailable), 503, "server_error", "budget_unavailable", "error", ""},
+		{"client gone before the call", fmt.Errorf("%w: %w", errClientGone, context.Canceled), 499, "request_cancelled", "client_closed_request", "cancelled", ""},
 		{"untyped", errors.New("boom"), 502, "upstream_error", "upstream_error", "error", ""},
 		{"upstream 400", pe(llm.ClassClient, 400, "invalid_request_error"), 400, "invalid_request_error", "upstream_rejected", "upstream_client", ""},
 		{"upstream 413", pe(llm.ClassClient, 413, ""), 413, "invalid_request_error", "upstream_rejected", "upstream_client", ""},
@@ -51,6 +53,7 @@ func TestAPIErrorTable(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := apiErrorOf(tc.err)
+			assert.NotContains(t, e.msg, "down", "a store's own error stays in the log")
 			assert.Equal(t, tc.status, e.status, "status")
 			assert.Equal(t, tc.typ, e.typ, "type")
 			assert.Equal(t, tc.code, e.code, "code")
