@@ -392,7 +392,10 @@ idempotency:
 	}
 	const lockWaiters = `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`
 
-	hold, err := db.Begin(ctx)
+	locker, err := pgx.Connect(ctx, dbURL) // its own connection: the checks below see other transactions
+	require.NoError(t, err)
+	defer locker.Close(ctx)
+	hold, err := locker.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = hold.Rollback(ctx) }()
 	_, err = hold.Exec(ctx, `LOCK TABLE write_behind_batches IN EXCLUSIVE MODE`)
