@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,6 +73,51 @@ func (g *gatewayProcess) counter(t *testing.T, name string) float64 {
 	return f.GetMetric()[0].GetCounter().GetValue()
 }
 
+// killPair is two `brownout serve` processes, A and B, on one fresh ledger
+// database, in front of the vendor at vendorURL: route chat, tenant acme
+// with a $0.05 budget (key tenant-key), and keys leased for a second, so
+// a dead gateway's key is soon taken over. prepare, when set, runs on the
+// database before they start.
+func killPair(t *testing.T, vendorURL string, prepare func(dbURL string)) (a, b *gatewayProcess, dbURL string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := serveConfig(t, dir, `
+providers:
+  openai: {vendor: openai, base_url: "`+vendorURL+`", api_key_env: KILL_TEST_OPENAI_KEY}
+routes:
+  chat: [openai/gpt-4o-mini]
+tenants:
+  - {name: acme, api_key_env: KILL_TEST_TENANT_KEY, budget_usd: "0.05", budget_window: 24000h}
+idempotency:
+  lease: 1s
+`, map[string]string{"KILL_TEST_OPENAI_KEY": "provider-key", "KILL_TEST_TENANT_KEY": "tenant-key"})
+	dbURL = pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+	if prepare != nil {
+		prepare(dbURL)
+	}
+	a = startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "a"))
+	b = startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "b"))
+	return a, b, dbURL
+}
+
+// postOrder sends the kill tests' request, with Idempotency-Key order-1,
+// to the gateway at base. Its client's bound makes a gateway that never
+// takes a dead one's key over fail the test rather than hang it, and one
+// that leaves it to the minute's purge fail too (the lease is 1s).
+func postOrder(base string) (int, http.Header, []byte, error) {
+	const body = `{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer tenant-key")
+	req.Header.Set("Idempotency-Key", "order-1")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, answer, err
+}
+
 // TestTwoGatewaysSurviveAKill: two `brownout serve` processes on one
 // Postgres. Gateway A claims an Idempotency-Key and reserves its tenant's
 // budget, calls the vendor, and is killed with SIGKILL before the vendor
@@ -107,41 +151,10 @@ func TestTwoGatewaysSurviveAKill(t *testing.T) {
 	defer vendor.Close()
 	defer close(hold)
 
-	dir := t.TempDir()
-	cfg := serveConfig(t, dir, `
-providers:
-  openai: {vendor: openai, base_url: "`+vendor.URL+`", api_key_env: KILL_TEST_OPENAI_KEY}
-routes:
-  chat: [openai/gpt-4o-mini]
-tenants:
-  - {name: acme, api_key_env: KILL_TEST_TENANT_KEY, budget_usd: "0.05", budget_window: 24000h}
-idempotency:
-  lease: 1s
-`, map[string]string{"KILL_TEST_OPENAI_KEY": "provider-key", "KILL_TEST_TENANT_KEY": "tenant-key"})
-	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
-	a := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "a"))
-	b := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "b"))
-
-	const body = `{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`
-	// A bound, so a gateway that never takes the key over fails the test
-	// rather than hanging it, and one left to the minute's purge fails too
-	// (the lease is 1s).
-	client := &http.Client{Timeout: 30 * time.Second}
-	post := func(base string) (int, http.Header, []byte, error) {
-		req, _ := http.NewRequest("POST", base+"/v1/chat/completions", bytes.NewReader([]byte(body)))
-		req.Header.Set("Authorization", "Bearer tenant-key")
-		req.Header.Set("Idempotency-Key", "order-1")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, b, err
-	}
+	a, b, dbURL := killPair(t, vendor.URL, nil)
 	toA := make(chan error, 1)
 	go func() {
-		_, _, _, err := post(a.addr)
+		_, _, _, err := postOrder(a.addr)
 		toA <- err
 	}()
 	select {
@@ -181,12 +194,12 @@ idempotency:
 	// 16 output tokens at $0.60/M.
 	assert.Equal(t, "0.0000168", heldByA.String(), "A's reservation, taken with its claim")
 
-	status, h, answer, err := post(b.addr)
+	status, h, answer, err := postOrder(b.addr)
 	require.NoError(t, err)
 	require.Equal(t, 200, status, "%s", answer)
 	assert.Empty(t, h.Get("Idempotent-Replayed"), "B ran the request once A's lease ran out")
 	assert.Equal(t, int32(2), calls.Load(), "the vendor was called by A and then by B")
-	status, h, again, err := post(b.addr)
+	status, h, again, err := postOrder(b.addr)
 	require.NoError(t, err)
 	assert.Equal(t, 200, status)
 	assert.Equal(t, "true", h.Get("Idempotent-Replayed"))
@@ -346,44 +359,25 @@ func TestTwoGatewaysSurviveAKillBetweenAnswerAndCompletion(t *testing.T) {
 	fake := fakeprovider.NewServer(fakeprovider.Config{Vendor: fakeprovider.OpenAI, Seed: 1,
 		Models: map[string]fakeprovider.Model{"gpt-4o-mini": {Answers: []fakeprovider.Answer{{Text: "Paris"}}}}})
 	defer fake.Close()
-	dir := t.TempDir()
-	cfg := serveConfig(t, dir, `
-providers:
-  openai: {vendor: openai, base_url: "`+fake.URL+`", api_key_env: KILL_AFTER_TEST_OPENAI_KEY}
-routes:
-  chat: [openai/gpt-4o-mini]
-tenants:
-  - {name: acme, api_key_env: KILL_AFTER_TEST_TENANT_KEY, budget_usd: "0.05", budget_window: 24000h}
-idempotency:
-  lease: 1s
-`, map[string]string{"KILL_AFTER_TEST_OPENAI_KEY": "provider-key", "KILL_AFTER_TEST_TENANT_KEY": "tenant-key"})
-	dbURL := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
 	ctx := context.Background()
-	db, err := pgx.Connect(ctx, dbURL)
-	require.NoError(t, err)
-	defer db.Close(ctx)
+	var db *pgx.Conn
 	var name string
-	require.NoError(t, db.QueryRow(ctx, `SELECT current_database()`).Scan(&name))
-	// As a production server may be set: a query whose client is gone is
-	// stopped within 50ms, not left to finish.
-	_, err = db.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET client_connection_check_interval = '50ms'`)
-	require.NoError(t, err)
-	a := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "a"))
-	b := startGatewayProcess(t, "--config", cfg, "--database-url", dbURL, "--metrics-addr", "off", "--spool-dir", filepath.Join(dir, "b"))
-
-	const body = `{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"What is the capital of France? One word."}]}`
-	client := &http.Client{Timeout: 30 * time.Second} // a bound: a gateway that never takes the key over fails
+	a, b, dbURL := killPair(t, fake.URL, func(dbURL string) {
+		var err error
+		db, err = pgx.Connect(ctx, dbURL)
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close(ctx) })
+		require.NoError(t, db.QueryRow(ctx, `SELECT current_database()`).Scan(&name))
+		// As a production server may be set: a query whose client is gone
+		// is stopped within 50ms, not left to finish.
+		_, err = db.Exec(ctx, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET client_connection_check_interval = '50ms'`)
+		require.NoError(t, err)
+	})
 	post := func(base string) (int, http.Header, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer tenant-key")
-		req.Header.Set("Idempotency-Key", "order-1")
-		resp, err := client.Do(req)
+		status, h, answer, err := postOrder(base)
 		require.NoError(t, err)
-		defer resp.Body.Close()
-		answer, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, resp.Header, answer
+		return status, h, answer
 	}
 	count := func(sql string, args ...any) (n int) {
 		t.Helper()
