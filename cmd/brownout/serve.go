@@ -76,7 +76,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var behind *gateway.WriteBehind // the keys' and budgets' writes after a response, in Postgres
 	if *dbURL != "" {
 		if err := ledger.Migrate(ctx, *dbURL); err != nil {
-			return fmt.Errorf("serve: ledger: %w", err)
+			return fmt.Errorf("serve: %w", err) // "ledger: migrate: ..."
 		}
 		poolConfig, err := gateway.PoolConfig(*dbURL)
 		if err != nil {
