@@ -722,9 +722,8 @@ func (a *acquireWatch) TraceAcquireStart(ctx context.Context, p *pgxpool.Pool, d
 // by the test. (Seen red with the wait for the connection uncut too: each
 // waited out the 10 s bound and failed with its deadline, not the cancel.)
 func TestAClientGoneWhileWaitingForAConnectionSendsNothing(t *testing.T) {
-	srv := pgtest.Start(t)
 	watch := &acquireWatch{waiting: make(chan struct{}, 1)}
-	pool := tracedPool(t, srv.NewDatabase(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}), watch, 1)
+	pool := tracedPool(t, pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}), watch, 1)
 	keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
 	budgets := gateway.NewPostgresBudgets(pool)
 	window := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
