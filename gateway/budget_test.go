@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/assert"
@@ -726,9 +727,36 @@ func TestAClientGoneWhileWaitingForAConnectionSendsNothing(t *testing.T) {
 	pool := tracedPool(t, pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}), watch, 1)
 	keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{})
 	budgets := gateway.NewPostgresBudgets(pool)
+	for _, tc := range roundTripsBeforeTheCall(keys, budgets) {
+		t.Run(tc.name, func(t *testing.T) {
+			held, err := pool.Acquire(context.Background()) // the pool's one connection
+			require.NoError(t, err)
+			<-watch.waiting // the test's own acquire
+			sent := watch.n.Load()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- tc.send(ctx) }()
+			<-watch.waiting // the request waits for the held connection
+			cancel()        // and its client goes away
+			err = <-done    // returned with the connection still held
+			held.Release()
+			require.ErrorIs(t, err, context.Canceled)
+			assert.Equal(t, sent, watch.n.Load(), "round trips sent for a client gone before its connection came")
+			assertNothingHeld(t, pool)
+			<-watch.waiting // the check's own acquire
+		})
+	}
+}
+
+// roundTripsBeforeTheCall are the round trips a request may wait for
+// before its upstream call, each on its own key and the tenant's window.
+func roundTripsBeforeTheCall(keys *gateway.PostgresIdempotency, budgets *gateway.PostgresBudgets) []struct {
+	name string
+	send func(context.Context) error
+} {
 	window := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 	amount, limit := decimal.RequireFromString("0.25"), decimal.RequireFromString("1")
-	for _, tc := range []struct {
+	return []struct {
 		name string
 		send func(context.Context) error
 	}{
@@ -749,81 +777,205 @@ func TestAClientGoneWhileWaitingForAConnectionSendsNothing(t *testing.T) {
 			_, _, err := gateway.ClaimReserving(ctx, keys, "acme", "order-2", window, amount, limit)
 			return err
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			held, err := pool.Acquire(context.Background()) // the pool's one connection
-			require.NoError(t, err)
-			<-watch.waiting // the test's own acquire
-			sent := watch.n.Load()
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- tc.send(ctx) }()
-			<-watch.waiting // the request waits for the held connection
-			cancel()        // and its client goes away
-			err = <-done    // returned with the connection still held
-			held.Release()
-			require.ErrorIs(t, err, context.Canceled)
-			assert.Equal(t, sent, watch.n.Load(), "round trips sent for a client gone before its connection came")
-			var claimed, reservations int
-			require.NoError(t, pool.QueryRow(context.Background(), `SELECT
-				(SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM budget_windows WHERE reserved <> 0)`).Scan(&claimed, &reservations))
-			assert.Zero(t, claimed, "keys claimed")
-			assert.Zero(t, reservations, "budget windows with a reservation held")
-			<-watch.waiting // the check's own acquire
-		})
 	}
 }
 
-// TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases: with keys and
-// budgets in a Postgres that drops its connections and refuses new ones (a
-// restart, a failover), a request is a 503 that names the store that
-// failed, budget_unavailable or idempotency_unavailable, in the gateway's
-// own words: the database's error, which names its user, its database and
-// its host, goes to the log with the request's id, never to the tenant.
-// Nothing reaches the vendor. (Seen red before: the budget's outage was a
-// 502 upstream_error, and the claim's 503 quoted pgx's "failed to connect
-// to `user=... database=...`: 127.0.0.1:...".)
-func TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases(t *testing.T) {
-	url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
-	db, err := pgxpool.ParseConfig(url)
-	require.NoError(t, err)
-	pool := pgtest.Pool(t, url)
-	var logs gatewaytest.LogBuffer
-	fakes := startFakes(t, nil)
-	r := rigOn(t, fakes, ledger.NewMemoryStore(), nil, rigExtras{
-		idempotency: gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}),
-		budgetStore: gateway.NewPostgresBudgets(pool),
-		budgets:     map[string]gateway.Budget{"acme": {Limit: decimal.RequireFromString("1"), Window: budgetWindow}},
-		logger:      slog.New(slog.NewTextHandler(&logs, nil)),
-	})
-	restore := pgtest.Shared(t).CutOff(t, url)
-	defer restore()
+// assertNothingHeld checks, with the test's own SQL, that no key is
+// claimed and no budget window holds a reservation.
+func assertNothingHeld(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	var claimed, reservations int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT
+		(SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM budget_windows WHERE reserved <> 0)`).Scan(&claimed, &reservations))
+	assert.Zero(t, claimed, "keys claimed")
+	assert.Zero(t, reservations, "budget windows with a reservation held")
+}
 
-	for _, tc := range []struct {
-		name    string
-		headers map[string]string
-		code    string
-	}{
-		{"the budget's reservation", map[string]string{"X-Request-ID": "outage-1"}, "budget_unavailable"},
-		{"a key's claim and the reservation", map[string]string{"X-Request-ID": "outage-2", "Idempotency-Key": "k-1"}, "idempotency_unavailable"},
-	} {
+// TestNoConnectionWithinTheWaitSendsNothing: a claim or a reservation
+// that finds every pooled connection busy for its whole connection wait
+// (a database stalled, a pool far too small for the load) fails then,
+// with errNoConnection and nothing sent, though its client would wait on:
+// requests do not queue for as long as the database stalls. The pool has
+// one connection, held by the test throughout. (Seen red with the wait
+// bounded by the client alone: each request was still waiting when the
+// test gave up on it.)
+func TestNoConnectionWithinTheWaitSendsNothing(t *testing.T) {
+	watch := &acquireWatch{waiting: make(chan struct{}, 1)}
+	pool := tracedPool(t, pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}), watch, 1)
+	const wait = 50 * time.Millisecond
+	keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WithConnectionWait(wait)
+	budgets := gateway.NewPostgresBudgets(pool).WithConnectionWait(wait)
+	for _, tc := range roundTripsBeforeTheCall(keys, budgets) {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := send(t, r.server.URL, tenantKey, budgetBody, tc.headers)
-			assert.Equal(t, 503, resp.StatusCode)
-			var e struct {
-				Error struct{ Type, Code, Message string }
-			}
-			require.NoError(t, json.Unmarshal(body, &e), "%s", body)
-			assert.Equal(t, "server_error", e.Error.Type)
-			assert.Equal(t, tc.code, e.Error.Code)
-			for _, leak := range []string{db.ConnConfig.Database, "user=" + db.ConnConfig.User, fmt.Sprintf("%s:%d", db.ConnConfig.Host, db.ConnConfig.Port)} {
-				assert.NotContains(t, string(body), leak, "the database's error reached the tenant")
-			}
-			id := resp.Header.Get("X-Brownout-Request-Id")
-			require.NotEmpty(t, id)
-			assert.Contains(t, logs.String(), "request_id="+id, "the store's error is in the log")
+			held, err := pool.Acquire(context.Background()) // the pool's one connection
+			require.NoError(t, err)
+			sent := watch.n.Load()
+			err = waitedOut(t, held, func() error { return tc.send(context.Background()) })
+			require.ErrorIs(t, err, gateway.ErrNoConnection)
+			assert.Equal(t, sent, watch.n.Load(), "round trips sent without a connection")
+			assertNothingHeld(t, pool)
 		})
 	}
-	assert.Contains(t, logs.String(), db.ConnConfig.Database, "the log names the database, for the operator")
-	assert.Zero(t, fakes["openai"].Invoice().Totals.Requests, "nothing reached the vendor")
+
+	// A duplicate of a key in flight looks at the key between its claims;
+	// that look waits no longer for a connection.
+	t.Run("a duplicate's look at the key it waits on", func(t *testing.T) {
+		gate := &acquireGate{at: 2, arrived: make(chan struct{}), proceed: make(chan struct{})}
+		pool := tracedPool(t, pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}), gate, 1)
+		keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WithConnectionWait(wait)
+		first, _, err := keys.Begin(context.Background(), "acme", "order-3", []byte("h"))
+		require.NoError(t, err)
+		require.NotNil(t, first)
+		done := make(chan error, 1)
+		go func() {
+			// Its claim (the gate's first acquire) finds the key in flight;
+			// its look (the second) finds the pool's one connection held.
+			_, _, err := keys.Begin(context.WithValue(context.Background(), gatedRequest{}, true), "acme", "order-3", []byte("h"))
+			done <- err
+		}()
+		<-gate.arrived
+		held, err := pool.Acquire(context.Background())
+		require.NoError(t, err)
+		close(gate.proceed)
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			held.Release()
+			t.Fatalf("the duplicate still waited for a connection 30 s on, its wait %s", wait)
+		}
+		held.Release()
+		require.ErrorIs(t, err, gateway.ErrNoConnection)
+	})
+}
+
+// waitedOut runs send, whose connection the test holds (held), and
+// returns its error. A send still waiting 30 s on (its wait being far
+// shorter) fails the test, once held is released and it has returned.
+func waitedOut(t *testing.T, held *pgxpool.Conn, send func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- send() }()
+	select {
+	case err := <-done:
+		held.Release()
+		return err
+	case <-time.After(30 * time.Second):
+		held.Release()
+		err := <-done
+		t.Fatalf("still waiting for a connection 30 s on; once one came free: %v", err)
+		return nil
+	}
+}
+
+// gatedRequest marks the context of the request an acquireGate stops.
+type gatedRequest struct{}
+
+// acquireGate stops the at-th acquire of the marked request (gatedRequest)
+// until the test, told of it (arrived), lets it go on (proceed).
+type acquireGate struct {
+	n                atomic.Int32
+	at               int32
+	arrived, proceed chan struct{}
+}
+
+func (g *acquireGate) TraceAcquireStart(ctx context.Context, _ *pgxpool.Pool, _ pgxpool.TraceAcquireStartData) context.Context {
+	if ctx.Value(gatedRequest{}) != nil && g.n.Add(1) == g.at {
+		close(g.arrived)
+		<-g.proceed
+	}
+	return ctx
+}
+
+func (g *acquireGate) TraceAcquireEnd(context.Context, *pgxpool.Pool, pgxpool.TraceAcquireEndData) {}
+
+func (g *acquireGate) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+
+func (g *acquireGate) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases: with keys and
+// budgets in a Postgres that drops its connections and refuses new ones (a
+// restart, a failover), or that keeps every pooled connection busy past
+// the stores' connection wait (a stall), a request is a 503 that names the
+// store that failed, budget_unavailable or idempotency_unavailable, in the
+// gateway's own words: the database's error, which names its user, its
+// database and its host, goes to the log with the request's id, never to
+// the tenant. Nothing reaches the vendor, and the client, which sets no
+// deadline, has its answer once the wait is out. (Seen red before: the
+// budget's outage was a 502 upstream_error, and the claim's 503 quoted
+// pgx's "failed to connect to `user=... database=...`: 127.0.0.1:...";
+// and with the wait bounded by the client alone, the stalled store's
+// requests were still waiting when the test gave up on them.)
+func TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases(t *testing.T) {
+	for _, outage := range []struct {
+		name string
+		// start brings the outage on the stores' pool, of the database at
+		// url, and returns what the log then says of it.
+		start func(t *testing.T, url string) (pool *pgxpool.Pool, wait time.Duration, logged string)
+	}{
+		{"refused", func(t *testing.T, url string) (*pgxpool.Pool, time.Duration, string) {
+			pool := pgtest.Pool(t, url)
+			restore := pgtest.Shared(t).CutOff(t, url)
+			t.Cleanup(restore)
+			db, err := pgxpool.ParseConfig(url)
+			require.NoError(t, err)
+			return pool, gateway.DefaultConnectionWait, db.ConnConfig.Database
+		}},
+		{"stalled", func(t *testing.T, url string) (*pgxpool.Pool, time.Duration, string) {
+			pool := tracedPool(t, url, &roundTrips{}, 1)
+			held, err := pool.Acquire(context.Background()) // the pool's one connection, for the whole test
+			require.NoError(t, err)
+			// Or until a request has waited 30 s for it: the test then fails
+			// on the request's answer, not on go test's timeout.
+			var once sync.Once
+			release := func() { once.Do(held.Release) }
+			guard := time.AfterFunc(30*time.Second, release)
+			t.Cleanup(func() { guard.Stop() })
+			t.Cleanup(release)
+			return pool, 50 * time.Millisecond, "no database connection came free within 50ms"
+		}},
+	} {
+		t.Run(outage.name, func(t *testing.T) {
+			url := pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate})
+			db, err := pgxpool.ParseConfig(url)
+			require.NoError(t, err)
+			var logs gatewaytest.LogBuffer
+			fakes := startFakes(t, nil)
+			pool, wait, logged := outage.start(t, url)
+			r := rigOn(t, fakes, ledger.NewMemoryStore(), nil, rigExtras{
+				idempotency: gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WithConnectionWait(wait),
+				budgetStore: gateway.NewPostgresBudgets(pool).WithConnectionWait(wait),
+				budgets:     map[string]gateway.Budget{"acme": {Limit: decimal.RequireFromString("1"), Window: budgetWindow}},
+				logger:      slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			for _, tc := range []struct {
+				name    string
+				headers map[string]string
+				code    string
+			}{
+				{"the budget's reservation", map[string]string{"X-Request-ID": "outage-1"}, "budget_unavailable"},
+				{"a key's claim and the reservation", map[string]string{"X-Request-ID": "outage-2", "Idempotency-Key": "k-1"}, "idempotency_unavailable"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					resp, body := send(t, r.server.URL, tenantKey, budgetBody, tc.headers)
+					assert.Equal(t, 503, resp.StatusCode)
+					var e struct {
+						Error struct{ Type, Code, Message string }
+					}
+					require.NoError(t, json.Unmarshal(body, &e), "%s", body)
+					assert.Equal(t, "server_error", e.Error.Type)
+					assert.Equal(t, tc.code, e.Error.Code)
+					for _, leak := range []string{db.ConnConfig.Database, "user=" + db.ConnConfig.User, fmt.Sprintf("%s:%d", db.ConnConfig.Host, db.ConnConfig.Port)} {
+						assert.NotContains(t, string(body), leak, "the database's error reached the tenant")
+					}
+					id := resp.Header.Get("X-Brownout-Request-Id")
+					require.NotEmpty(t, id)
+					assert.Contains(t, logs.String(), "request_id="+id, "the store's error is in the log")
+				})
+			}
+			assert.Contains(t, logs.String(), logged, "the log says what failed, for the operator")
+			assert.Zero(t, fakes["openai"].Invoice().Totals.Requests, "nothing reached the vendor")
+		})
+	}
 }

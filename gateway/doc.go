@@ -33,7 +33,9 @@
 // own, fenced by the writer) and sent again only if it did not commit, so
 // no settlement is counted twice, and a database out of reach is waited
 // for, however long, not given up on. The pool they share holds its every connection open
-// from the start (pool.go), so no request waits for a new one.
+// from the start (pool.go), so no request waits for a new one, and a request
+// waits at most DefaultConnectionWait for a busy one before it is refused,
+// having sent nothing (a 503).
 //
 // Idempotency is HTTP middleware, not a wrapper of Complete: it needs the
 // response bytes the client saw. Failover, retry and the breaker are one

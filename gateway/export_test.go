@@ -42,3 +42,7 @@ func ResetEarlyRelease() { durableCommitRefused.Store(false) }
 // SetBatchRetention makes wb keep the rows of its round trips for d, not
 // batchRetention; call it before the first write.
 func SetBatchRetention(wb *WriteBehind, d time.Duration) { wb.retention = d }
+
+// ErrNoConnection is a store round trip before the upstream call that
+// found no free connection within its wait.
+var ErrNoConnection = errNoConnection

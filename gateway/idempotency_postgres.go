@@ -21,14 +21,24 @@ type PostgresIdempotency struct {
 	pool     *pgxpool.Pool
 	settings IdempotencySettings
 	poll     time.Duration
-	behind   *WriteBehind // nil: Complete and Release write at once
+	wait     time.Duration // the most a claim (and its lookup) waits for a connection
+	behind   *WriteBehind  // nil: Complete and Release write at once
 }
 
 var _ IdempotencyStore = (*PostgresIdempotency)(nil)
 
 // NewPostgresIdempotency returns a store over pool (ledger.Migrate first).
 func NewPostgresIdempotency(pool *pgxpool.Pool, s IdempotencySettings) *PostgresIdempotency {
-	return &PostgresIdempotency{pool: pool, settings: s.withDefaults(), poll: 20 * time.Millisecond}
+	return &PostgresIdempotency{pool: pool, settings: s.withDefaults(), poll: 20 * time.Millisecond, wait: DefaultConnectionWait}
+}
+
+// WithConnectionWait sets the most a claim, and a duplicate's look at the
+// key it waits on, waits for one of the pool's connections before it
+// fails, having sent nothing (default DefaultConnectionWait). It returns
+// p.
+func (p *PostgresIdempotency) WithConnectionWait(d time.Duration) *PostgresIdempotency {
+	p.wait = d
+	return p
 }
 
 // WritingBehind makes Complete and Release queue their writes on wb, which
@@ -91,7 +101,7 @@ func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, has
 			// Not cut short by the caller once sent (uncutRoundTrip): a
 			// claim that committed unseen would hold the key until its
 			// lease ran out.
-			err = uncutRoundTrip(ctx, p.pool, func(ctx context.Context, c *pgxpool.Conn) error {
+			err = uncutRoundTrip(ctx, p.pool, p.wait, func(ctx context.Context, c *pgxpool.Conn) error {
 				return c.QueryRow(ctx, claimSQL, tenant, key, hash, lease, retention, l.Token).Scan(&claimed)
 			})
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -101,7 +111,7 @@ func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, has
 			// Scanned into locals: a round trip that fails after the
 			// statement (its durability unknown) reports nothing.
 			var c, rs bool
-			err = reserveOnRow(ctx, p.pool, tenant, r.window, func(b *pgx.Batch) {
+			err = reserveOnRow(ctx, p.pool, p.wait, tenant, r.window, func(b *pgx.Batch) {
 				b.Queue(claimReservingSQL, tenant, key, hash, lease, retention, l.Token,
 					r.amount.String(), r.limit.String(), r.window).QueryRow(func(row pgx.Row) error { return row.Scan(&c, &rs) })
 			})
@@ -120,8 +130,12 @@ func (p *PostgresIdempotency) begin(ctx context.Context, tenant, key string, has
 		var resp StoredResponse
 		var status *int32
 		var ctype *string
-		err = p.pool.QueryRow(ctx, `SELECT body_hash, state, status, content_type, body, body_omitted FROM idempotency_keys
-			WHERE tenant = $1 AND key = $2`, tenant, key).Scan(&stored, &state, &status, &ctype, &resp.Body, &resp.Omitted)
+		var c *pgxpool.Conn
+		if c, err = acquire(ctx, p.pool, p.wait); err == nil {
+			err = c.QueryRow(ctx, `SELECT body_hash, state, status, content_type, body, body_omitted FROM idempotency_keys
+				WHERE tenant = $1 AND key = $2`, tenant, key).Scan(&stored, &state, &status, &ctype, &resp.Body, &resp.Omitted)
+			c.Release()
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue // released between the two statements: claim again
 		}
