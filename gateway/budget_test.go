@@ -839,9 +839,9 @@ func TestNoConnectionWithinTheWaitSendsNothing(t *testing.T) {
 		close(gate.proceed)
 		select {
 		case err = <-done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(10 * time.Second):
 			held.Release()
-			t.Fatalf("the duplicate still waited for a connection 30 s on, its wait %s", wait)
+			t.Fatalf("the duplicate still waited for a connection 10 s on, its wait %s", wait)
 		}
 		held.Release()
 		require.ErrorIs(t, err, gateway.ErrNoConnection)
@@ -849,7 +849,7 @@ func TestNoConnectionWithinTheWaitSendsNothing(t *testing.T) {
 }
 
 // waitedOut runs send, whose connection the test holds (held), and
-// returns its error. A send still waiting 30 s on (its wait being far
+// returns its error. A send still waiting 10 s on (its wait being far
 // shorter) fails the test, once held is released and it has returned.
 func waitedOut(t *testing.T, held *pgxpool.Conn, send func() error) error {
 	t.Helper()
@@ -859,10 +859,10 @@ func waitedOut(t *testing.T, held *pgxpool.Conn, send func() error) error {
 	case err := <-done:
 		held.Release()
 		return err
-	case <-time.After(30 * time.Second):
+	case <-time.After(10 * time.Second):
 		held.Release()
 		err := <-done
-		t.Fatalf("still waiting for a connection 30 s on; once one came free: %v", err)
+		t.Fatalf("still waiting for a connection 10 s on; once one came free: %v", err)
 		return nil
 	}
 }
@@ -926,11 +926,11 @@ func TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases(t *testing.T) {
 			pool := tracedPool(t, url, &roundTrips{}, 1)
 			held, err := pool.Acquire(context.Background()) // the pool's one connection, for the whole test
 			require.NoError(t, err)
-			// Or until a request has waited 30 s for it: the test then fails
+			// Or until a request has waited 10 s for it: the test then fails
 			// on the request's answer, not on go test's timeout.
 			var once sync.Once
 			release := func() { once.Do(held.Release) }
-			guard := time.AfterFunc(30*time.Second, release)
+			guard := time.AfterFunc(10*time.Second, release)
 			t.Cleanup(func() { guard.Stop() })
 			t.Cleanup(release)
 			return pool, 50 * time.Millisecond, "no database connection came free within 50ms"
