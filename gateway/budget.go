@@ -161,12 +161,12 @@ func (g *Gateway) take(ctx context.Context, req *Request, r *reservation) error 
 
 // unavailable is the error of a reservation the budget store failed:
 // errClientGone when req's client went away meanwhile, else
-// errBudgetUnavailable, logged with the store's error.
+// errBudgetUnavailable, logged with the store's error (outageLog).
 func (g *Gateway) unavailable(ctx context.Context, req *Request, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", errClientGone, context.Cause(ctx))
 	}
-	g.log.Error("gateway: budget store unavailable", "request_id", req.ID, "tenant", req.Tenant, "error", err)
+	g.budgetDown.error(g.log, g.now(), "gateway: budget store unavailable", "request_id", req.ID, "tenant", req.Tenant, "error", err)
 	return fmt.Errorf("%w: %w", errBudgetUnavailable, err)
 }
 

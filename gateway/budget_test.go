@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -901,12 +902,14 @@ func (g *acquireGate) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEn
 // store that failed, budget_unavailable or idempotency_unavailable, in the
 // gateway's own words: the database's error, which names its user, its
 // database and its host, goes to the log with the request's id, never to
-// the tenant. Nothing reaches the vendor, and the client, which sets no
-// deadline, has its answer once the wait is out. (Seen red before: the
+// the tenant, the first of the outage at once and then a line in ten
+// seconds at most. Nothing reaches the vendor, and the client, which sets
+// no deadline, has its answer once the wait is out. (Seen red before: the
 // budget's outage was a 502 upstream_error, and the claim's 503 quoted
 // pgx's "failed to connect to `user=... database=...`: 127.0.0.1:...";
-// and with the wait bounded by the client alone, the stalled store's
-// requests were still waiting when the test gave up on them.)
+// with the wait bounded by the client alone, the stalled store's requests
+// were still waiting when the test gave up on them; and with every error
+// logged, four requests were four lines.)
 func TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases(t *testing.T) {
 	for _, outage := range []struct {
 		name string
@@ -975,6 +978,17 @@ func TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases(t *testing.T) {
 				})
 			}
 			assert.Contains(t, logs.String(), logged, "the log says what failed, for the operator")
+
+			// More requests in the same outage are counted, not logged: one
+			// line a store in ten seconds (outageLog), not one a request.
+			for i := range 3 {
+				resp, body := send(t, r.server.URL, tenantKey, budgetBody, map[string]string{"Idempotency-Key": fmt.Sprintf("k-%d", i+2)})
+				require.Equal(t, 503, resp.StatusCode, "%s", body)
+				resp, body = send(t, r.server.URL, tenantKey, budgetBody, nil)
+				require.Equal(t, 503, resp.StatusCode, "%s", body)
+			}
+			assert.Equal(t, 1, strings.Count(logs.String(), "idempotency store unavailable"), "lines logged for 4 requests\n%s", logs.String())
+			assert.Equal(t, 1, strings.Count(logs.String(), "budget store unavailable"), "lines logged for 4 requests\n%s", logs.String())
 			assert.Zero(t, fakes["openai"].Invoice().Totals.Requests, "nothing reached the vendor")
 		})
 	}

@@ -131,6 +131,9 @@ type Gateway struct {
 	breakers   *breakers
 	jitter     *backoff.Jitter
 	cooldowns  cooldowns
+	// The key and budget stores' errors, each written at most once in
+	// outageLogEvery.
+	idempotencyDown, budgetDown outageLog
 
 	budgets     map[string]Budget
 	budgetStore BudgetStore

@@ -216,7 +216,7 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, ha
 	case err != nil && r.Context().Err() != nil:
 		return nil, nil, false, fmt.Errorf("%w: %w", errClientGone, context.Cause(r.Context()))
 	case err != nil:
-		h.g.log.Error("gateway: idempotency store unavailable", "request_id", req.ID, "tenant", req.Tenant, "error", err)
+		h.g.idempotencyDown.error(h.g.log, h.g.now(), "gateway: idempotency store unavailable", "request_id", req.ID, "tenant", req.Tenant, "error", err)
 		return nil, nil, false, fmt.Errorf("%w: %w", errIdempotencyUnavailable, err)
 	case stored != nil:
 		w.Header().Set("Content-Type", stored.ContentType)
