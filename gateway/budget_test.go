@@ -819,8 +819,11 @@ func TestNoConnectionWithinTheWaitSendsNothing(t *testing.T) {
 	}
 
 	// A duplicate of a key in flight looks at the key between its claims;
-	// that look waits no longer for a connection.
+	// that look waits no longer for a connection. The wait is the default
+	// here, so that the claims before it (the first opening the pool's
+	// connection) never meet it on a loaded machine.
 	t.Run("a duplicate's look at the key it waits on", func(t *testing.T) {
+		const wait = gateway.DefaultConnectionWait
 		gate := &acquireGate{at: 2, arrived: make(chan struct{}), proceed: make(chan struct{})}
 		pool := tracedPool(t, pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}), gate, 1)
 		keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WithConnectionWait(wait)

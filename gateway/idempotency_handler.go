@@ -258,7 +258,12 @@ func (h *handler) claim(w http.ResponseWriter, r *http.Request, req *Request, ha
 // func stops it and waits for a renewal in progress. A lease found lost is
 // logged: the key went to another request, which this one can no longer
 // complete. It runs on a timer, not a goroutine of its own: most requests
-// end before their first renewal, and then cost no goroutine at all.
+// end before their first renewal, and then cost no goroutine at all. A
+// renewal is given up once the next one is due: with the store stalled
+// (a database that stopped answering, a lock on the key's table), the
+// request's end, which waits for a renewal in progress, waits no longer
+// than that, and the renewal's connection is not held for as long as the
+// stall lasts.
 func (h *handler) heartbeat(ctx context.Context, lease *Lease, requestID string) func() {
 	every := max(lease.TTL/3, time.Millisecond)
 	var (
@@ -277,7 +282,9 @@ func (h *handler) heartbeat(ctx context.Context, lease *Lease, requestID string)
 		beating = done
 		mu.Unlock()
 		start := time.Now()
-		err := h.opts.Idempotency.Heartbeat(ctx, lease)
+		rctx, cancel := context.WithTimeout(ctx, every)
+		err := h.opts.Idempotency.Heartbeat(rctx, lease)
+		cancel()
 		if err != nil {
 			h.g.log.Error("gateway: idempotency heartbeat", "request_id", requestID, "error", err)
 		}

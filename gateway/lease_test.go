@@ -297,6 +297,66 @@ func TestHeartbeatStopsBeforeTheKeyIsCompleted(t *testing.T) {
 	})
 }
 
+// stalledHeartbeat is a store whose every Heartbeat stalls, as a database
+// that stopped answering does, until its ctx ends.
+type stalledHeartbeat struct {
+	gateway.IdempotencyStore
+	mu                  sync.Mutex
+	renewals, completed int
+}
+
+func (s *stalledHeartbeat) Heartbeat(ctx context.Context, _ *gateway.Lease) error {
+	s.mu.Lock()
+	s.renewals++
+	s.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s *stalledHeartbeat) Complete(ctx context.Context, l *gateway.Lease, resp gateway.StoredResponse) error {
+	s.mu.Lock()
+	s.completed++
+	s.mu.Unlock()
+	return s.IdempotencyStore.Complete(ctx, l, resp)
+}
+
+// TestAStalledRenewalIsGivenUpWhenTheNextIsDue: a request whose lease
+// renewal meets a stalled store (its round trip never answered) ends, and
+// completes its key, once that renewal is given up, when the next is due
+// (a third of the lease), not when the store answers. In virtual time.
+// (Seen red with the renewal on the request's context alone: the request
+// had not ended 10 s on.)
+func TestAStalledRenewalIsGivenUpWhenTheNextIsDue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &stalledHeartbeat{IdempotencyStore: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{Lease: 300 * time.Millisecond}, nil)}
+		slow := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris"}}, TTFTms: fakeprovider.Fixed(150)}
+		g, err := gatewaytest.New(gatewaytest.Config{
+			Fakes:       map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"gpt-4o-mini": slow}}},
+			Gateway:     gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
+			Idempotency: store,
+		})
+		require.NoError(t, err)
+		t.Cleanup(g.Close)
+		start := time.Now()
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() { done <- askWithKey(g, "renewed-in-a-stall") }()
+		var rec *httptest.ResponseRecorder
+		select {
+		case rec = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request had not ended 10 s on, its renewal stalled")
+		}
+		// The answer at 150 ms, during the renewal begun at 100 ms; that
+		// renewal given up at 200 ms.
+		assert.Equal(t, 200*time.Millisecond, time.Since(start))
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		assert.Equal(t, 1, store.renewals)
+		assert.Equal(t, 1, store.completed, "the key completed")
+	})
+}
+
 // TestResponseTooLargeIsNotReplayed: a response over max_response_bytes is
 // delivered once and not kept; a duplicate gets a 409 that says so, and
 // the request is not run again.
