@@ -269,14 +269,7 @@ func TestHeartbeatStopsBeforeTheKeyIsCompleted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &heldHeartbeat{IdempotencyStore: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{Lease: 300 * time.Millisecond}, nil),
 			entered: make(chan struct{}), release: make(chan struct{})}
-		slow := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris"}}, TTFTms: fakeprovider.Fixed(150)}
-		g, err := gatewaytest.New(gatewaytest.Config{
-			Fakes:       map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"gpt-4o-mini": slow}}},
-			Gateway:     gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
-			Idempotency: store,
-		})
-		require.NoError(t, err)
-		t.Cleanup(g.Close)
+		g := answersAt150ms(t, store)
 		done := make(chan *httptest.ResponseRecorder, 1)
 		go func() { done <- askWithKey(g, "renewed-while-answered") }()
 		<-store.entered         // the renewal at 100 ms, held
@@ -329,14 +322,7 @@ func (s *stalledHeartbeat) Complete(ctx context.Context, l *gateway.Lease, resp 
 func TestAStalledRenewalIsGivenUpWhenTheNextIsDue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &stalledHeartbeat{IdempotencyStore: gateway.NewMemoryIdempotency(gateway.IdempotencySettings{Lease: 300 * time.Millisecond}, nil)}
-		slow := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris"}}, TTFTms: fakeprovider.Fixed(150)}
-		g, err := gatewaytest.New(gatewaytest.Config{
-			Fakes:       map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"gpt-4o-mini": slow}}},
-			Gateway:     gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
-			Idempotency: store,
-		})
-		require.NoError(t, err)
-		t.Cleanup(g.Close)
+		g := answersAt150ms(t, store)
 		start := time.Now()
 		done := make(chan *httptest.ResponseRecorder, 1)
 		go func() { done <- askWithKey(g, "renewed-in-a-stall") }()
@@ -380,6 +366,21 @@ func TestResponseTooLargeIsNotReplayed(t *testing.T) {
 		assert.Contains(t, second.Body.String(), fmt.Sprintf("(%d bytes)", first.Body.Len()))
 		assert.Len(t, g.Fakes["openai"].Journal(), 1, "not run again")
 	})
+}
+
+// answersAt150ms is a gateway whose one route's vendor answers 150 ms
+// after it is asked, with keys in store.
+func answersAt150ms(t *testing.T, store gateway.IdempotencyStore) *gatewaytest.Gateway {
+	t.Helper()
+	slow := fakeprovider.Model{Answers: []fakeprovider.Answer{{Text: "Paris"}}, TTFTms: fakeprovider.Fixed(150)}
+	g, err := gatewaytest.New(gatewaytest.Config{
+		Fakes:       map[string]fakeprovider.Config{"openai": {Vendor: fakeprovider.OpenAI, Seed: 1, Models: map[string]fakeprovider.Model{"gpt-4o-mini": slow}}},
+		Gateway:     gateway.Config{Routes: map[string][]string{"chat": {"openai/gpt-4o-mini"}}},
+		Idempotency: store,
+	})
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+	return g
 }
 
 // askWithKey sends a chat request with an Idempotency-Key through g's HTTP
