@@ -32,10 +32,10 @@ func NewPostgresBudgets(pool *pgxpool.Pool) *PostgresBudgets {
 }
 
 // WithConnectionWait sets the most a reservation waits for one of the
-// pool's connections before it fails, having sent nothing (default
+// pool's connections before it fails, having sent nothing (zero or less:
 // DefaultConnectionWait). It returns p.
 func (p *PostgresBudgets) WithConnectionWait(d time.Duration) *PostgresBudgets {
-	p.wait = d
+	p.wait = connectionWait(d)
 	return p
 }
 
@@ -155,6 +155,15 @@ const reserveTimeout = 10 * time.Second
 // 0.1 ms, and under 50 ms with a durable Postgres serving the statements
 // before and after the call synchronously (all-synchronous).
 const DefaultConnectionWait = time.Second
+
+// connectionWait is d, or DefaultConnectionWait when d is not positive:
+// a wait of zero would refuse every request.
+func connectionWait(d time.Duration) time.Duration {
+	if d <= 0 {
+		return DefaultConnectionWait
+	}
+	return d
+}
 
 // errNoConnection is a request's store round trip that found no free
 // connection within its wait, and so sent nothing.

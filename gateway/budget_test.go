@@ -818,6 +818,16 @@ func TestNoConnectionWithinTheWaitSendsNothing(t *testing.T) {
 		})
 	}
 
+	// A wait of zero is the default, not a refusal of every request.
+	t.Run("a wait of zero", func(t *testing.T) {
+		pool := pgtest.Pool(t, pgtest.New(t, pgtest.Template{Name: "ledger", Setup: ledger.Migrate}))
+		keys := gateway.NewPostgresIdempotency(pool, gateway.IdempotencySettings{}).WithConnectionWait(0)
+		budgets := gateway.NewPostgresBudgets(pool).WithConnectionWait(0)
+		for _, tc := range roundTripsBeforeTheCall(keys, budgets) {
+			require.NoError(t, tc.send(context.Background()), tc.name)
+		}
+	})
+
 	// A duplicate of a key in flight looks at the key between its claims;
 	// that look waits no longer for a connection. The wait is the default
 	// here, so that the claims before it (the first opening the pool's

@@ -34,10 +34,10 @@ func NewPostgresIdempotency(pool *pgxpool.Pool, s IdempotencySettings) *Postgres
 
 // WithConnectionWait sets the most a claim, and a duplicate's look at the
 // key it waits on, waits for one of the pool's connections before it
-// fails, having sent nothing (default DefaultConnectionWait). It returns
-// p.
+// fails, having sent nothing (zero or less: DefaultConnectionWait). It
+// returns p.
 func (p *PostgresIdempotency) WithConnectionWait(d time.Duration) *PostgresIdempotency {
-	p.wait = d
+	p.wait = connectionWait(d)
 	return p
 }
 
