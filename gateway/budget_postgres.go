@@ -176,7 +176,7 @@ func acquire(ctx context.Context, pool *pgxpool.Pool, wait time.Duration) (*pgxp
 	defer cancel()
 	c, err := pool.Acquire(actx)
 	if err != nil && ctx.Err() == nil && actx.Err() != nil {
-		return nil, fmt.Errorf("%w within %s (the pool's %d all busy): %w", errNoConnection, wait, pool.Stat().MaxConns(), err)
+		return nil, fmt.Errorf("%w within %s (a pool of %d): %w", errNoConnection, wait, pool.Stat().MaxConns(), err)
 	}
 	return c, err
 }
