@@ -1150,8 +1150,10 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 		before = pg.sync.n.Load()
 	}
 	var vacuumedBefore map[string]autovacuumCounts
+	var db *dbSampler
 	if pg != nil {
 		vacuumedBefore = autovacuumed(b, pg.url)
+		db = sampleDB(b, pg.url, window, int(run/window))
 	}
 	start := time.Now()
 	for i := range n {
@@ -1177,17 +1179,25 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 	}
 	fmt.Println()
 	var passes []autovacuumPass
+	var dbWindows []dbWindow
 	if pg != nil {
 		passes = autovacuumPasses(vacuumedBefore, autovacuumed(b, pg.url), start)
+		dbWindows = db.windows()
 	}
 	per := int(window.Seconds() * rate)
 	var p50s []time.Duration
-	for from := 0; from+per <= n; from += per {
+	for w, from := 0, 0; from+per <= n; w, from = w+1, from+per {
 		d := slices.Clone(lat[from : from+per])
 		slices.Sort(d)
 		p50s = append(p50s, d[len(d)/2])
-		fmt.Printf("  %3.0fs to %3.0fs: p50 %s, p99 %s%s\n", float64(from)/rate, float64(from+per)/rate,
-			d[len(d)/2].Round(time.Microsecond), d[len(d)*99/100].Round(time.Microsecond),
+		var dbNote string
+		if w < len(dbWindows) {
+			d := dbWindows[w]
+			dbNote = fmt.Sprintf("; database alone: SELECT 1 %s, WAL %.1f kB and %.2f full-page images a request",
+				d.rtt.Round(time.Microsecond), float64(d.bytes)/1024/float64(per), float64(d.fpi)/float64(per))
+		}
+		fmt.Printf("  %3.0fs to %3.0fs: p50 %s, p99 %s%s%s\n", float64(from)/rate, float64(from+per)/rate,
+			d[len(d)/2].Round(time.Microsecond), d[len(d)*99/100].Round(time.Microsecond), dbNote,
 			passesIn(passes, time.Duration(from)*time.Second/rate, time.Duration(from+per)*time.Second/rate))
 	}
 	b.ReportMetric(served, "served-req/s")
@@ -1200,6 +1210,78 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 	if len(p50s) >= 2 && p50s[len(p50s)-1] > p50s[0]*3/2 {
 		b.Errorf("p50 grew from %s to %s over the run", p50s[0], p50s[len(p50s)-1])
 	}
+}
+
+// dbSampler watches the database through a sustained run, on a connection
+// of its own: a SELECT 1 every 20 ms (a twentieth of the run's own round
+// trips), and the server's WAL counters
+// (pg_stat_wal) at the start and at the end of each window. So each window
+// says how long the database took to answer alone (the median SELECT 1),
+// and how much WAL its requests wrote, and how many full-page images (the
+// first change of a page after a checkpoint writes the whole page to the
+// WAL, and every commit waits for the WAL to be flushed through it): a
+// window slower for the gateway than for the database alone is the
+// gateway's.
+type dbSampler struct {
+	out  []dbWindow
+	done chan struct{}
+}
+
+// dbWindow is what a dbSampler saw in one window.
+type dbWindow struct {
+	rtt        time.Duration // the median SELECT 1
+	bytes, fpi int64         // WAL written
+}
+
+// sampleDB starts watching the database at url now, for n windows.
+func sampleDB(b *testing.B, url string, window time.Duration, n int) *dbSampler {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wal := func() (w dbWindow) {
+		if err := conn.QueryRow(ctx, `SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal`).Scan(&w.bytes, &w.fpi); err != nil {
+			b.Error(err)
+		}
+		return w
+	}
+	s := &dbSampler{done: make(chan struct{})}
+	last := wal()
+	go func() {
+		defer close(s.done)
+		defer conn.Close(ctx)
+		start := time.Now()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var rtts []time.Duration
+		for len(s.out) < n {
+			now := <-tick.C
+			if now.Sub(start) >= time.Duration(len(s.out)+1)*window {
+				w := wal()
+				slices.Sort(rtts)
+				if len(rtts) > 0 {
+					w.rtt = rtts[len(rtts)/2]
+				}
+				s.out = append(s.out, dbWindow{w.rtt, w.bytes - last.bytes, w.fpi - last.fpi})
+				last, rtts = w, rtts[:0]
+				continue
+			}
+			t := time.Now()
+			if _, err := conn.Exec(ctx, `SELECT 1`); err != nil {
+				b.Error(err)
+				continue
+			}
+			rtts = append(rtts, time.Since(t))
+		}
+	}()
+	return s
+}
+
+// windows waits for the last window and returns what each saw.
+func (s *dbSampler) windows() []dbWindow {
+	<-s.done
+	return s.out
 }
 
 // autovacuumCounts is how many times Postgres's autovacuum has vacuumed and
