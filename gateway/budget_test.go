@@ -976,6 +976,7 @@ func TestAStoreOutageGetsTheGatewaysWordsNotTheDatabases(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					resp, body := send(t, r.server.URL, tenantKey, budgetBody, tc.headers)
 					assert.Equal(t, 503, resp.StatusCode)
+					assert.Equal(t, "1", resp.Header.Get("Retry-After"), "the client comes back no sooner than a connection would come free")
 					var e struct {
 						Error struct{ Type, Code, Message string }
 					}

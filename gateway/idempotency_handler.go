@@ -30,6 +30,12 @@ var (
 	errBudgetUnavailable      = errors.New("gateway: budget store unavailable")
 )
 
+// storeRetryAfter is the Retry-After of a 503 for a key or budget store
+// that failed: as long as a request waits for a pooled connection
+// (DefaultConnectionWait), so a client that honours it (the OpenAI SDKs
+// do) comes back no sooner than one would come free.
+const storeRetryAfter = time.Second
+
 // errClientGone is a request whose client went away before its upstream
 // call: nothing to answer, and nothing the store did wrong.
 var errClientGone = errors.New("gateway: the client went away")

@@ -501,10 +501,10 @@ func apiErrorClass(err error) apiError {
 	case errors.Is(err, errClientGone):
 		return apiError{status: 499, typ: "request_cancelled", code: "client_closed_request", msg: "The client closed the request.", outcome: "cancelled"}
 	case errors.Is(err, errIdempotencyUnavailable):
-		return apiError{status: 503, typ: "server_error", code: "idempotency_unavailable", outcome: "error",
+		return apiError{status: 503, typ: "server_error", code: "idempotency_unavailable", outcome: "error", retryAfter: storeRetryAfter,
 			msg: "The gateway's idempotency store is unavailable; nothing was sent upstream. Try again."}
 	case errors.Is(err, errBudgetUnavailable):
-		return apiError{status: 503, typ: "server_error", code: "budget_unavailable", outcome: "error",
+		return apiError{status: 503, typ: "server_error", code: "budget_unavailable", outcome: "error", retryAfter: storeRetryAfter,
 			msg: "The gateway's budget store is unavailable; nothing was sent upstream. Try again."}
 	}
 	var pe *llm.ProviderError
