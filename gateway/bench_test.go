@@ -1213,9 +1213,9 @@ func sustain(b *testing.B, h http.Handler, run time.Duration, pg *pgCosts) {
 }
 
 // dbSampler watches the database through a sustained run, on a connection
-// of its own: a SELECT 1 every 20 ms (a twentieth of the run's own round
-// trips), and the server's WAL counters
-// (pg_stat_wal) at the start and at the end of each window. So each window
+// of its own: a SELECT 1 every 20 ms (50 a second, beside the run's 1,000
+// requests), and the server's WAL counters (pg_stat_wal) at the start and
+// at the end of each window. So each window
 // says how long the database took to answer alone (the median SELECT 1),
 // and how much WAL its requests wrote, and how many full-page images (the
 // first change of a page after a checkpoint writes the whole page to the
